@@ -1,0 +1,60 @@
+"""Config validation: JSON Schema (with defaults filled in) that names the offending key in one line."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from saeflow.errors import ConfigError
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return path or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"{error.message}; allowed keys: {', '.join(allowed)}"
+    return error.message
+
+
+def validate_config(config: dict, schema: dict | str | Path, *, source: str = "config") -> dict:
+    """Return a copy of `config` with schema defaults filled in; raise ConfigError naming the first bad key."""
+    if not isinstance(schema, dict):
+        schema = yaml.safe_load(Path(schema).read_text())
+    resolved = copy.deepcopy(dict(config))
+    errors = sorted(_Validator(schema).iter_errors(resolved), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        raise ConfigError(f"{source}: key '{_key_path(err)}': {_describe(err)}")
+    return resolved
+
+
+def load_workflow_config(config: dict, schema_path: str | Path) -> dict:
+    """Validate inside the Snakefile; print one clear line instead of a traceback on a bad config."""
+    try:
+        return validate_config(config, schema_path)
+    except ConfigError as err:
+        raise SystemExit(f"saeflow config error: {err}") from None
