@@ -1,0 +1,49 @@
+"""The SAE registry: every SAE the workflow trains, by name, with its fully resolved parameters.
+
+Snakemake rules take `sae_specs(config)[name]` as `params:`, so changing any hyper-parameter of one SAE reruns
+exactly that SAE and what depends on it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from saeflow.errors import ConfigError
+
+SAE_DEFAULTS: dict[str, Any] = {
+    "architecture": "topk",
+    "d_sae": 4608,
+    "k": 32,
+    "l1_coefficient": 5.0,
+    "aux_k_coef": 1 / 32,
+    "lr": 4e-4,
+    "batch_size": 1024,
+    "epochs": 1.0,
+    "warmup_steps": 50,
+    "tilt": 0.0,
+    "init_from": None,
+    "extra": {},
+}
+
+
+def resolve_sae(name: str, spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    resolved = copy.deepcopy(SAE_DEFAULTS)
+    resolved.update(copy.deepcopy(spec))
+    resolved.setdefault("seed", config.get("seed", 0))
+    if "train_on" not in resolved:
+        raise ConfigError(f"saes.{name}.train_on is required (a text set such as 'general.train')")
+    corpus = resolved["train_on"].split(".", 1)[0]
+    if corpus not in config.get("corpora", {}) and "." not in resolved["train_on"]:
+        raise ConfigError(f"saes.{name}.train_on: unknown text set '{resolved['train_on']}'")
+    return resolved
+
+
+def sae_specs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """All SAEs of a run: those listed under `saes:` (later stages add generated ones)."""
+    specs = {name: resolve_sae(name, spec, config) for name, spec in config.get("saes", {}).items()}
+    for name, spec in specs.items():
+        parent = spec.get("init_from")
+        if parent is not None and parent not in specs:
+            raise ConfigError(f"saes.{name}.init_from: unknown SAE '{parent}'; known: {', '.join(sorted(specs))}")
+    return specs

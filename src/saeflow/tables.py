@@ -1,0 +1,32 @@
+"""Result tables: pandas DataFrames written with one helper to CSV + Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from saeflow.io import atomic_path, read_json
+
+CORE_COLUMNS = [
+    "sae", "eval_set", "l0", "fvu", "explained_variance", "ce_clean", "ce_sae", "ce_zero", "delta_ce",
+    "perplexity_clean", "perplexity_sae", "ce_loss_score", "kl", "dead_fraction", "dense_fraction", "n_tokens",
+]
+
+
+def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path | None = None, *,
+                floatfmt: str = ".4g", preamble: str = "") -> None:
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False)
+    if md_path is not None:
+        with atomic_path(md_path) as tmp:
+            tmp.write_text(preamble + df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+
+
+def core_metrics_table(eval_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per SAE × eval set from the evaluation JSON files, in a stable order."""
+    rows = [read_json(p) for p in eval_paths]
+    df = pd.DataFrame(rows)
+    cols = [c for c in CORE_COLUMNS if c in df.columns]
+    return df[cols].sort_values(["sae", "eval_set"]).reset_index(drop=True)

@@ -1,0 +1,35 @@
+# SAE training: one job per SAE in the registry (saeflow.experiments.sae_specs).
+
+
+def train_inputs(w):
+    spec = sae_spec(w.sae)
+    inputs = {"acts": acts_manifest(spec["train_on"])}
+    if spec.get("init_from"):
+        inputs["parent"] = f"{sae_dir(spec['init_from'])}/cfg.json"
+    return inputs
+
+
+rule train_sae:
+    input:
+        unpack(train_inputs),
+    output:
+        cfg=f"{RESULTS}/sae/{{sae}}/cfg.json",
+        weights=f"{RESULTS}/sae/{{sae}}/sae_weights.safetensors",
+        metrics=f"{RESULTS}/sae/{{sae}}/metrics.json",
+    log:
+        "logs/train_sae/{sae}.log",
+    benchmark:
+        "benchmarks/train_sae/{sae}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=config["gpu"],
+    params:
+        sae=lambda w: sae_spec(w.sae),
+        name=lambda w: w.sae,
+        model=model_params(),
+        device=config["device"],
+        code=SAEFLOW_VERSION,
+    script:
+        "../../scripts/train_sae.py"
