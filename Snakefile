@@ -8,10 +8,10 @@ sys.path.insert(0, os.path.join(str(workflow.basedir), "src"))
 from saeflow.config import load_workflow_config
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-config = load_workflow_config(config, "config/schema.yaml")
+config = load_workflow_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 
 include: "workflow/rules/common.smk"

@@ -7,6 +7,7 @@ exactly that SAE and what depends on it.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from saeflow.errors import ConfigError
@@ -39,9 +40,23 @@ def resolve_sae(name: str, spec: dict[str, Any], config: dict[str, Any]) -> dict
     return resolved
 
 
+def configured_saes(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The SAEs listed by hand under `saes:`."""
+    return dict(config.get("saes", {}))
+
+
+# Each study contributes a function config -> {name: unresolved spec}; names must not collide.
+SPEC_GENERATORS: list[Callable[[dict[str, Any]], dict[str, dict[str, Any]]]] = [configured_saes]
+
+
 def sae_specs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """All SAEs of a run: those listed under `saes:` (later stages add generated ones)."""
-    specs = {name: resolve_sae(name, spec, config) for name, spec in config.get("saes", {}).items()}
+    """All SAEs of a run, resolved: the configured ones plus those the studies generate."""
+    specs: dict[str, dict[str, Any]] = {}
+    for generate in SPEC_GENERATORS:
+        for name, spec in generate(config).items():
+            if name in specs:
+                raise ConfigError(f"SAE name '{name}' is defined twice ({generate.__name__})")
+            specs[name] = resolve_sae(name, spec, config)
     for name, spec in specs.items():
         parent = spec.get("init_from")
         if parent is not None and parent not in specs:

@@ -80,5 +80,9 @@ def model_params():
     return {k: config["model"][k] for k in ("name", "source", "layer", "max_length", "dtype")}
 
 
+# Each stage's .smk appends the final outputs it contributes; `rule all` asks for all of them.
+TARGETS = []
+
+
 def all_targets():
-    return [f"{RESULTS}/tables/core_metrics.csv", f"{RESULTS}/tables/core_metrics.md"]
+    return TARGETS

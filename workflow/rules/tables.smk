@@ -1,6 +1,9 @@
 # Tables gathered from per-job JSON outputs.
 
 
+TARGETS += [f"{RESULTS}/tables/core_metrics.csv", f"{RESULTS}/tables/core_metrics.md"]
+
+
 def core_eval_jsons():
     return [eval_json(sae, es) for sae in SAES for es in config["evaluation"]["eval_sets"]]
 

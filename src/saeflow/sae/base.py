@@ -56,7 +56,7 @@ class SAEConfig:
             )
         if self.d_in < 1 or self.d_sae < 1:
             raise ConfigError(f"sae.d_in and sae.d_sae must be positive; got {self.d_in}, {self.d_sae}")
-        if not 1 <= self.k <= self.d_sae:
+        if ARCHITECTURES[self.architecture].uses_k and not 1 <= self.k <= self.d_sae:
             raise ConfigError(f"sae.k must be between 1 and sae.d_sae ({self.d_sae}); got {self.k}")
 
     @classmethod
@@ -92,6 +92,8 @@ class SparseAutoencoder(nn.Module):
     """x̂ = f(x) W_dec + b_dec with f(x) = σ((x − b_dec) W_enc + b_enc); subclasses choose σ and the loss."""
 
     name: ClassVar[str]
+    uses_k: ClassVar[bool] = True
+    """Whether `k` (active latents per token) is meaningful for this architecture."""
     unit_norm_decoder: ClassVar[bool] = True
     """Keep decoder rows at unit norm (TopK family). ReLU+L1 instead weights its penalty by the row norms."""
 
@@ -168,7 +170,7 @@ class SparseAutoencoder(nn.Module):
         mse = (recon - x).pow(2).sum(dim=-1)
         sparsity = self.sparsity_per_token(f)
         aux = self.auxiliary_loss(x, f, recon)
-        logs = {"mse": mse.mean().item(), "sparsity": sparsity.mean().item(), "aux": float(aux)}
+        logs = {"mse": mse.mean().item(), "sparsity": sparsity.mean().item(), "aux": float(aux.detach())}
         return LossTerms(mse + sparsity, aux, f, recon, logs)
 
     def auxiliary_loss(self, x: Tensor, latents: Tensor, recon: Tensor) -> Tensor:

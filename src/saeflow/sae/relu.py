@@ -11,6 +11,7 @@ from saeflow.sae.base import SparseAutoencoder, register
 @register
 class ReluSAE(SparseAutoencoder):
     name = "relu"
+    uses_k = False
     unit_norm_decoder = False
 
     def initial_decoder_norm(self) -> float:

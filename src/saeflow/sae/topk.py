@@ -46,4 +46,4 @@ class TopKSAE(SparseAutoencoder):
         recon = self.decode(f)
         mse = (recon - x).pow(2).sum(dim=-1)
         aux = auxk_loss(self, x, pre, recon)
-        return LossTerms(mse, aux, f, recon, {"mse": mse.mean().item(), "sparsity": 0.0, "aux": float(aux)})
+        return LossTerms(mse, aux, f, recon, {"mse": mse.mean().item(), "sparsity": 0.0, "aux": float(aux.detach())})
