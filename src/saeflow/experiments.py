@@ -7,6 +7,9 @@ exactly that SAE and what depends on it.
 from __future__ import annotations
 
 import copy
+import hashlib
+import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -62,3 +65,33 @@ def sae_specs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if parent is not None and parent not in specs:
             raise ConfigError(f"saes.{name}.init_from: unknown SAE '{parent}'; known: {', '.join(sorted(specs))}")
     return specs
+
+
+def spec_id(spec: dict[str, Any]) -> str:
+    """Short content hash of an SAE spec (sorted JSON → sha256): the same parameters always get one id."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def sweep_specs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The SAEs of `sweeps:`: each sweep's `base` spec with every combination of its `grid` values (Cartesian
+    product), named `<sweep>-<spec_id>`, so a sweep needs no hand-made names and a point never trains twice."""
+    out: dict[str, dict[str, Any]] = {}
+    for sweep, body in (config.get("sweeps") or {}).items():
+        grid = body.get("grid") or {}
+        keys = sorted(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            spec = {**copy.deepcopy(body.get("base") or {}), **dict(zip(keys, values, strict=True))}
+            out[f"{sweep}-{spec_id(spec)}"] = spec
+    return out
+
+
+SPEC_GENERATORS.append(sweep_specs)
+
+# Studies register their generators here (their modules do not import this one, so there is no cycle).
+from saeflow.ssae import ssae_specs
+
+SPEC_GENERATORS.append(ssae_specs)
+
+from saeflow.bias_specs import bias_ssae_specs
+
+SPEC_GENERATORS.append(bias_ssae_specs)

@@ -21,7 +21,7 @@ class Tracker:
 
             self.run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=dir,
                                   reinit="finish_previous")
-        except Exception as err:  # tracking must never break a training run
+        except Exception as err:  # noqa: BLE001 (tracking must never break a training run)
             log.warning("wandb disabled: %s", err)
 
     def log(self, values: dict[str, Any], step: int | None = None) -> None:

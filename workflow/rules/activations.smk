@@ -5,10 +5,9 @@ def extraction_params(textset):
     """Token budget and storage settings of one text set ("<corpus>.<split>"): held-out sets are small."""
     ex = config["extraction"]
     split = textset.split(".", 1)[1]
+    own = [b for b in (budget(textset) for budget in TEXTSET_BUDGETS) if b is not None]
     return {
-        "max_tokens": (
-            ex["heldout_tokens"] if split == "heldout" else ex["train_tokens"]
-        ),
+        "max_tokens": (own[0] if own else ex["heldout_tokens"] if split == "heldout" else ex["train_tokens"]),
         "batch_size": config["model"]["batch_size"],
         "shard_rows": ex["shard_rows"],
         "dtype": ex.get("dtype", "float16"),
@@ -24,6 +23,8 @@ rule prepare_model:
         f"logs/prepare_model/{MODEL}.log",
     benchmark:
         f"benchmarks/prepare_model/{MODEL}.tsv"
+    conda:
+        "../../envs/saeflow.yaml"
     threads: 2
     resources:
         mem_mb=6000,
@@ -45,7 +46,9 @@ rule extract_activations:
         f"logs/extract_activations/{MODEL}_L{LAYER}/{{textset}}.log",
     benchmark:
         f"benchmarks/extract_activations/{MODEL}_L{LAYER}/{{textset}}.tsv"
-    threads: workflow.cores
+    conda:
+        "../../envs/saeflow.yaml"
+    threads: MAX_THREADS
     resources:
         mem_mb=4000,
         runtime=120,

@@ -22,6 +22,8 @@ rule fetch_asset:
         "logs/fetch_asset/{asset}.log",
     benchmark:
         "benchmarks/fetch_asset/{asset}.tsv"
+    conda:
+        "../../envs/saeflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,

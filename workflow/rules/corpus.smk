@@ -36,6 +36,8 @@ rule build_corpus:
         "benchmarks/build_corpus/{corpus}.tsv"
     wildcard_constraints:
         corpus=r"[A-Za-z0-9_\-]+",
+    conda:
+        "../../envs/saeflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -11,7 +11,9 @@ rule evaluate_baseline:
         f"logs/evaluate_baseline/{MODEL}_L{LAYER}/{{eval_set}}.log",
     benchmark:
         f"benchmarks/evaluate_baseline/{MODEL}_L{LAYER}/{{eval_set}}.tsv"
-    threads: workflow.cores
+    conda:
+        "../../envs/saeflow.yaml"
+    threads: MAX_THREADS
     resources:
         mem_mb=6000,
         runtime=60,
@@ -41,7 +43,9 @@ rule evaluate_sae:
         "logs/evaluate_sae/{sae}/{eval_set}.log",
     benchmark:
         "benchmarks/evaluate_sae/{sae}/{eval_set}.tsv"
-    threads: workflow.cores
+    conda:
+        "../../envs/saeflow.yaml"
+    threads: MAX_THREADS
     resources:
         mem_mb=6000,
         runtime=60,

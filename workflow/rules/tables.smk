@@ -4,20 +4,23 @@
 TARGETS += [f"{RESULTS}/tables/core_metrics.csv", f"{RESULTS}/tables/core_metrics.md"]
 
 
-def core_eval_jsons():
-    return [eval_json(sae, es) for sae in SAES for es in config["evaluation"]["eval_sets"]]
-
-
 rule core_metrics_table:
     input:
         evals=core_eval_jsons(),
     output:
-        csv=f"{RESULTS}/tables/core_metrics.csv",
+        csv=report(
+            f"{RESULTS}/tables/core_metrics.csv",
+            caption="../report/core_metrics.rst",
+            category="Tables",
+            subcategory="Core metrics",
+        ),
         md=f"{RESULTS}/tables/core_metrics.md",
     log:
         "logs/tables/core_metrics.log",
     benchmark:
         "benchmarks/tables/core_metrics.tsv"
+    conda:
+        "../../envs/saeflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,

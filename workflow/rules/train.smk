@@ -20,7 +20,9 @@ rule train_sae:
         "logs/train_sae/{sae}.log",
     benchmark:
         "benchmarks/train_sae/{sae}.tsv"
-    threads: workflow.cores
+    conda:
+        "../../envs/saeflow.yaml"
+    threads: MAX_THREADS
     resources:
         mem_mb=4000,
         runtime=120,

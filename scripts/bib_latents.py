@@ -1,0 +1,27 @@
+"""Snakemake adapter: an SAE's latents on every token of one Bias-in-Bios set, mean-pooled per text."""
+
+from pathlib import Path
+
+import torch
+
+from saeflow.activations import ActivationStore
+from saeflow.bias_study import save_arrays
+from saeflow.debias import pool_by_doc
+from saeflow.runtime import redirect_to, run_main, set_threads
+from saeflow.sae import load_sae
+
+snakemake = globals()["snakemake"]
+
+
+def main():
+    redirect_to(snakemake.log[0])
+    set_threads(snakemake.threads)
+    store = ActivationStore(snakemake.input.manifest)
+    sae = load_sae(Path(snakemake.input.sae).parent, device=snakemake.params.device)
+    device = torch.device(snakemake.params.device)
+    with torch.no_grad():
+        f = pool_by_doc(store, len(store.manifest.docs), fn=lambda a: sae.encode(a.to(device)).cpu())
+    save_arrays(snakemake.output.latents, f=f)
+
+
+run_main(main)

@@ -1,0 +1,381 @@
+"""Probes, SHIFT and SCR on Bias-in-Bios-style sets (METHODS.md § Bias in Bios).
+
+Representations are mean-pooled residuals at the SAE's layer over the non-pad positions of a text,
+**excluding position 0**: at layer 15 of SmolLM2 its norm is about 100× the others' (an attention sink),
+so it would dominate the mean while saying nothing about the text (saeflow.activations never stores it).
+
+Because the ablation is linear in the latents and the pooling is a mean, ablating on every token and then
+pooling is the same as pooling first: mean_t(x_t − Σ_{i∈S} f_i(x_t) W_dec,i) = x̄ − Σ_{i∈S} f̄_i W_dec,i.
+So everything here works on pooled x̄ [N, d] and pooled latents f̄ [N, m]; the SAE error term is kept.
+
+Labels: ``label`` 0 = profession A (male-only in the ambiguous set), 1 = profession B (female-only);
+``gender`` "M"/"F"; ``group`` "A/M", "A/F", "B/M", "B/F".
+
+Reported on the balanced test set, for a profession probe and a representation:
+
+* ``profession_acc``: the probe's accuracy at predicting the profession.
+* ``worst_group_acc``: the minimum of that accuracy over the four groups.
+* ``gender_acc``: the profession probe's predictions scored against gender, A ↔ male, B ↔ female (a probe
+  that only reads gender scores 1, one that ignores gender 0.5). This is the papers' "Gender" column: in
+  Marks et al. / the SSAE paper the Oracle scores 49.4% although its representation is unchanged, which
+  only this definition gives.
+* ``gender_probe_acc``: how much gender a fresh linear probe can still read from the representation: a
+  logistic regression trained to predict gender with stratified k-fold cross-validation on the balanced
+  test set (folds stratified by the four groups, seeded); the accuracy over all out-of-fold predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from saeflow.activations import ActivationStore
+from saeflow.errors import ConfigError, DataError
+
+GROUP_NAMES = ("A/M", "A/F", "B/M", "B/F")
+SELECTIONS = ("separation", "gender_probe")
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    """Probe and SHIFT settings (mirrors ``bias_in_bios`` in the config)."""
+
+    n_latents: int = 20
+    """Latents ablated in the rows of the main table."""
+    scr_n: tuple[int, ...] = (2, 5, 10, 20, 50, 100)
+    """Numbers of ablated latents of the SCR curve."""
+    selection: str = "separation"
+    """separation: rank latents by attribution to the ambiguous profession probe and keep those whose pooled
+    activations separate gender better than profession (|Cohen's d|) on the balanced selection set;
+    gender_probe: rank by attribution to a gender probe trained on the selection set."""
+    C: float = 1.0
+    """Inverse L2 strength of every logistic regression."""
+    max_iter: int = 2000
+    standardize: bool = True
+    """Standardise features (fitted on the probe's training set) before the logistic regression."""
+    gender_folds: int = 5
+    """Folds of the cross-validated gender probe on the balanced test set."""
+    seed: int = 0
+    """Seeds the folds and the random-ablation baseline."""
+
+    def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"bias_in_bios.selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}")
+        if self.n_latents < 1 or any(int(n) < 1 for n in self.scr_n):
+            raise ConfigError("bias_in_bios.n_latents and every scr_n must be at least 1")
+        if self.gender_folds < 2:
+            raise ConfigError(f"bias_in_bios.gender_folds must be at least 2; got {self.gender_folds}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShiftConfig:
+        names = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in d.items() if k in names}
+        probe = d.get("probe") or {}
+        kw.update({k: v for k, v in probe.items() if k in names})
+        if "scr_n" in kw:
+            kw["scr_n"] = tuple(int(n) for n in kw["scr_n"])
+        return cls(**kw)
+
+
+class LabelledSet(NamedTuple):
+    """Pooled representations of one set and its labels."""
+
+    x: np.ndarray
+    """[N, d] float64 mean-pooled residuals."""
+    label: np.ndarray
+    """[N] int: 0 = profession A, 1 = profession B."""
+    gender: np.ndarray
+    """[N] str: "M" or "F"."""
+    group: np.ndarray
+    """[N] str: "A/M", ..."""
+
+    def with_x(self, x: np.ndarray) -> LabelledSet:
+        return self._replace(x=x)
+
+
+class LinearProbe(NamedTuple):
+    """A logistic-regression probe expressed on raw features: p(class 1) = σ(x·w + b)."""
+
+    w: np.ndarray
+    b: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return (x @ self.w + self.b > 0).astype(int)
+
+
+class Scores(NamedTuple):
+    profession_acc: float
+    gender_acc: float
+    worst_group_acc: float
+    gender_probe_acc: float
+    group_acc: dict[str, float]
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def fit_probe(x: np.ndarray, y: np.ndarray, cfg: ShiftConfig = ShiftConfig()) -> LinearProbe:
+    """L2 logistic regression (sklearn, lbfgs) on optionally standardised features, returned in raw space."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=int)
+    if set(np.unique(y).tolist()) != {0, 1}:
+        raise DataError(f"a probe needs both classes 0 and 1 in its training set; got {sorted(set(y.tolist()))}")
+    mean = x.mean(0) if cfg.standardize else np.zeros(x.shape[1])
+    scale = x.std(0) if cfg.standardize else np.ones(x.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    lr = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter)
+    lr.fit((x - mean) / scale, y)
+    w = lr.coef_[0] / scale  # classes_ is [0, 1]: coef_ scores class 1
+    return LinearProbe(w, float(lr.intercept_[0] - w @ mean))
+
+
+def group_accuracies(pred: np.ndarray, label: np.ndarray, group: np.ndarray) -> dict[str, float]:
+    """Profession accuracy within each group present (the worst-group accuracy is their minimum)."""
+    out = {}
+    for g in GROUP_NAMES:
+        sel = group == g
+        if sel.any():
+            out[g] = float((pred[sel] == label[sel]).mean())
+    return out
+
+
+def classifier_gender_accuracy(pred: np.ndarray, gender: np.ndarray) -> float:
+    """Share of predictions that match the gender under the ambiguous set's mapping A ↔ M, B ↔ F."""
+    return float((pred == (gender == "F").astype(int)).mean())
+
+
+def stratified_folds(strata: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index of each item: within each stratum, a seeded permutation dealt round-robin into k folds."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(strata), dtype=int)
+    for s in sorted(set(strata.tolist())):
+        idx = np.flatnonzero(strata == s)
+        fold[rng.permutation(idx)] = np.arange(len(idx)) % k
+    return fold
+
+
+def gender_probe_accuracy(data: LabelledSet, cfg: ShiftConfig = ShiftConfig()) -> float:
+    """Cross-validated accuracy of a gender probe on `data` (k folds stratified by group)."""
+    y = (data.gender == "F").astype(int)
+    folds = stratified_folds(data.group, cfg.gender_folds, cfg.seed)
+    correct = 0
+    for k in range(cfg.gender_folds):
+        test = folds == k
+        if not test.any():
+            continue
+        probe = fit_probe(data.x[~test], y[~test], cfg)
+        correct += int((probe.predict(data.x[test]) == y[test]).sum())
+    return correct / len(y)
+
+
+def score(probe: LinearProbe, test: LabelledSet, cfg: ShiftConfig = ShiftConfig(),
+          gender_probe_acc: float | None = None) -> Scores:
+    """All four numbers of a probe on a (possibly ablated) balanced test set."""
+    pred = probe.predict(test.x)
+    groups = group_accuracies(pred, test.label, test.group)
+    return Scores(
+        profession_acc=float((pred == test.label).mean()),
+        gender_acc=classifier_gender_accuracy(pred, test.gender),
+        worst_group_acc=min(groups.values()),
+        gender_probe_acc=gender_probe_accuracy(test, cfg) if gender_probe_acc is None else gender_probe_acc,
+        group_acc=groups,
+    )
+
+
+# --------------------------------------------------------------------------- latents
+
+
+def latent_attribution(f: np.ndarray, classes: np.ndarray, w: np.ndarray, W_dec: np.ndarray) -> np.ndarray:
+    """SCR-style linear effect of each latent on a probe: e_i = |(mean f_i on class 0 − on class 1)·(w·W_dec,i)|.
+
+    f: [N, m] pooled latents; classes: [N] in {0, 1}; w: [d] probe weights (raw space); W_dec: [m, d].
+    """
+    classes = np.asarray(classes)
+    delta = f[classes == 0].mean(0) - f[classes == 1].mean(0)
+    return np.abs(delta * (W_dec @ w))
+
+
+def cohens_d(f: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Per-latent (mean on positive − mean on the rest) / pooled standard deviation; 0 where it is 0."""
+    positive = np.asarray(positive, dtype=bool)
+    a, b = f[positive], f[~positive]
+    var = ((len(a) - 1) * a.var(0, ddof=1) + (len(b) - 1) * b.var(0, ddof=1)) / max(len(a) + len(b) - 2, 1)
+    sd = np.sqrt(var)
+    diff = a.mean(0) - b.mean(0)
+    return np.divide(diff, sd, out=np.zeros_like(diff), where=sd > 0)
+
+
+class LatentRanking(NamedTuple):
+    ranking: np.ndarray
+    """Candidate latents, most effective first; the top n are ablated."""
+    effects: np.ndarray
+    """[m] the effect used for the ranking."""
+
+
+def rank_gender_latents(f_amb: np.ndarray, amb: LabelledSet, f_sel: np.ndarray, sel: LabelledSet,
+                        W_dec: np.ndarray, probe: LinearProbe, cfg: ShiftConfig = ShiftConfig()) -> LatentRanking:
+    """Gender-driven latents in order of effect (see ShiftConfig.selection for the two methods)."""
+    if cfg.selection == "separation":
+        effects = latent_attribution(f_amb, amb.label, probe.w, W_dec)
+        d_gender = np.abs(cohens_d(f_sel, sel.gender == "F"))
+        d_prof = np.abs(cohens_d(f_sel, sel.label == 1))
+        candidate = (d_gender > d_prof) & (effects > 0)
+    else:
+        gender_y = (sel.gender == "F").astype(int)
+        gprobe = fit_probe(sel.x, gender_y, cfg)
+        effects = latent_attribution(f_sel, gender_y, gprobe.w, W_dec)
+        candidate = effects > 0
+    idx = np.flatnonzero(candidate)
+    ranking = idx[np.lexsort((idx, -effects[idx]))]
+    return LatentRanking(ranking, effects)
+
+
+def ablate(x: np.ndarray, f: np.ndarray, W_dec: np.ndarray, latents: Sequence[int]) -> np.ndarray:
+    """x' = x − Σ_{i∈S} f_i W_dec,i (zero-ablation with the SAE error term kept); exact on pooled x and f."""
+    latents = np.asarray(latents, dtype=int)
+    if latents.size == 0:
+        return x.copy()
+    return x - f[:, latents] @ W_dec[latents]
+
+
+def random_latents(f_amb: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n latents drawn uniformly (seeded) among those active on the ambiguous set (pooled mean > 0)."""
+    alive = np.flatnonzero(f_amb.mean(0) > 0)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(alive, size=min(n, len(alive)), replace=False))
+
+
+# --------------------------------------------------------------------------- study
+
+
+def row(method: str, s: Scores, **extra: Any) -> dict[str, Any]:
+    return {"method": method, "profession_acc": s.profession_acc, "gender_acc": s.gender_acc,
+            "worst_group_acc": s.worst_group_acc, "gender_probe_acc": s.gender_probe_acc,
+            **{f"acc_{g}": a for g, a in s.group_acc.items()}, **extra}
+
+
+def baseline_rows(amb: LabelledSet, test: LabelledSet, oracle: LabelledSet,
+                  cfg: ShiftConfig = ShiftConfig()) -> list[dict[str, Any]]:
+    """Original (probe on the ambiguous set) and Oracle (probe on the balanced training set)."""
+    gender = gender_probe_accuracy(test, cfg)
+    original = score(fit_probe(amb.x, amb.label, cfg), test, cfg, gender)
+    oracle_s = score(fit_probe(oracle.x, oracle.label, cfg), test, cfg, gender)
+    return [row("Original", original), row("Oracle", oracle_s)]
+
+
+class GenderGap(NamedTuple):
+    """Where the probe's gender signal lives: its logit gap between female and male bios on the balanced set
+    (mean over the two professions of mean(w·x + b | F) − mean(w·x + b | M)), split into the SAE latents' part
+    Σ_i w·W_dec,i Δf̄_i and the rest (SAE error term; b_dec cancels). SHIFT keeps the error term, so it can remove
+    at most the latents' part."""
+
+    total: float
+    latents: float
+    error: float
+    removed: float
+    """The part carried by the ablated latents."""
+
+
+def gender_gap(probe: LinearProbe, test: LabelledSet, f_test: np.ndarray, W_dec: np.ndarray,
+               ablated: Sequence[int]) -> GenderGap:
+    female, prof_b = test.gender == "F", test.label == 1
+
+    def gap(v: np.ndarray) -> np.ndarray:
+        return ((v[female & prof_b].mean(0) + v[female & ~prof_b].mean(0))
+                - (v[~female & prof_b].mean(0) + v[~female & ~prof_b].mean(0))) / 2
+
+    per_latent = gap(f_test) * (W_dec @ probe.w)
+    total = float(probe.w @ gap(test.x))
+    ablated = np.asarray(ablated, dtype=int)
+    return GenderGap(total, float(per_latent.sum()), total - float(per_latent.sum()), float(per_latent[ablated].sum()))
+
+
+@dataclass
+class ShiftResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """SHIFT, SHIFT + retrain, Random ablation, Random ablation + retrain at cfg.n_latents."""
+    scr: list[dict[str, Any]] = field(default_factory=list)
+    """One row per (method in SHIFT / Random, n) without retraining: accuracies and SCR scores."""
+    latents: list[int] = field(default_factory=list)
+    """The ablated latents of the SHIFT row, in order of effect."""
+    n_candidates: int = 0
+    gender_gap: dict[str, float] = field(default_factory=dict)
+    """GenderGap of the ambiguous-set probe, with the SHIFT row's latents ablated."""
+
+
+def scr_score(a_ablated: float, a_base: float, a_oracle: float) -> float:
+    """(A_ablated − A_base) / (A_oracle − A_base); NaN when the oracle is no better than the base."""
+    denom = a_oracle - a_base
+    return (a_ablated - a_base) / denom if denom != 0 else math.nan
+
+
+def shift_study(label: str, amb: LabelledSet, test: LabelledSet, sel: LabelledSet, f_amb: np.ndarray,
+                f_test: np.ndarray, f_sel: np.ndarray, W_dec: np.ndarray, base: dict[str, dict[str, Any]],
+                cfg: ShiftConfig = ShiftConfig()) -> ShiftResult:
+    """SHIFT with one SAE: rank gender latents, ablate the top n, score with and without retraining.
+
+    base: the Original and Oracle rows (from baseline_rows) by method, for the SCR scores.
+    """
+    probe = fit_probe(amb.x, amb.label, cfg)
+    selection = rank_gender_latents(f_amb, amb, f_sel, sel, W_dec, probe, cfg)
+    result = ShiftResult(n_candidates=len(selection.ranking))
+    a_base, a_oracle = base["Original"], base["Oracle"]
+
+    def evaluate(latents: np.ndarray, retrain: bool, gender_probe_acc: float | None = None) -> Scores:
+        test_x = test.with_x(ablate(test.x, f_test, W_dec, latents))
+        p = fit_probe(ablate(amb.x, f_amb, W_dec, latents), amb.label, cfg) if retrain else probe
+        return score(p, test_x, cfg, gender_probe_acc)  # the gender probe depends on the representation only
+
+    for n in sorted({*cfg.scr_n, cfg.n_latents}):
+        chosen = {"SHIFT": selection.ranking[:n], "Random ablation": random_latents(f_amb, n, cfg.seed + n)}
+        for method, latents in chosen.items():
+            s = evaluate(latents, retrain=False)
+            if n in cfg.scr_n:
+                result.scr.append({
+                    **row(method, s), "sae": label, "n": n, "n_ablated": len(latents),
+                    "scr": scr_score(s.profession_acc, a_base["profession_acc"], a_oracle["profession_acc"]),
+                    "scr_worst_group": scr_score(s.worst_group_acc, a_base["worst_group_acc"],
+                                                 a_oracle["worst_group_acc"]),
+                })  # fmt: skip
+            if n == cfg.n_latents:
+                name = f"{label} SHIFT" if method == "SHIFT" else f"Random ablation ({label})"
+                result.rows.append(row(name, s, sae=label, n_ablated=len(latents)))
+                retrained = evaluate(latents, retrain=True, gender_probe_acc=s.gender_probe_acc)
+                result.rows.append(row(f"{name} + retrain", retrained, sae=label, n_ablated=len(latents)))
+                if method == "SHIFT":
+                    result.latents = [int(i) for i in latents]
+                    result.gender_gap = gender_gap(probe, test, f_test, W_dec, latents)._asdict()
+    return result
+
+
+# --------------------------------------------------------------------------- pooled activations
+
+
+def pool_by_doc(store: ActivationStore, n_docs: int, fn=None, batch_size: int = 4096) -> torch.Tensor:
+    """[n_docs, k] mean over each document's stored rows of fn(rows) (rows themselves when fn is None)."""
+    sums: torch.Tensor | None = None
+    counts = torch.zeros(n_docs, dtype=torch.float64)
+    for block in store.iter_rows(batch_size):
+        values = (block.acts if fn is None else fn(block.acts)).double()
+        if sums is None:
+            sums = torch.zeros(n_docs, values.shape[1], dtype=torch.float64)
+        index = block.doc_index.long()
+        sums.index_add_(0, index, values)
+        counts.index_add_(0, index, torch.ones(len(index), dtype=torch.float64))
+    if sums is None or (counts == 0).any():
+        raise DataError(f"{store.path}: some documents have no stored tokens (a text of a single token?)")
+    return sums / counts[:, None]
+
+
+def check_docs(store: ActivationStore, ids: Sequence[str]) -> None:
+    """The activation set must hold exactly the set's documents, in order."""
+    if list(store.manifest.docs) != list(ids):
+        raise DataError(f"{store.path}: its documents do not match the set's ({len(store.manifest.docs)} "
+                        f"stored, {len(ids)} in the set); re-extract the activations")

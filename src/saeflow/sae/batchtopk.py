@@ -1,0 +1,160 @@
+"""BatchTopK SAE: in training keep the k·B largest activations of the whole batch of B tokens; at inference a
+per-token threshold θ (EMA of the smallest kept activation) replaces the batch selection, JumpReLU-style.
+
+θ is a buffer saved as `threshold` ([d_sae], one shared value, the layout of a JumpReLU threshold) so a loaded
+SAE is a per-token function; cfg.json names it "jumprelu" for SAELens, which is what it is at inference. Latent values do not depend on the input scale, so θ needs no rescaling on save.
+Settings in `extra`: `threshold_decay` (EMA decay per step, default 0.99: short CPU runs have a few hundred
+steps, so the paper-scale 0.999 would still remember initialisation at the end).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
+from saeflow.sae.kernels import Workspace, sparse_decode, topk_encode
+from saeflow.sae.topk import aux_k_for, auxk_loss_sparse
+
+DEFAULT_THRESHOLD_DECAY = 0.99
+DEFAULT_CANDIDATES = 4
+
+
+def batch_topk_mask_values(pre: Tensor, k: int) -> Tensor:
+    """Dense [N, m] tensor with ReLU of the k·N largest entries of the whole batch, zeros elsewhere (reference)."""
+    n, m = pre.shape
+    flat = torch.relu(pre).reshape(-1)
+    values, indices = flat.topk(min(k * n, flat.numel()), sorted=False)
+    return torch.zeros_like(flat).scatter_(0, indices, values).view(n, m)
+
+
+class BatchCodes(NamedTuple):
+    """Sparse codes of a batch: per token the kept latents (padded with zero values) and the AuxK codes."""
+
+    values: Tensor
+    """[N, w] kept activations (0 on padding), differentiable; w = the largest per-token count."""
+    indices: Tensor
+    """[N, w] latent ids."""
+    aux_values: Tensor | None
+    aux_indices: Tensor | None
+
+
+def batch_topk_codes(x: Tensor, W_enc: Tensor, b_enc: Tensor, centre: Tensor, k: int, *,
+                     dead: Tensor | None = None, k_aux: int = 0, workspace: Workspace | None = None,
+                     candidates: int = DEFAULT_CANDIDATES) -> BatchCodes:
+    """BatchTopK of ReLU((x − centre) W_enc + b_enc): the k·N largest activations of the batch, exactly.
+
+    The top c = candidates·k pre-activations of each token (sparse kernels: the backward touches only those) hold
+    every batch-kept entry unless some token had all c of its candidates kept with a positive smallest one; then
+    c doubles and the selection is redone, so the result always equals :func:`batch_topk_mask_values`.
+    """
+    n, m = x.shape[0], W_enc.shape[1]
+    c = min(m, max(1, candidates * k))
+    while True:
+        codes = topk_encode(x, W_enc, b_enc, centre, c, dead=dead, k_aux=k_aux, workspace=workspace)
+        flat = codes.values.detach().reshape(-1)
+        kept = flat.topk(min(k * n, flat.numel()), sorted=False).indices
+        sel = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+        sel[kept] = True
+        sel = sel.view(n, c)
+        full = sel.all(dim=1) & (codes.values.detach().amin(dim=1) > 0)
+        if c == m or not bool(full.any()):
+            break
+        c = min(m, 2 * c)
+    width = max(1, int(sel.sum(dim=1).max()))
+    order = torch.sort(sel.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :width]
+    values = codes.values.gather(1, order) * sel.gather(1, order).to(codes.values.dtype)
+    return BatchCodes(values, codes.indices.gather(1, order), codes.aux_values, codes.aux_indices)
+
+
+@register
+class BatchTopKSAE(SparseAutoencoder):
+    name = "batchtopk"
+
+    def __init__(self, cfg: SAEConfig, *, input_scale: float = 1.0):
+        super().__init__(cfg, input_scale=input_scale)
+        self.register_buffer("threshold", torch.zeros(cfg.d_sae))
+        self.register_buffer("threshold_updates", torch.zeros((), dtype=torch.long))
+        self.threshold_decay = float(cfg.extra.get("threshold_decay", DEFAULT_THRESHOLD_DECAY))
+
+    # inference: per token
+    def activation(self, pre: Tensor) -> Tensor:
+        return torch.relu(pre) * (pre > self.threshold).to(pre.dtype)
+
+    # training: over the batch, with sparse codes
+    def encoder_centre(self) -> Tensor:
+        """What the encoder subtracts from x (b_dec; a residual SAE uses a fixed centring instead)."""
+        return self.b_dec
+
+    def training_codes(self, x: Tensor, dead: Tensor | None, k_aux: int) -> BatchCodes:
+        if "_workspace" not in self.__dict__:
+            self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
+        codes = batch_topk_codes(x, self.W_enc, self.b_enc, self.encoder_centre(), self.cfg.k, dead=dead,
+                                 k_aux=k_aux, workspace=self.__dict__["_workspace"])
+        self.update_threshold_(codes.values.detach())
+        return codes
+
+    @torch.no_grad()
+    def update_threshold_(self, latents: Tensor) -> None:
+        """θ ← decay·θ + (1 − decay)·(smallest kept positive activation); the first update sets θ."""
+        kept = latents[latents > 0]
+        if kept.numel() == 0:
+            return
+        smallest = kept.min().to(self.threshold.dtype)
+        if int(self.threshold_updates) == 0:
+            self.threshold.fill_(smallest)
+        else:
+            self.threshold.mul_(self.threshold_decay).add_((1 - self.threshold_decay) * smallest)
+        self.threshold_updates += 1
+
+    # loss, split so that subclasses change one piece
+    def decode_codes(self, values: Tensor, indices: Tensor) -> Tensor:
+        return sparse_decode(values, indices, self.W_dec) + self.b_dec
+
+    def reconstruction_terms(self, codes: BatchCodes, target: Tensor) -> tuple[Tensor, Tensor]:
+        """(x̂ [N, d], per-token reconstruction loss [N]); Matryoshka replaces the loss by its prefix mean."""
+        recon = self.decode_codes(codes.values, codes.indices)
+        return recon, (recon - target).pow(2).sum(dim=-1)
+
+    def extra_penalties(self) -> dict[str, Tensor]:
+        """Batch-level penalties (already weighted) added to the auxiliary loss, by name (for the logs)."""
+        return {}
+
+    def loss_against(self, x: Tensor, target: Tensor) -> LossTerms:
+        """Training terms for input x reconstructing `target` (x itself, or a residual for boosted SAEs)."""
+        dead, k_aux = aux_k_for(self)
+        codes = self.training_codes(x, dead, k_aux)
+        recon, per_token = self.reconstruction_terms(codes, target)
+        if k_aux:
+            aux_k = auxk_loss_sparse(self, target, codes.aux_values, codes.aux_indices, recon)
+        else:
+            aux_k = x.new_zeros(())
+        extras = self.extra_penalties()
+        aux = aux_k + sum(extras.values(), x.new_zeros(()))
+        latents = torch.zeros(x.shape[0], self.cfg.d_sae, dtype=codes.values.dtype, device=x.device)
+        latents.scatter_(1, codes.indices, codes.values.detach())
+        mse = (recon.detach() - target).pow(2).sum(dim=-1).mean().item()
+        logs = {"mse": mse, "loss_recon": per_token.mean().item(), "sparsity": 0.0, "aux": aux.item(),
+                "auxk": aux_k.item(), "threshold": float(self.threshold.mean()),
+                **{k: v.item() for k, v in extras.items()}}
+        return LossTerms(per_token, aux, latents, recon, logs)
+
+    def training_loss(self, x: Tensor) -> LossTerms:
+        return self.loss_against(x, x)
+
+    # persistence: θ travels with the weights; at inference this is exactly a JumpReLU SAE, which is how
+    # SAELens loads BatchTopK-family SAEs (architecture "jumprelu" + a per-latent `threshold`).
+    def save(self, out_dir, metadata=None) -> None:
+        super().save(out_dir, {"architecture": "jumprelu", "k": self.cfg.k, **(metadata or {})})
+
+    def weights_for_saving(self) -> dict[str, Tensor]:
+        return {**super().weights_for_saving(), "threshold": self.threshold.detach().clone().contiguous()}
+
+    def load_saved_weights(self, weights: dict[str, Tensor], input_scale: float) -> None:
+        super().load_saved_weights(weights, input_scale)
+        if "threshold" in weights:
+            with torch.no_grad():
+                self.threshold.copy_(weights["threshold"].to(self.threshold.dtype).expand_as(self.threshold))
+                self.threshold_updates.fill_(1)

@@ -1,0 +1,107 @@
+"""JumpReLU SAE: f_i = z_i · H(z_i − θ_i) with a learned per-latent threshold θ = exp(log_threshold).
+
+θ learns through straight-through estimators with a rectangle kernel of bandwidth ε (saeflow.sae.penalties);
+sparsity comes from an L0 penalty, which has a gradient only through θ. Settings in `extra`:
+
+* `bandwidth` ε (default 0.001, for inputs scaled to E‖x‖ = √d as the trainer does).
+* `target_l0`: if set, the sparsity term is the batch-level λ·(L0/target − 1)², which steers L0 to the target
+  (how we match L0 across architectures); otherwise the per-token λ·L0 penalty of the JumpReLU paper.
+* `l0_coefficient` λ (default 1.0 with a target, 0.001 without).
+* `threshold_init`: a number, or "data" (default): on the first training batch each θ_i is set so that latent i
+  fires on a share target/d_sae of the batch (target = target_l0 or k). Short runs cannot move a θ that starts
+  far off: Adam moves log θ by about the learning rate per step.
+
+The threshold is saved as `threshold` ([d_sae], SAELens' JumpReLU layout); latents do not depend on the input
+scale, so θ needs no rescaling on save.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from saeflow.errors import ConfigError
+from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
+from saeflow.sae.kernels import sparse_decode
+from saeflow.sae.penalties import jump_relu, jump_relu_l0
+
+DEFAULT_BANDWIDTH = 1e-3
+
+
+@register
+class JumpReLUSAE(SparseAutoencoder):
+    name = "jumprelu"
+    uses_k = False  # sparsity comes from θ; k only seeds the default target of the data-driven θ init
+
+    def __init__(self, cfg: SAEConfig, *, input_scale: float = 1.0):
+        super().__init__(cfg, input_scale=input_scale)
+        extra = cfg.extra
+        self.bandwidth = float(extra.get("bandwidth", DEFAULT_BANDWIDTH))
+        self.target_l0 = extra.get("target_l0")
+        if self.target_l0 is not None and not 0 < float(self.target_l0) <= cfg.d_sae:
+            raise ConfigError(f"sae.extra.target_l0 must be in (0, d_sae={cfg.d_sae}]; got {self.target_l0}")
+        self.l0_coefficient = float(extra.get("l0_coefficient", 1.0 if self.target_l0 is not None else 1e-3))
+        init = extra.get("threshold_init", "data")
+        if init != "data" and not (isinstance(init, int | float) and init > 0):
+            raise ConfigError(f"sae.extra.threshold_init must be 'data' or a positive number; got {init!r}")
+        self._init_value = self.bandwidth if init == "data" else float(init)
+        self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(self._init_value)))
+        self.register_buffer("threshold_initialised", torch.tensor(init != "data"))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        super().reset_parameters(generator)
+        if hasattr(self, "log_threshold"):
+            with torch.no_grad():
+                self.log_threshold.fill_(math.log(self._init_value))
+
+    @property
+    def threshold(self) -> Tensor:
+        return self.log_threshold.exp()
+
+    def activation(self, pre: Tensor) -> Tensor:
+        return jump_relu(pre, self.threshold, self.bandwidth)
+
+    @torch.no_grad()
+    def init_threshold_from_data_(self, pre: Tensor) -> None:
+        """θ_i such that latent i fires on about target/d_sae of the tokens of this batch (at least one)."""
+        n, m = pre.shape
+        target = float(self.target_l0 if self.target_l0 is not None else min(self.cfg.k, m))
+        r = min(n - 1, max(1, round(target / m * n)))
+        theta = pre.topk(r + 1, dim=0).values[r]  # (r+1)-th largest: r tokens are strictly above
+        self.log_threshold.copy_(theta.clamp_min(self.bandwidth).log())
+        self.threshold_initialised.fill_(True)
+
+    def training_loss(self, x: Tensor) -> LossTerms:
+        # = pre_acts(x), arranged so that b_dec's gradient is a mat-vec instead of an [N, m] x [m, d] product
+        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
+        if not bool(self.threshold_initialised) and pre.shape[0] > 1:
+            self.init_threshold_from_data_(pre)
+        theta = self.threshold
+        f, l0 = jump_relu_l0(pre, theta, self.bandwidth)  # L0 [N]: gradient only to θ
+        # decode only the active latents: [N, w] codes (w = the largest per-token count) and a sparse gather
+        width = max(1, int((f.detach() > 0).sum(dim=1).max()))
+        values, indices = f.topk(width, dim=1, sorted=False)
+        recon = sparse_decode(values, indices, self.W_dec) + self.b_dec
+        mse = (recon - x).pow(2).sum(dim=-1)
+        if self.target_l0 is not None:
+            sparsity = torch.zeros_like(mse)
+            aux = self.l0_coefficient * (l0.mean() / float(self.target_l0) - 1).pow(2)
+        else:
+            sparsity = self.l0_coefficient * l0
+            aux = x.new_zeros(())
+        logs = {"mse": mse.mean().item(), "sparsity": sparsity.mean().item(), "aux": aux.item(),
+                "threshold": theta.mean().item()}
+        return LossTerms(mse + sparsity, aux, f, recon, logs)
+
+    def weights_for_saving(self) -> dict[str, Tensor]:
+        return {**super().weights_for_saving(), "threshold": self.threshold.detach().clone().contiguous()}
+
+    def load_saved_weights(self, weights: dict[str, Tensor], input_scale: float) -> None:
+        super().load_saved_weights(weights, input_scale)
+        if "threshold" in weights:
+            with torch.no_grad():
+                theta = weights["threshold"].to(self.log_threshold.dtype).expand_as(self.log_threshold)
+                self.log_threshold.copy_(theta.clamp_min(torch.finfo(theta.dtype).tiny).log())
+                self.threshold_initialised.fill_(True)

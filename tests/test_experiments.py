@@ -1,0 +1,55 @@
+"""The SAE registry's grid sweeps (saeflow.experiments.sweep_specs) and the 200-SAE scheduling config."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from saeflow.config import validate_config
+from saeflow.errors import ConfigError
+from saeflow.experiments import sae_specs, spec_id, sweep_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _merged(*files):
+    """config/config.yaml with --configfile overlays (nested dicts merged, like Snakemake), validated."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+    def merge(base, update):
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    for f in files:
+        merge(config, yaml.safe_load((ROOT / f).read_text()))
+    return validate_config(config, ROOT / "config" / "schema.yaml")
+
+
+def test_sweep_is_the_cartesian_product_with_content_hashed_names():
+    sweep = {"base": {"train_on": "general.train", "k": 8}, "grid": {"k": [16, 32], "lr": [1, 2]}}
+    config = {"sweeps": {"s": sweep}}
+    specs = sweep_specs(config)
+    assert len(specs) == 4
+    assert sorted((s["k"], s["lr"]) for s in specs.values()) == [(16, 1), (16, 2), (32, 1), (32, 2)]
+    for name, spec in specs.items():  # the grid overrides the base; the name is the spec's hash
+        assert name == f"s-{spec_id(spec)}" and spec["train_on"] == "general.train"
+    assert sweep_specs(config) == specs  # same parameters, same names
+    assert spec_id({"a": 1, "b": 2}) == spec_id({"b": 2, "a": 1})
+
+
+def test_sweep200_config_defines_200_distinct_saes():
+    config = _merged("config/sweep200.yaml")
+    swept = {n: s for n, s in sae_specs(config).items() if n.startswith("sweep200-")}
+    assert len(swept) == 200
+    assert len({(s["d_sae"], s["k"], s["lr"], s["seed"]) for s in swept.values()}) == 200
+    assert all(s["architecture"] == "topk" and s["train_on"] == "general.train" for s in swept.values())
+
+
+def test_bad_sweep_names_the_key():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["sweeps"] = {"s": {"base": {"train_on": "general.train"}, "grid": {"k": 16}}}
+    with pytest.raises(ConfigError, match="sweeps.s.grid.k"):
+        validate_config(config, ROOT / "config" / "schema.yaml")

@@ -1,0 +1,177 @@
+"""The sparse TopK training kernels (saeflow.sae.kernels) against the straightforward dense computation."""
+
+import pytest
+import torch
+from store_helpers import sparse_data, write_store
+
+from saeflow.activations import ActivationStore
+from saeflow.sae import make_sae
+from saeflow.sae.kernels import (
+    coalesce_latents,
+    gather_dot,
+    scatter_rows,
+    sparse_decode,
+    to_sparse_latents,
+    topk_encode,
+)
+from saeflow.train import TrainConfig, train_sae
+
+
+def _pair(d=16, m=64, k=4, dead=0, **cfg):
+    """The same random TopK SAE twice: fast (default) and dense (extra.fast: false); `dead` latents dead."""
+    spec = {"architecture": "topk", "d_in": d, "d_sae": m, "k": k, "dead_tokens": 10, **cfg}
+    fast = make_sae(spec, seed=0)
+    with torch.no_grad():
+        fast.b_enc.normal_(0, 0.3)
+        fast.b_dec.normal_()
+    dense = make_sae({**spec, "extra": {"fast": False}})
+    dense.load_state_dict(fast.state_dict())
+    for sae in (fast, dense):
+        sae.tokens_since_fired[:dead] = 100
+    return fast, dense
+
+
+# --------------------------------------------------------------------------- kernels by hand
+
+
+def test_scatter_rows_by_hand():
+    # token 0 sends 2·src0 to row 2 and 1·src0 to row 0; token 1 sends 3·src1 to row 2 -> row 1 stays empty
+    indices = torch.tensor([[2, 0], [2, 3]])
+    weights = torch.tensor([[2.0, 1.0], [3.0, 0.0]])
+    src = torch.tensor([[1.0, 10.0], [100.0, 1000.0]])
+    out = scatter_rows(indices, weights, src, 4)
+    assert out.tolist() == [[1.0, 10.0], [0.0, 0.0], [302.0, 3020.0], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("n_rows", [50, 70_000])  # 16-bit radix sort, and 32-bit keys
+def test_scatter_rows_matches_dense(n_rows):
+    g = torch.Generator().manual_seed(0)
+    indices = torch.stack([torch.randperm(n_rows, generator=g)[:5] for _ in range(40)])
+    weights = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    src = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    dense = torch.zeros(40, n_rows, dtype=torch.float64).scatter_(1, indices, weights)
+    assert torch.allclose(scatter_rows(indices, weights, src, n_rows), dense.T @ src)
+
+
+def test_gather_dot_by_hand():
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    rows = torch.tensor([[2.0, 3.0]])
+    # ⟨[2,3], table[2]⟩ = 5, ⟨[2,3], table[0]⟩ = 2
+    assert gather_dot(torch.tensor([[2, 0]]), table, rows).tolist() == [[5.0, 2.0]]
+
+
+def test_sparse_decode_and_encode_pass_gradcheck():
+    g = torch.Generator().manual_seed(1)
+    W_dec = torch.randn(12, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    values = torch.rand(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    indices = torch.stack([torch.randperm(12, generator=g)[:3] for _ in range(6)])
+    assert torch.autograd.gradcheck(lambda v, w: sparse_decode(v, indices, w), (values, W_dec))
+
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    W_enc = torch.randn(5, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    b_enc = torch.randn(12, generator=g, dtype=torch.float64, requires_grad=True)
+    b_dec = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    dead = torch.arange(12) >= 7
+
+    def encode(x, W_enc, b_enc, b_dec):
+        codes = topk_encode(x, W_enc, b_enc, b_dec, 3, dead=dead, k_aux=2, block=4)  # 2 blocks of rows
+        return codes.values, codes.aux_values
+
+    assert torch.autograd.gradcheck(encode, (x, W_enc, b_enc, b_dec))
+
+
+def test_topk_encode_selects_like_dense_topk():
+    g = torch.Generator().manual_seed(2)
+    x, W = torch.randn(9, 4, generator=g), torch.randn(4, 10, generator=g)
+    b_enc, b_dec = torch.randn(10, generator=g), torch.randn(4, generator=g)
+    dead = torch.arange(10) % 3 == 0
+    codes = topk_encode(x, W, b_enc, b_dec, 3, dead=dead, k_aux=2, block=4)
+    pre = (x - b_dec) @ W + b_enc
+    ref = pre.topk(3, dim=-1)
+    assert torch.equal(codes.indices.sort(-1).values, ref.indices.sort(-1).values)
+    assert torch.allclose(codes.values.sort(-1).values, ref.values.relu().sort(-1).values, atol=1e-6)
+    ref_aux = pre.masked_fill(~dead, float("-inf")).topk(2, dim=-1)
+    assert dead[codes.aux_indices].all()
+    assert torch.equal(codes.aux_indices.sort(-1).values, ref_aux.indices.sort(-1).values)
+
+
+def test_sparse_latents_and_coalesce():
+    values = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    indices = torch.tensor([[3, 1], [0, 2]])
+    latents = to_sparse_latents(values, indices, 4)
+    assert latents.to_dense().tolist() == [[0.0, 2.0, 0.0, 1.0], [3.0, 0.0, 0.0, 0.0]]
+    c = coalesce_latents(latents)
+    ref = latents.coalesce()
+    assert c.is_coalesced()
+    assert torch.equal(c.indices(), ref.indices()) and torch.equal(c.values(), ref.values())
+
+
+# --------------------------------------------------------------------------- the SAE: fast path == dense path
+
+
+@pytest.mark.parametrize("dead", [0, 40], ids=["no-dead", "auxk"])
+def test_fast_forward_values_match_dense(dead):
+    fast, dense = _pair(dead=dead)
+    x = torch.randn(32, 16)
+    a, b = fast.training_loss(x), dense.training_loss(x)
+    assert a.latents.is_sparse and not b.latents.is_sparse
+    assert torch.allclose(a.latents.to_dense(), b.latents, atol=1e-6)
+    assert torch.allclose(a.recon, b.recon, atol=1e-5)
+    assert torch.allclose(a.per_token, b.per_token, atol=1e-4)
+    assert (a.aux.item() > 0) == (dead > 0)
+    assert a.aux.item() == pytest.approx(b.aux.item(), rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("dead", [0, 40], ids=["no-dead", "auxk"])
+@pytest.mark.parametrize("tilt", [0.0, 0.5])
+def test_fast_gradients_of_all_parameters_match_dense(dead, tilt):
+    from saeflow.sae.objectives import batch_objective
+
+    fast, dense = _pair(dead=dead)
+    x = torch.randn(32, 16)
+    for sae in (fast, dense):
+        terms = sae.training_loss(x)
+        batch_objective(terms.per_token, terms.aux, tilt).backward()
+    grads = dict(dense.named_parameters())
+    for name, p in fast.named_parameters():
+        ref = grads[name].grad
+        assert p.grad is not None and p.grad.shape == ref.shape, name
+        assert torch.allclose(p.grad, ref, rtol=1e-4, atol=1e-5), name
+
+
+def test_input_gradient_matches_dense():
+    fast, dense = _pair()
+    x = torch.randn(8, 16)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fast.training_loss(xa).per_token.sum().backward()
+    dense.training_loss(xb).per_token.sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-4)
+
+
+def test_sparse_dead_tracking_matches_dense():
+    fast, dense = _pair()
+    x = torch.randn(32, 16)
+    fast.update_dead_tracking_(fast.training_loss(x).latents)
+    dense.update_dead_tracking_(dense.training_loss(x).latents)
+    assert torch.equal(fast.tokens_since_fired, dense.tokens_since_fired)
+
+
+def _curve(tmp_path, fast: bool, steps: int = 20):
+    store = ActivationStore(write_store(tmp_path / "acts", sparse_data(steps * 64, 16, 48, 3, seed=3)))
+    # dead_tokens 128: latents go dead within the run, so AuxK is part of the curve
+    cfg = make_sae({"architecture": "topk", "d_in": 16, "d_sae": 64, "k": 4, "dead_tokens": 128,
+                    "extra": {"fast": fast}}).cfg
+    tcfg = TrainConfig(lr=3e-3, batch_size=64, epochs=1, warmup_steps=2, checkpoint_every=0, log_every=1,
+                       seed=0)
+    return train_sae(cfg, tcfg, store, tmp_path / ("fast" if fast else "dense")).metrics["history"]
+
+
+def test_fast_and_dense_give_the_same_20_step_loss_curve(tmp_path):
+    fast, dense = _curve(tmp_path, True), _curve(tmp_path, False)
+    assert len(fast) == len(dense) == 20
+    assert any(p["aux"] > 0 for p in dense)  # AuxK took part
+    for a, b in zip(fast, dense, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4), a["step"]
+        assert a["aux"] == pytest.approx(b["aux"], rel=1e-4, abs=1e-7), a["step"]
+        assert a["l0"] == b["l0"]
+    assert fast[-1]["loss"] < fast[0]["loss"]
