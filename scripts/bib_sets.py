@@ -11,7 +11,8 @@ def main():
     redirect_to(snakemake.log[0])
     p = snakemake.params
     seed = shift_config(p.bib, p.seed).seed
-    sets, record = make_sets(p.bib, seed, p.resources_dir)
+    # where assets live only locates the files (asset URIs are resolved there); it does not change the sets
+    sets, record = make_sets(p.bib, seed, snakemake.config["resources_dir"])
     for name in SET_NAMES:
         write_set(getattr(snakemake.output, name), getattr(sets, name))
     write_json(snakemake.output.stats, {**record, "provenance": provenance(p.bib, seed=seed)})

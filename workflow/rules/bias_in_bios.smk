@@ -42,7 +42,6 @@ rule bib_sets:
     params:
         bib=bib_params(),
         seed=config["seed"],
-        resources_dir=RESOURCES,
         code=SAEFLOW_VERSION,
     script:
         "../../scripts/bib_sets.py"
