@@ -24,7 +24,7 @@ def main():
     meta = {"model_name": p.model["name"], "hook_layer": p.model["layer"],
             "hook_name": f"model.layers.{p.model['layer']}", "saeflow_name": p.name}
     result = train_sae(sae_cfg, train_cfg, store, Path(snakemake.output.cfg).parent,
-                       init_from=Path(snakemake.input.parent).parent if "parent" in snakemake.input.keys() else None,
+                       init_from=Path(snakemake.input.parent).parent if hasattr(snakemake.input, "parent") else None,
                        tracker=tracker, metadata=meta, device=p.device)
     tracker.finish()
     write_json(snakemake.output.metrics, {**result.metrics, "provenance": provenance(
