@@ -38,9 +38,9 @@ def test_bad_config_is_one_clear_line(tmp_path):
 
 @pytest.mark.workflow
 def test_tiny_end_to_end_run(tmp_path):
-    """The real DAG (packaged SmolLM2, real corpora) on the tiny test config; resources/ is shared as a cache."""
+    """The real DAG (packaged SmolLM2, real corpora, fetched from the package index) on the tiny test config."""
     args = ["--cores", "2", "--configfile", str(ROOT / "config" / "test.yaml"),
-            "--config", f"resources_dir={ROOT / 'resources'}", "results_dir=results"]
+            "--config", "resources_dir=resources", "results_dir=results"]
     out = snakemake(tmp_path, *args)
     assert out.returncode == 0, out.stderr[-5000:]
     table = pd.read_csv(tmp_path / "results" / "tables" / "core_metrics.csv")
