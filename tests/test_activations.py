@@ -9,35 +9,13 @@ import weakref
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_models import WORDS, save_tiny_model
 
 from saeflow.activations import ActivationStore, Manifest, extract_activations
 from saeflow.errors import DataError
 from saeflow.lm import load_lm
 
-VOCAB = [f"w{i}" for i in range(60)]
-
-
-def save_tiny_llama(path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(VOCAB)}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]").save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-        pad_token_id=0,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path
+VOCAB = WORDS[:60]
 
 
 def make_docs(n: int, seed: int = 0) -> list[dict]:
@@ -52,7 +30,7 @@ def make_docs(n: int, seed: int = 0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory):
-    return load_lm(save_tiny_llama(tmp_path_factory.mktemp("model") / "tiny-llama"))
+    return load_lm(save_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama"))
 
 
 @pytest.fixture(scope="module")
