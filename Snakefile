@@ -25,6 +25,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/ssae.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/bias_in_bios.smk"
+include: "workflow/rules/architectures.smk"
 include: "workflow/rules/tables.smk"
 # keep last: gathers every table the includes above added to TARGETS
 include: "workflow/rules/summary.smk"

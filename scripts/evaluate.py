@@ -1,12 +1,13 @@
-"""Snakemake adapter: spliced evaluation of one SAE on one held-out text set, or the clean/zero baseline."""
+"""Snakemake adapter: spliced evaluation of one SAE (a residual SAE: boosted on its base; with input.residuals:
+the SAE plus those residual SAEs) on one held-out text set, or the clean/zero baseline."""
 
 from pathlib import Path
 
+from saeflow.boosting import load_for_evaluation
 from saeflow.evaluate import BaselineResult, eval_batches, evaluate_baseline, evaluate_sae
 from saeflow.io import read_json, read_jsonl, write_json
 from saeflow.lm import load_lm
 from saeflow.runtime import provenance, redirect_to, run_main, set_threads
-from saeflow.sae import load_sae
 
 snakemake = globals()["snakemake"]
 
@@ -25,7 +26,10 @@ def main():
         write_json(snakemake.output.json, {**result._asdict(), "eval_set": p.eval_set})
         return
     baseline = BaselineResult(**{k: v for k, v in read_json(snakemake.input.baseline).items() if k != "eval_set"})
-    sae = load_sae(Path(snakemake.input.sae).parent, device=p.device)
+    # a residual SAE is evaluated boosted on its base; input.residuals (stacked boosting): added to the SAE
+    residuals = getattr(snakemake.input, "residuals", [])
+    residuals = [Path(r).parent for r in ([residuals] if isinstance(residuals, str) else residuals)]
+    sae = load_for_evaluation(Path(snakemake.input.sae).parent, residuals, device=p.device)
     result = evaluate_sae(lm, layer, sae, batches, baseline)
     write_json(snakemake.output.json, {
         "sae": p.sae, "eval_set": p.eval_set, **result.row(),

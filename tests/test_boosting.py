@@ -124,3 +124,53 @@ def test_residual_needs_an_existing_base(tmp_path):
     with pytest.raises(DataError, match="not a residual"):
         make_sae({"architecture": "topk", "d_in": D, "d_sae": 8, "k": 2}).save(tmp_path / "plain")
         load_boosted([tmp_path / "plain"])
+
+
+def test_load_for_evaluation_boosts_a_residual_on_its_base(base_dir, tmp_path):
+    from saeflow.boosting import load_for_evaluation
+
+    r = _residual(base_dir, seed=3)
+    with torch.no_grad():
+        r.b_enc.fill_(0.5)
+    r.save(tmp_path / "r")
+    x = torch.randn(5, D)
+    plain = load_for_evaluation(base_dir)
+    assert not isinstance(plain, BoostedSAE)
+    boosted = load_for_evaluation(tmp_path / "r")
+    assert isinstance(boosted, BoostedSAE) and len(boosted.residuals) == 1
+    expected = load_sae(base_dir).reconstruct_raw(x).recon + load_sae(tmp_path / "r").reconstruct_raw(x).recon
+    torch.testing.assert_close(boosted.reconstruct_raw(x).recon, expected, atol=1e-5, rtol=1e-5)
+    stacked = load_for_evaluation(base_dir, [tmp_path / "r", tmp_path / "r"])
+    assert len(stacked.residuals) == 2
+
+
+def _ev(ev, dce, l0=10.0):
+    return {"explained_variance": ev, "delta_ce": dce, "l0": l0}
+
+
+def test_boosting_table_hand_computed():
+    from saeflow.boosting import STACKED_LABEL, boosting_table
+
+    evals = {
+        "base": {"general": _ev(0.8, 0.2), "med": _ev(0.5, 0.6), "soc": _ev(0.4, 0.8)},
+        "res-med": {"general": _ev(0.79, 0.21), "med": _ev(0.7, 0.3)},
+        "res-soc": {"general": _ev(0.8, 0.2), "soc": _ev(0.6, 0.4)},
+        "ft-med": {"general": _ev(0.6, 0.5), "med": _ev(0.75, 0.25)},
+        "stacked": {"general": _ev(0.78, 0.22), "med": _ev(0.69, 0.31), "soc": _ev(0.58, 0.45)},
+    }
+    df = boosting_table(evals, base="base", residuals={"med": "res-med", "soc": "res-soc"},
+                        finetunes={"med": "ft-med"}, stacked="stacked", general="general")
+    assert list(df.method) == ["base", "base + residual", "full finetune", "base", "base + residual",
+                               STACKED_LABEL]
+    res = df[(df.subdomain == "med") & (df.method == "base + residual")].iloc[0]
+    assert res.domain_ev_gain_pct == pytest.approx(40.0)  # (0.7 − 0.5) / 0.5
+    assert res.general_retention_pct == pytest.approx(98.75)  # 0.79 / 0.8
+    assert res.domain_delta_ce == pytest.approx(0.3)
+    ft = df[df.method == "full finetune"].iloc[0]
+    assert ft.general_retention_pct == pytest.approx(75.0)  # 0.6 / 0.8
+    base = df[df.method == "base"].iloc[0]
+    assert base.domain_ev_gain_pct == 0 and base.general_retention_pct == 100
+    st = df[df.subdomain == "all"].iloc[0]
+    assert st.domain_explained_variance == pytest.approx(0.635)  # mean of 0.69 and 0.58
+    assert st.domain_ev_gain_pct == pytest.approx(100 * (0.635 - 0.45) / 0.45)  # base: mean of 0.5 and 0.4
+    assert st.general_retention_pct == pytest.approx(97.5)

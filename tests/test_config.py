@@ -46,3 +46,22 @@ def test_unknown_top_level_key():
     cfg["evalution"] = {}
     with pytest.raises(ConfigError, match="evalution"):
         validate_config(cfg, SCHEMA)
+
+
+def test_config_entry_is_a_plain_copy():
+    from saeflow.config import config_entry
+
+    config = {"assets": {"b": {"package": "x"}, "a": {"package": "y"}}}
+    entry = config_entry(config, "assets", "b", noun="asset")
+    assert entry == {"package": "x"}
+    entry["package"] = "changed"  # a copy: the caller cannot alter the config through it
+    assert config["assets"]["b"]["package"] == "x"
+
+
+def test_config_entry_names_the_configured_ones():
+    from saeflow.config import config_entry
+
+    with pytest.raises(ConfigError, match=r"unknown corpus 'wiki'; configured corpora: general, medical"):
+        config_entry({"corpora": {"medical": {}, "general": {}}}, "corpora", "wiki", noun="corpus")
+    with pytest.raises(ConfigError, match=r"configured assets: none"):
+        config_entry({}, "assets", "x", noun="asset")

@@ -53,3 +53,19 @@ def test_bad_sweep_names_the_key():
     config["sweeps"] = {"s": {"base": {"train_on": "general.train"}, "grid": {"k": 16}}}
     with pytest.raises(ConfigError, match="sweeps.s.grid.k"):
         validate_config(config, ROOT / "config" / "schema.yaml")
+
+
+def test_extraction_settings_budgets():
+    from saeflow.experiments import extraction_settings
+
+    config = {"extraction": {"train_tokens": 1000, "heldout_tokens": 100, "shard_rows": 64},
+              "model": {"batch_size": 4}}
+    train = extraction_settings(config, "general.train")
+    assert train == {"max_tokens": 1000, "batch_size": 4, "shard_rows": 64, "dtype": "float16"}
+    assert extraction_settings(config, "general.heldout")["max_tokens"] == 100
+    # a study's budget wins for its own text sets (the first one that answers); None passes
+    budgets = [lambda t: None, lambda t: 7 if t.endswith(".sel-dense") else None, lambda t: 9]
+    assert extraction_settings(config, "medical.sel-dense", budgets)["max_tokens"] == 7
+    assert extraction_settings(config, "medical.heldout", budgets)["max_tokens"] == 9
+    config["extraction"]["dtype"] = "bfloat16"
+    assert extraction_settings(config, "general.train")["dtype"] == "bfloat16"

@@ -15,7 +15,10 @@ PAPER = sorted((ROOT / "config" / "paper").glob("*.yaml"))
 # every config: the embedded default (None) and each overlay on top of it in config/ and config/paper/
 OVERLAYS = sorted(p for p in (ROOT / "config").glob("*.yaml") if p.name not in ("config.yaml", "schema.yaml"))
 CONFIGS = [None, *OVERLAYS, *PAPER]
-GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "evaluate_baseline"}
+# rules that run the LM or an SAE on config["device"]: they declare resources gpu=config["gpu"]
+GPU_RULES = {"extract_activations", "train_sae", "evaluate_sae", "evaluate_baseline", "bib_activations", "bib_latents",
+             "concept_metrics"}
+RULE_FILES = sorted((ROOT / "workflow" / "rules").glob("*.smk"))
 
 
 def dry_run(workdir, profile, configfile=None):
@@ -46,7 +49,25 @@ def test_slurm_profile_is_for_the_plugin():
     assert profile["rerun-incomplete"] and profile["retries"] >= 1 and profile["jobs"] >= 1
     assert profile["cores"] and profile["max-threads"]  # rules with threads: workflow.cores need --cores
     for rule in GPU_RULES:
-        assert profile["set-resources"][rule]["slurm_partition"], rule
+        assert profile["set-resources"][rule]["slurm_partition"] == "gpu", rule
+
+
+def test_device_rules_ask_for_gpus():
+    """A rule that hands config["device"] (cuda in the paper configs) to its script must also ask for the
+    config's GPUs, and the SLURM profile must send it to the GPU partition, or on a cluster it lands on a node
+    without one. (Static, so it covers the rules of studies that no config here enables.)"""
+    set_resources = yaml.safe_load((PROFILES / "slurm" / "config.yaml").read_text())["set-resources"]
+    checked = set()
+    for smk in RULE_FILES:
+        for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.MULTILINE):
+            m = re.match(r"rule (\w+):", block)
+            if m and 'device=config["device"]' in block:
+                rule = m.group(1)
+                checked.add(rule)
+                assert 'gpu=config["gpu"]' in block, f"rule {rule} ({smk.name}) uses the device, declares no gpu"
+                partition = (set_resources.get(rule) or {}).get("slurm_partition")
+                assert partition == "gpu", f"rule {rule}: no slurm_partition: gpu in the SLURM profile"
+    assert GPU_RULES <= checked, GPU_RULES - checked
 
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c.name if c else "config.yaml")
@@ -54,14 +75,18 @@ def test_slurm_dry_run(tmp_path, configfile):
     log = dry_run(tmp_path, "slurm", configfile)
     assert "This was a dry-run" in log
     jobs = job_resources(log)
-    assert GPU_RULES & set(jobs), "no GPU rule in the job list"
+    missing = GPU_RULES - set(jobs)
+    assert not missing, f"GPU rules missing from the job list: {missing}"
     overlay = yaml.safe_load(configfile.read_text()) if configfile else {}
     gpus = overlay.get("gpu", 0)  # the paper configs set gpu: 1, the embedded default gpu: 0
-    # every rule that declares a gpu resource (the core ones and the studies') runs on the GPU partition
+    if configfile in PAPER:
+        assert gpus == 1, f"{configfile.name} should set gpu: 1"
+    # every job of a GPU rule, and of any other rule that declares a gpu resource (a new study's), asks for the
+    # config's GPUs on the GPU partition
     for rule, lines in jobs.items():
         for res in lines:
-            if re.search(r"\bgpu=", res):
-                assert "slurm_partition=gpu" in res and f"gpu={gpus}" in res, (rule, res)
+            if rule in GPU_RULES or re.search(r"\bgpu=", res):
+                assert "slurm_partition=gpu" in res and re.search(rf"\bgpu={gpus}\b", res), (rule, res)
 
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c.name if c else "config.yaml")

@@ -17,6 +17,7 @@ from saeflow.ssae import (
     build_pool,
     embed_documents_count,
     extraction_budget,
+    report_rows,
     run_selection,
     selection_record,
     sparsity_for,
@@ -195,3 +196,17 @@ def test_tilt_profile_runs_from_erm_to_max():
     assert prof[1].risk == pytest.approx(math.log((3 * math.e + math.exp(5)) / 4), rel=1e-9)
     assert 0.5 < prof[1].position < 0.7
     assert prof[2].position > 0.99 and prof[2].effective_share == pytest.approx(0.25, rel=1e-6)
+
+
+def test_report_rows_are_the_ssaes_then_the_gsae_per_subdomain():
+    cfg = _config(subdomains=["medical", "social"], selections=["dense"], objectives={"erm": 0.0, "term": 0.5},
+                  sparsity={"default": [32]})
+    saes = sae_specs(cfg)
+    rows = report_rows(cfg, saes)
+    names = [r["name"] for r in rows]
+    assert names == [v.name for v in ssae_variants(cfg)] + ["gsae", "gsae"]
+    gsae_rows = [r for r in rows if r["selection"] == "gsae"]
+    assert [r["subdomain"] for r in gsae_rows] == ["medical", "social"]
+    assert gsae_rows[0] == {"name": "gsae", "subdomain": "medical", "selection": "gsae", "objective": "erm",
+                            "tilt": 0.0, "sparsity_key": "k", "sparsity": saes["gsae"]["k"]}
+    assert rows[0]["objective"] == "erm" and rows[1]["tilt"] == 0.5

@@ -131,3 +131,43 @@ def time_training_step(sae_cfg: dict[str, Any], batch: int, *, steps: int = 5, r
         sae.update_dead_tracking_(terms.latents)
 
     return _best(step, steps, repeats)
+
+
+# --------------------------------------------------------------------------------------------- per-SAE analysis
+
+
+class SAEAnalysis(NamedTuple):
+    geometry: dict[str, Any]
+    """mean_max_abs_cos, distinct_fraction, distinct_threshold and max_abs_cos (one value per latent)."""
+    absorption: dict[str, Any]
+    """saeflow.absorption.AbsorptionResult as a dict."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"geometry": self.geometry, "absorption": self.absorption}
+
+
+def token_letters(token_ids: Sequence[int], tokenizer: Any) -> list[str | None]:
+    """First letter of each token's string (saeflow.absorption.first_letter), None for non-letter tokens."""
+    from saeflow.absorption import first_letter
+
+    ids = sorted({int(i) for i in token_ids})
+    vocab = dict(zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True))
+    return [first_letter(vocab[int(i)] or "") for i in token_ids]
+
+
+def analyze_sae(sae: torch.nn.Module, acts: torch.Tensor, letters: Sequence[str | None], *,
+                distinct_threshold: float = 0.5, absorption: dict[str, Any] | None = None) -> SAEAnalysis:
+    """Decoder geometry (saeflow.metrics.decoder_cosine_stats) and first-letter absorption (saeflow.absorption)
+    of a loaded SAE on raw activations `acts` [N, d] whose tokens start with `letters`."""
+    from saeflow.absorption import AbsorptionSettings, absorption_score
+    from saeflow.metrics import decoder_cosine_stats
+
+    geo = decoder_cosine_stats(sae.W_dec.detach(), threshold=distinct_threshold)
+    latents = sae.reconstruct_raw(acts.float()).latents
+    result = absorption_score(acts.float(), letters, latents, sae.W_enc.detach(), sae.W_dec.detach(),
+                              sae.b_dec.detach(), AbsorptionSettings.from_dict(absorption))
+    return SAEAnalysis(
+        geometry={"mean_max_abs_cos": geo.mean_max_abs_cos, "distinct_fraction": geo.distinct_fraction,
+                  "distinct_threshold": distinct_threshold, "max_abs_cos": geo.max_abs_cos.tolist()},
+        absorption=result.to_dict(),
+    )

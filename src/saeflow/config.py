@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 
 import jsonschema
@@ -57,3 +58,13 @@ def load_workflow_config(config: dict, schema_path: str | Path) -> dict:
         return validate_config(config, schema_path)
     except ConfigError as err:
         raise SystemExit(f"saeflow config error: {err}") from None
+
+
+def config_entry(config: Mapping, section: str, name: str, *, noun: str) -> dict:
+    """A copy of `config[section][name]` as a plain dict (rules take it as `params:`, so a changed value reruns
+    exactly the jobs that use it); an unknown name is a ConfigError listing the configured ones."""
+    entries = config.get(section) or {}
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise ConfigError(f"unknown {noun} '{name}'; configured {section}: {known}")
+    return dict(entries[name])

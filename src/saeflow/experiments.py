@@ -10,7 +10,7 @@ import copy
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from saeflow.errors import ConfigError
@@ -85,6 +85,25 @@ def sweep_specs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def extraction_settings(
+    config: dict[str, Any], textset: str, budgets: Sequence[Callable[[str], int | None]] = ()
+) -> dict[str, Any]:
+    """Token budget and storage settings of one text set ("<corpus>.<split>") for extract_activations.
+
+    `budgets` are the studies' functions textset -> token budget (None: not theirs); the first budget one returns
+    wins, else held-out sets get `extraction.heldout_tokens` and every other set `extraction.train_tokens`.
+    """
+    ex = config["extraction"]
+    split = textset.split(".", 1)[1]
+    own = [b for b in (budget(textset) for budget in budgets) if b is not None]
+    return {
+        "max_tokens": (own[0] if own else ex["heldout_tokens"] if split == "heldout" else ex["train_tokens"]),
+        "batch_size": config["model"]["batch_size"],
+        "shard_rows": ex["shard_rows"],
+        "dtype": ex.get("dtype", "float16"),
+    }
+
+
 SPEC_GENERATORS.append(sweep_specs)
 
 # Studies register their generators here (their modules do not import this one, so there is no cycle).
@@ -95,3 +114,8 @@ SPEC_GENERATORS.append(ssae_specs)
 from saeflow.bias_specs import bias_ssae_specs
 
 SPEC_GENERATORS.append(bias_ssae_specs)
+
+from saeflow.arch_specs import architecture_specs, boosting_specs
+
+SPEC_GENERATORS.append(architecture_specs)
+SPEC_GENERATORS.append(boosting_specs)

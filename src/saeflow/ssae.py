@@ -178,6 +178,27 @@ def embed_documents_count(config: dict[str, Any], corpus: str) -> int:
     raise ConfigError(f"corpus '{corpus}' is neither the SSAE general corpus nor an ssae subdomain")
 
 
+def report_rows(config: dict[str, Any], saes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One plain dict per row of the SSAE table: every generated SSAE, then the base GSAE once per subdomain
+    (selection "gsae", ERM) with its tilt and sparsity read from the resolved registry `saes`."""
+    cfg = config["ssae"]
+    base = cfg["base_sae"]
+    rows = [v._asdict() for v in ssae_variants(config)]
+    for sub in ssae_subdomains(config):
+        rows.append(
+            {
+                "name": base,
+                "subdomain": sub,
+                "selection": "gsae",
+                "objective": "erm",
+                "tilt": float(saes[base].get("tilt", 0.0)),
+                "sparsity_key": cfg["sparsity_key"],
+                "sparsity": saes[base].get(cfg["sparsity_key"]),
+            }
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------- the candidate pool
 
 

@@ -1,19 +1,6 @@
 # Language model preparation and residual-stream extraction (saeflow.lm, saeflow.activations).
 
 
-def extraction_params(textset):
-    """Token budget and storage settings of one text set ("<corpus>.<split>"): held-out sets are small."""
-    ex = config["extraction"]
-    split = textset.split(".", 1)[1]
-    own = [b for b in (budget(textset) for budget in TEXTSET_BUDGETS) if b is not None]
-    return {
-        "max_tokens": (own[0] if own else ex["heldout_tokens"] if split == "heldout" else ex["train_tokens"]),
-        "batch_size": config["model"]["batch_size"],
-        "shard_rows": ex["shard_rows"],
-        "dtype": ex.get("dtype", "float16"),
-    }
-
-
 rule prepare_model:
     input:
         uri_inputs(config["model"]["source"]),

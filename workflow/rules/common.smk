@@ -1,10 +1,15 @@
-# Shared helpers: paths, asset/model inputs, the SAE registry and run parameters.
+# Shared helpers: paths, asset/model inputs, the SAE registry and run parameters. Every Python function of the
+# workflow lives here, so that the other .smk files hold rules alone (`snakemake --lint`); pure logic goes to
+# src/saeflow.
+import os
 from pathlib import Path
 
 import saeflow
 from saeflow.assets import asset_name, resolve_uri
-from saeflow.experiments import sae_specs
+from saeflow.config import config_entry
+from saeflow.experiments import extraction_settings, sae_specs
 from saeflow.bias_specs import study_saes, study_tag
+from saeflow.ssae import report_rows, selection_textset, ssae_subdomains, ssae_variants
 
 RESULTS = config["results_dir"]
 RESOURCES = config["resources_dir"]
@@ -97,6 +102,131 @@ def all_targets():
     return TARGETS
 
 
+# --- Assets and corpora (assets.smk, corpus.smk) ---------------------------------------------------------------
+def asset_params(name):
+    """The asset's spec from config (a plain dict, so a changed pin re-fetches the asset)."""
+    return config_entry(config, "assets", name, noun="asset")
+
+
+def asset_resources_dir(wildcards, output):
+    """The resources directory, read back from fetch_asset's output (<resources>/assets/<name>/asset.json) rather
+    than hardcoded: a path prefix inferred from the job's own files also holds where jobs see another root."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(output.marker)))
+
+
+def corpus_params(name):
+    """The corpus spec from config (a plain dict: a changed source or filter rebuilds the corpus)."""
+    return config_entry(config, "corpora", name, noun="corpus")
+
+
+def corpus_inputs(name):
+    """Asset markers and local files the corpus reads (hub datasets add nothing)."""
+    files = []
+    for source in corpus_params(name)["sources"]:
+        path = source["path"] if isinstance(source, dict) else source
+        files.extend(f for f in uri_inputs(path) if f not in files)
+    return files
+
+
+def corpus_stats(corpus):
+    return f"{RESULTS}/texts/{corpus}.stats.json"
+
+
+# --- Activations, training, evaluation (activations.smk, train.smk, evaluate.smk) ------------------------------
+def extraction_params(textset):
+    """Token budget and storage settings of one text set (saeflow.experiments.extraction_settings)."""
+    return extraction_settings(config, textset, TEXTSET_BUDGETS)
+
+
+def model_dir_of(wildcards, input):
+    """The prepared model's directory, inferred from the job's `model` input (its prepared.json marker)."""
+    return os.path.dirname(input.model)
+
+
+def train_inputs(w):
+    spec = sae_spec(w.sae)
+    inputs = {"acts": acts_manifest(spec["train_on"])}
+    if spec.get("init_from"):
+        inputs["parent"] = f"{sae_dir(spec['init_from'])}/cfg.json"
+    return inputs
+
+
+# --- Specialised SAEs (ssae.smk) -------------------------------------------------------------------------------
+SSAE = config["ssae"]
+SSAE_SUBDOMAINS = ssae_subdomains(config)
+SSAE_VARIANTS = ssae_variants(config)
+SSAE_GENERAL = SSAE["general_corpus"]
+SSAE_DIR = f"{RESULTS}/ssae"
+EMBEDDER = SSAE["retrieval"]["embedder"]
+EMBED_DIR = f"{RESULTS}/retrieval/{EMBEDDER['name']}"
+
+
+def embedding_cache(corpus):
+    """<prefix>.npy (embeddings), <prefix>.faiss (index), <prefix>.json (ids + stats) of one corpus."""
+    return f"{EMBED_DIR}/{corpus}"
+
+
+def embedder_source(name):
+    if name != EMBEDDER["name"]:
+        raise ValueError(
+            f"embedder '{name}' is not configured (ssae.retrieval.embedder.name is '{EMBEDDER['name']}')"
+        )
+    return resolve(EMBEDDER["source"])
+
+
+def selection_json(subdomain, method):
+    return f"{SSAE_DIR}/selection/{selection_textset(subdomain, method)}.json"
+
+
+def concepts_json(sae, subdomain):
+    return f"{SSAE_DIR}/concepts/{sae}/{subdomain}.json"
+
+
+def token_freq(corpus):
+    return f"{SSAE_DIR}/token_freq/{MODEL}/{corpus}.npy"
+
+
+def ssae_report_entries():
+    """One plain dict per table row (saeflow.ssae.report_rows), with the paths of its JSON inputs."""
+    rows = report_rows(config, SAES)
+    for v in rows:
+        v["paths"] = {
+            "domain_eval": eval_json(v["name"], v["subdomain"]),
+            "general_eval": eval_json(v["name"], SSAE_GENERAL),
+            "concepts": concepts_json(v["name"], v["subdomain"]),
+        }
+        if v["selection"] != "gsae":
+            v["paths"]["selection"] = selection_json(v["subdomain"], v["selection"])
+    return rows
+
+
+def ssae_selection_jsons():
+    """{subdomain: {method: selection JSON}} of the retrieval methods (the `domain` reference is no retrieval)."""
+    return {
+        s: {m: selection_json(s, m) for m in SSAE["selections"] if m != "domain"} for s in SSAE_SUBDOMAINS
+    }
+
+
+def ssae_report_inputs(wildcards):
+    files = {p for entry in ssae_report_entries() for p in entry["paths"].values()}
+    files |= {p for methods in ssae_selection_jsons().values() for p in methods.values()}
+    return sorted(files)
+
+
+def select_inputs(w):
+    inputs = {
+        "general": texts(f"{SSAE_GENERAL}.train"),
+        "domain": texts(f"{w.subdomain}.train"),
+        "model": model_marker(),
+    }
+    if w.method == "dense":
+        for name, corpus in (("general", SSAE_GENERAL), ("domain", w.subdomain)):
+            for ext in ("npy", "faiss", "json"):
+                inputs[f"{name}_{ext}"] = f"{embedding_cache(corpus)}.{ext}"
+        inputs["embedder"] = uri_inputs(EMBEDDER["source"])
+    return inputs
+
+
 # --- Bias in Bios (bias_in_bios.smk) ---------------------------------------------------------------------------
 BIB_CFG = config["bias_in_bios"]
 BIB_TAG = study_tag(config)  # "" by default; another tag runs a second study beside it, sharing the SAEs
@@ -142,3 +272,96 @@ def core_eval_jsons():
         for sae in SAES
         for es in SAES[sae].get("eval_sets") or config["evaluation"]["eval_sets"]
     ]
+
+
+# --- Architectures and boosting (architectures.smk) ------------------------------------------------------------
+from functools import partial
+import re
+
+from saeflow.arch_specs import (
+    STACKED,
+    architecture_saes,
+    boosting_base,
+    boosting_eval_sets,
+    boosting_general,
+    boosting_subdomains,
+    boosting_train_budget,
+    finetune_name,
+    residual_name,
+)
+
+ARCH_CFG = config["architectures"]
+ARCH_DIR = f"{RESULTS}/architectures"
+ARCH_SAES = architecture_saes(config)  # {architecture label: registry name}; {} when disabled
+BOOST_SUBDOMAINS = boosting_subdomains(config)  # [] when disabled
+BOOST_DIR = f"{RESULTS}/boosting"
+RESIDUAL_SAES = [residual_name(s) for s in BOOST_SUBDOMAINS]
+# train_residual_sae makes exactly these (ruleorder over train_sae); a pattern that never matches when none
+RESIDUAL_PATTERN = "|".join(re.escape(n) for n in RESIDUAL_SAES) or r"(?!x)x"
+TEXTSET_BUDGETS.append(partial(boosting_train_budget, config))
+
+
+def arch_eval_sets():
+    return ARCH_CFG["eval_sets"] or config["evaluation"]["eval_sets"]
+
+
+def analysis_json(sae):
+    return f"{ARCH_DIR}/analysis/{sae}.json"
+
+
+def architecture_inputs(wildcards):
+    """Evaluation JSON of every SAE of the study on every eval set, and each SAE's analysis JSON."""
+    return {
+        "evals": [eval_json(sae, es) for sae in ARCH_SAES.values() for es in arch_eval_sets()],
+        "analyses": [analysis_json(sae) for sae in ARCH_SAES.values()],
+    }
+
+
+def architecture_entries():
+    """{label: {sae, evals: {eval_set: path}, analysis: path}}: what the table script joins."""
+    return {
+        label: {
+            "sae": sae,
+            "evals": {es: eval_json(sae, es) for es in arch_eval_sets()},
+            "analysis": analysis_json(sae),
+        }
+        for label, sae in ARCH_SAES.items()
+    }
+
+
+def residual_train_inputs(w):
+    """A residual SAE trains on its text set's activations after its base SAE (extra.base) is saved."""
+    spec = sae_spec(w.sae)
+    base = spec["extra"]["base"]
+    return {
+        "acts": acts_manifest(spec["train_on"]),
+        "base_cfg": f"{base}/cfg.json",
+        "base_weights": f"{base}/sae_weights.safetensors",
+    }
+
+
+def stacked_eval_json(eval_set):
+    return f"{BOOST_DIR}/eval/{STACKED}/{eval_set}.json"
+
+
+def boosting_entries():
+    """The table's SAEs (base, residual and finetune per subdomain, stacked) and their evaluation JSONs."""
+    base = boosting_base(config)
+    general = boosting_general(config)
+    evals = {base: {es: eval_json(base, es) for es in boosting_eval_sets(config)}}
+    for sub in BOOST_SUBDOMAINS:
+        for name in (residual_name(sub), finetune_name(sub)):
+            evals[name] = {es: eval_json(name, es) for es in dict.fromkeys([sub, general])}
+    evals[STACKED] = {es: stacked_eval_json(es) for es in boosting_eval_sets(config)}
+    return {
+        "base": base,
+        "general": general,
+        "residuals": {s: residual_name(s) for s in BOOST_SUBDOMAINS},
+        "finetunes": {s: finetune_name(s) for s in BOOST_SUBDOMAINS},
+        "stacked": STACKED,
+        "evals": evals,
+    }
+
+
+def boosting_inputs(wildcards):
+    return sorted({p for paths in boosting_entries()["evals"].values() for p in paths.values()})

@@ -1,14 +1,6 @@
 # SAE training: one job per SAE in the registry (saeflow.experiments.sae_specs).
 
 
-def train_inputs(w):
-    spec = sae_spec(w.sae)
-    inputs = {"acts": acts_manifest(spec["train_on"])}
-    if spec.get("init_from"):
-        inputs["parent"] = f"{sae_dir(spec['init_from'])}/cfg.json"
-    return inputs
-
-
 rule train_sae:
     input:
         unpack(train_inputs),
