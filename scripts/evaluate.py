@@ -22,7 +22,7 @@ def main():
                            max_length=p.model["max_length"])
     layer = p.model["layer"]
     if p.sae is None:
-        result = evaluate_baseline(lm, layer, batches)
+        result = evaluate_baseline(lm, layer, batches, p.evaluation["outlier_norm_ratio"])
         write_json(snakemake.output.json, {**result._asdict(), "eval_set": p.eval_set})
         return
     baseline = BaselineResult(**{k: v for k, v in read_json(snakemake.input.baseline).items() if k != "eval_set"})
@@ -30,7 +30,7 @@ def main():
     residuals = getattr(snakemake.input, "residuals", [])
     residuals = [Path(r).parent for r in ([residuals] if isinstance(residuals, str) else residuals)]
     sae = load_for_evaluation(Path(snakemake.input.sae).parent, residuals, device=p.device)
-    result = evaluate_sae(lm, layer, sae, batches, baseline)
+    result = evaluate_sae(lm, layer, sae, batches, baseline, p.evaluation["outlier_norm_ratio"])
     write_json(snakemake.output.json, {
         "sae": p.sae, "eval_set": p.eval_set, **result.row(),
         "provenance": provenance({"evaluation": p.evaluation, "model": p.model}, inputs=[snakemake.input.texts]),

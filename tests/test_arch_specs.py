@@ -154,4 +154,10 @@ def test_common_overrides_retrain_the_reference_architecture():
     assert sorted(specs) == ["arch-batchtopk", "arch-jumprelu", "arch-matryoshka", "arch-ortsae", "arch-topk"]
     assert all(s["epochs"] == 1 and s["k"] == 8 for s in specs.values())
     assert architecture_saes(cfg)["topk"] == "arch-topk"
-    assert list(architecture_saes(cfg))[0] == "topk"
+    assert next(iter(architecture_saes(cfg))) == "topk"
+
+
+def test_common_overrides_equal_to_the_reference_do_not_retrain_it():
+    cfg = _config()
+    cfg["architectures"]["common"] = {"epochs": 2, "lr": 0.001}  # gsae's own values
+    assert "arch-topk" not in architecture_specs(cfg) and architecture_saes(cfg)["topk"] == "gsae"

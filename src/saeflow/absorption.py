@@ -12,10 +12,11 @@ Definition implemented here (every constant is a keyword argument):
    row W_dec[i] (``"decoder"``) has the highest cosine with p_L.
 4. **Denominator.** Test tokens of letter L that the probe classifies correctly (decision value > 0); letters with
    fewer than ``min_test`` of them are left out.
-5. **Absorption.** Such a token is *absorbed* when none of the main latents fires (f_i = 0) while the active
-   latents j outside the main set whose decoder direction has cos(W_dec[j], p_L) ≥ ``cos_threshold`` together
-   carry a meaningful projection on the probe: Σ_j f_j · (W_dec[j] · p_L) ≥ ``min_projection`` · |(x − b_dec) · p_L|
-   (their share of the token's own probe projection, relative to the SAE's decoder bias).
+5. **Absorption** (SAEBench's *full absorption*). Such a token is *absorbed* when none of the main latents fires
+   (f_i = 0), the token's own probe projection x · p_L is positive, and the active latents j outside the main set
+   whose unit decoder direction has cos(W_dec[j], p_L) ≥ ``cos_threshold`` carry a large share of it: the
+   ``max_absorbers`` largest of their projections f_j · cos(W_dec[j], p_L) sum to ≥ ``min_projection`` · (x · p_L).
+   Defaults as SAEBench: cos_threshold 0.025, min_projection 0.4, one absorbing latent.
 6. **Result.** Per-letter rate = absorbed / correctly classified; ``absorption`` = mean of the per-letter rates;
    ``absorption_pooled`` = all absorbed / all correctly classified tokens.
 
@@ -24,7 +25,8 @@ Where this simplifies SAEBench: SAEBench trains its probes on a vocabulary of si
 trained on the tokens of ordinary held-out text at the SAE's layer, and main latents come from the cosine of
 encoder (or decoder) directions with the probe. SAEBench also integrates absorbed and partially absorbed
 fractions (its "full" vs "partial" absorption) with ablation-based attribution; here absorption is the binary
-rule of step 5. Scores are therefore comparable between SAEs of one run, not with SAEBench's published numbers.
+rule of step 5 (with one absorbing latent SAEBench takes the top-projecting latent and then checks its cosine;
+here the top-projecting latent among those that pass the cosine). Scores are therefore comparable between SAEs of one run, not with SAEBench's published numbers.
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ class AbsorptionSettings:
     """Which latent direction is compared with the probe to pick the main latents."""
     cos_threshold: float = DEFAULT_COS_THRESHOLD
     """Minimum cos(W_dec[j], probe) of an absorbing latent."""
-    min_projection: float = 0.1
-    """Absorbing latents' summed probe projection, as a share of |(x − b_dec) · probe|, to count."""
+    min_projection: float = 0.4
+    """Absorbing latents' summed probe projection, as a share of the token's own x · probe, to count."""
+    max_absorbers: int = 1
+    """Absorbing latents whose projections are summed (SAEBench's full absorption: 1)."""
     min_train: int = 5
     """Letters with fewer positive probe-train tokens get no probe."""
     min_test: int = 2
@@ -76,8 +80,9 @@ class AbsorptionSettings:
         s = cls(**d)
         if not 0 < s.train_fraction < 1:
             raise ConfigError(f"absorption.train_fraction must lie in (0, 1); got {s.train_fraction}")
-        if s.n_main < 1:
-            raise ConfigError(f"absorption.n_main must be ≥ 1; got {s.n_main}")
+        if s.n_main < 1 or s.max_absorbers < 1:
+            raise ConfigError(f"absorption.n_main and absorption.max_absorbers must be ≥ 1; got {s.n_main}, "
+                              f"{s.max_absorbers}")
         if s.direction not in ("encoder", "decoder"):
             raise ConfigError(f"absorption.direction must be 'encoder' or 'decoder'; got {s.direction!r}")
         return s
@@ -136,10 +141,11 @@ def fit_letter_probes(acts: np.ndarray, letters: np.ndarray, settings: Absorptio
 
 
 def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tensor, W_enc: Tensor, W_dec: Tensor,
-                     b_dec: Tensor | None = None, settings: AbsorptionSettings | None = None,
+                     settings: AbsorptionSettings | None = None,
                      probes: dict[str, tuple[np.ndarray, float]] | None = None) -> AbsorptionResult:
     """Absorption (module docstring) from activations x [N, d], their first letters (None: not a letter token),
-    the SAE's latents f(x) [N, m], W_enc [d, m], W_dec [m, d] and b_dec [d].
+    the SAE's latents f(x) [N, m], W_enc [d, m] and W_dec [m, d]. Projections are of the raw activations, as in
+    SAEBench.
 
     `probes` (letter -> (weight [d], bias)) skips the probe fit: then every letter token is a test token.
     """
@@ -164,7 +170,6 @@ def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tenso
     W_dec = W_dec.detach().double()
     dirs = (W_enc.detach().double().T if s.direction == "encoder" else W_dec)
     dirs_unit, dec_unit = _unit(dirs), _unit(W_dec)
-    centre = b_dec.detach().double() if b_dec is not None else torch.zeros(x.shape[1], dtype=torch.float64)
     x_test, f_test, lab_test = x[test], f[test], lab[test]
 
     per_letter, n_correct, n_absorbed, mains = {}, {}, {}, {}
@@ -181,11 +186,13 @@ def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tenso
             continue
         xs, fs = xs[correct], fs[correct]
         main_off = (fs[:, main] <= 0).all(dim=1)
-        absorbing = (dec_unit @ p) >= s.cos_threshold
-        absorbing[main] = False
-        proj = (fs * absorbing.double()) @ (W_dec @ p)  # Σ_j f_j (W_dec[j] · p) over absorbing latents j
-        needed = s.min_projection * ((xs - centre) @ p).abs()
-        absorbed = main_off & (proj > 0) & (proj >= needed)
+        cos = dec_unit @ p
+        candidate = cos >= s.cos_threshold
+        candidate[main] = False
+        proj = torch.where((fs > 0) & candidate, fs * cos, torch.zeros_like(fs))  # f_j · cos(W_dec[j], p)
+        absorber_proj = proj.topk(min(s.max_absorbers, proj.shape[1]), dim=1).values.sum(dim=1)
+        x_proj = xs @ p
+        absorbed = main_off & (x_proj > 0) & (absorber_proj > 0) & (absorber_proj >= s.min_projection * x_proj)
         per_letter[letter] = float(absorbed.double().mean())
         n_correct[letter] = len(xs)
         n_absorbed[letter] = int(absorbed.sum())

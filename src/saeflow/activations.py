@@ -29,6 +29,7 @@ from saeflow import __version__
 from saeflow.errors import DataError
 from saeflow.io import atomic_path, write_json
 from saeflow.lm import LoadedLM, encode, length_sorted_batches, pad_batch, residual_stream, torch_dtype
+from saeflow.outliers import inlier_mask
 
 log = logging.getLogger(__name__)
 
@@ -374,8 +375,11 @@ class ActivationStore:
         epochs: int = 1,
         dtype: torch.dtype = torch.float32,
         buffer_shards: int | None = None,
+        max_norm: float = float("inf"),
     ) -> Iterator[torch.Tensor]:
         """Yield [batch, d] tensors covering every row once per epoch (the last batch may be smaller).
+
+        Rows whose L2 norm exceeds `max_norm` are left out (saeflow.outliers).
 
         At most `buffer_shards` shards are loaded at once; with shuffle, the shard order and the rows
         inside each buffer are permuted by a generator seeded with `seed` (deterministic).
@@ -396,6 +400,8 @@ class ActivationStore:
                 parts += [self._load(i)["acts"] for i in order[start : start + buffer]]
                 rows = torch.cat(parts)
                 del parts
+                if max_norm != float("inf"):
+                    rows = rows[inlier_mask(rows, max_norm)]
                 if shuffle:
                     rows = rows[torch.randperm(len(rows), generator=gen)]
                 full = len(rows) // batch_size * batch_size
@@ -416,19 +422,24 @@ class ActivationStore:
                     *(shard[k][s : s + batch_size] for k in _SHARD_KEYS[1:]),
                 )
 
-    def mean_norm(self, sample_rows: int = 4096, *, seed: int = 0) -> float:
-        """Mean L2 norm of `sample_rows` rows drawn uniformly without replacement (all rows if fewer)."""
+    def mean_norm(self, sample_rows: int = 4096, *, seed: int = 0, max_norm: float = float("inf")) -> float:
+        """Mean L2 norm of `sample_rows` rows drawn uniformly without replacement (all rows if fewer), leaving out
+        rows whose norm exceeds `max_norm`."""
+        norms = self.sample_norms(sample_rows, seed=seed)
+        norms = norms[norms <= max_norm]
+        return float(norms.mean()) if len(norms) else 0.0
+
+    def sample_norms(self, sample_rows: int = 4096, *, seed: int = 0) -> torch.Tensor:
+        """L2 norms of `sample_rows` rows drawn uniformly without replacement (all rows if fewer)."""
         if sample_rows >= self.n_tokens:
             picked = torch.arange(self.n_tokens)
         else:
             gen = torch.Generator().manual_seed(int(seed))
             picked = torch.randperm(self.n_tokens, generator=gen)[:sample_rows].sort().values
-        total, count, offset = 0.0, 0, 0
+        norms, offset = [], 0
         for i, shard in enumerate(self.manifest.shards):
             local = picked[(picked >= offset) & (picked < offset + shard.rows)] - offset
             if len(local):
-                acts = self._load(i)["acts"][local].float()
-                total += float(acts.norm(dim=1).sum())
-                count += len(local)
+                norms.append(self._load(i)["acts"][local].float().norm(dim=1))
             offset += shard.rows
-        return total / max(count, 1)
+        return torch.cat(norms) if norms else torch.zeros(0)

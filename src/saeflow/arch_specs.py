@@ -61,15 +61,19 @@ def _reference(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _retrain_reference(config: Mapping[str, Any]) -> bool:
-    """With `architectures.common` overrides the reference's architecture is retrained under them too
-    (``arch-<its architecture>``), so that every row of the table shares one training setup."""
-    return bool(_section(config, "architectures").get("common"))
+    """When `architectures.common` changes a key of the reference's spec, the reference's architecture is retrained
+    under it too (``arch-<its architecture>``), so that every row of the table shares one training setup."""
+    from saeflow.experiments import SAE_DEFAULTS  # not at the top: saeflow.experiments imports this module
+
+    common = _section(config, "architectures").get("common") or {}
+    _, ref_spec = _reference(config)
+    return any(ref_spec.get(k, SAE_DEFAULTS.get(k)) != v for k, v in common.items())
 
 
 def architecture_saes(config: Mapping[str, Any]) -> dict[str, str]:
     """{architecture label: registry name} of the study, in config order: the reference's architecture first
-    (``topk`` for the default gsae: the reference SAE itself, or ``arch-topk`` when `architectures.common` is set),
-    then ``arch-<architecture>`` for each other listed one."""
+    (``topk`` for the default gsae: the reference SAE itself, or ``arch-topk`` when `architectures.common` changes
+    its spec), then ``arch-<architecture>`` for each other listed one."""
     if not architectures_enabled(config):
         return {}
     ref, spec = _reference(config)

@@ -165,7 +165,7 @@ def analyze_sae(sae: torch.nn.Module, acts: torch.Tensor, letters: Sequence[str 
     geo = decoder_cosine_stats(sae.W_dec.detach(), threshold=distinct_threshold)
     latents = sae.reconstruct_raw(acts.float()).latents
     result = absorption_score(acts.float(), letters, latents, sae.W_enc.detach(), sae.W_dec.detach(),
-                              sae.b_dec.detach(), AbsorptionSettings.from_dict(absorption))
+                              AbsorptionSettings.from_dict(absorption))
     return SAEAnalysis(
         geometry={"mean_max_abs_cos": geo.mean_max_abs_cos, "distinct_fraction": geo.distinct_fraction,
                   "distinct_threshold": distinct_threshold, "max_abs_cos": geo.max_abs_cos.tolist()},

@@ -29,8 +29,12 @@ def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     tmp.chmod((0o777 if is_dir else 0o666) & ~umask)
     try:
         yield tmp
-        if is_dir and path.exists():
-            shutil.rmtree(path)
+        if is_dir:
+            # libraries writing into the directory (transformers, safetensors) may also leave private files
+            for child in tmp.rglob("*"):
+                child.chmod((0o777 if child.is_dir() else 0o666) & ~umask)
+            if path.exists():
+                shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         if tmp.is_dir():

@@ -18,6 +18,7 @@ from saeflow.activations import ActivationStore
 from saeflow.errors import ConfigError
 from saeflow.io import atomic_path, write_json
 from saeflow.metrics import ReconstructionAccumulator
+from saeflow.outliers import DEFAULT_OUTLIER_RATIO, outlier_threshold
 from saeflow.sae import SAEConfig, SparseAutoencoder, load_sae, make_sae
 from saeflow.sae.kernels import coalesce_latents
 from saeflow.sae.objectives import batch_objective
@@ -50,6 +51,8 @@ class TrainConfig:
     """Steps between checkpoints (resume after a kill)."""
     log_every: int = 25
     """Steps between logged history points."""
+    outlier_norm_ratio: float = DEFAULT_OUTLIER_RATIO
+    """Rows with a norm above this × the median norm are not trained on (saeflow.outliers; ≤ 0 keeps all)."""
 
     def __post_init__(self):
         if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
@@ -79,9 +82,10 @@ def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return 1.0
 
 
-def _init_decoder_bias(sae: SparseAutoencoder, store: ActivationStore, scale: float, seed: int) -> None:
+def _init_decoder_bias(sae: SparseAutoencoder, store: ActivationStore, scale: float, seed: int,
+                       max_norm: float) -> None:
     """b_dec starts at the mean activation (a cheap stand-in for the geometric median)."""
-    batch = next(store.iter_batches(min(8192, store.n_tokens), shuffle=True, seed=seed))
+    batch = next(store.iter_batches(min(8192, store.n_tokens), shuffle=True, seed=seed, max_norm=max_norm))
     with torch.no_grad():
         sae.b_dec.copy_(batch.mean(0) * scale)
 
@@ -128,6 +132,7 @@ def train_sae(
     if sae_cfg.d_in != store.d_model:
         raise ConfigError(f"sae.d_in ({sae_cfg.d_in}) does not match the activations' d_model ({store.d_model})")
     torch.manual_seed(train_cfg.seed)
+    max_norm = outlier_threshold(store.sample_norms(seed=train_cfg.seed), train_cfg.outlier_norm_ratio)
     sae = make_sae(sae_cfg, seed=train_cfg.seed)
     if init_from is not None:
         parent = load_sae(init_from)
@@ -136,9 +141,9 @@ def train_sae(
         scale = json.loads((Path(init_from) / "cfg.json").read_text())["saeflow"]["input_scale"]
         sae.set_input_scale_(scale)
     else:
-        scale = math.sqrt(store.d_model) / max(store.mean_norm(seed=train_cfg.seed), 1e-8)
+        scale = math.sqrt(store.d_model) / max(store.mean_norm(seed=train_cfg.seed, max_norm=max_norm), 1e-8)
         sae.input_scale = scale
-        _init_decoder_bias(sae, store, scale, train_cfg.seed)
+        _init_decoder_bias(sae, store, scale, train_cfg.seed, max_norm)
     sae.to(device)
     opt = _adam(sae, train_cfg.lr)
     total_steps = max(1, math.ceil(store.n_tokens * train_cfg.epochs / train_cfg.batch_size))
@@ -160,7 +165,7 @@ def train_sae(
         log.info("resuming from %s at step %d/%d", ckpt_path, start_step, total_steps)
 
     batches = store.iter_batches(train_cfg.batch_size, shuffle=True, seed=train_cfg.seed,
-                                 epochs=math.ceil(train_cfg.epochs))
+                                 epochs=math.ceil(train_cfg.epochs), max_norm=max_norm)
     tail_from = int(total_steps * 0.9)
     t0 = time.perf_counter()
     tokens_before = tokens
@@ -204,6 +209,7 @@ def train_sae(
         "seconds": elapsed,
         "activations_per_s": (tokens - tokens_before) / elapsed if elapsed > 0 else float("nan"),
         "input_scale": sae.input_scale,
+        "outlier_max_norm": max_norm if math.isfinite(max_norm) else None,
         "resumed_from_step": start_step,
         "final": final._asdict() if final else None,
         "history": history,

@@ -127,7 +127,7 @@ rule evaluate_boosted:
         f"benchmarks/boosting/evaluate_{STACKED}/{{eval_set}}.tsv"
     conda:
         "../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: EVAL_THREADS
     resources:
         mem_mb=6000,
         runtime=60,

@@ -13,7 +13,7 @@ rule evaluate_baseline:
         f"benchmarks/evaluate_baseline/{MODEL}_L{LAYER}/{{eval_set}}.tsv"
     conda:
         "../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: EVAL_THREADS
     resources:
         mem_mb=6000,
         runtime=60,
@@ -45,7 +45,7 @@ rule evaluate_sae:
         "benchmarks/evaluate_sae/{sae}/{eval_set}.tsv"
     conda:
         "../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: EVAL_THREADS
     resources:
         mem_mb=6000,
         runtime=60,
