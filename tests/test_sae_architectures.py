@@ -226,7 +226,8 @@ def test_ortsae_adds_gamma_times_penalty():
     sae = make_sae({"architecture": "ortsae", "d_in": 4, "d_sae": 6, "k": 2,
                     "extra": {"ortho_gamma": 2.0, "ortho_chunk": 64}}, seed=1)
     terms = sae.training_loss(torch.randn(8, 4))
-    assert terms.logs["ortho"] == pytest.approx(2.0 * float(_direct_penalty(sae.W_dec.detach())), rel=1e-5)
+    # γ·d·L_orth: γ is relative to a per-dimension MSE, the reconstruction loss sums over d = 4
+    assert terms.logs["ortho"] == pytest.approx(2.0 * 4 * float(_direct_penalty(sae.W_dec.detach())), rel=1e-5)
     assert terms.aux.item() == pytest.approx(terms.logs["ortho"] + terms.logs["auxk"], rel=1e-6)
 
 
@@ -273,3 +274,14 @@ def test_each_architecture_trains_through_the_trainer(tmp_path, arch):
     loaded = load_sae(tmp_path / "sae")
     f, _ = loaded.reconstruct_raw(x[:256])
     assert 1 <= float((f > 0).sum(-1).float().mean()) <= 8  # the saved threshold gives a similar L0
+
+
+def test_batchtopk_threshold_calibration_gives_k_per_token_on_the_sample():
+    sae = make_sae({"architecture": "batchtopk", "d_in": 8, "d_sae": 64, "k": 4}, seed=0)
+    x = torch.randn(256, 8)
+    sae.threshold.fill_(100.0)  # a stale EMA: almost nothing fires
+    theta = sae.calibrate_threshold_(x)
+    acts = torch.relu(sae.pre_acts(x))
+    assert theta == pytest.approx(float(acts.flatten().topk(4 * 256).values.min()))
+    l0 = (sae.encode(x) > 0).sum(dim=-1).float().mean()
+    assert float(l0) == pytest.approx(4.0, abs=0.02)  # exactly k·N kept, except for ties at θ itself

@@ -202,6 +202,12 @@ def train_sae(
             progress = {"history": history, "tail": tail, "tokens": tokens}
             _save_checkpoint(ckpt_path, sae, opt, step + 1, progress)
     elapsed = time.perf_counter() - t0
+    calibration = {}
+    if hasattr(sae, "calibrate_threshold_"):  # BatchTopK family: set the inference threshold on held-back rows
+        sample = next(store.iter_batches(min(8192, store.n_tokens), shuffle=True, seed=train_cfg.seed + 1,
+                                         max_norm=max_norm))
+        ema = float(sae.threshold.mean())
+        calibration = {"threshold_ema": ema, "threshold": sae.calibrate_threshold_(sample.to(device) * sae.input_scale)}
     final = tail.result() if tail.n_tokens else None
     metrics = {
         "steps": total_steps,
@@ -210,6 +216,7 @@ def train_sae(
         "activations_per_s": (tokens - tokens_before) / elapsed if elapsed > 0 else float("nan"),
         "input_scale": sae.input_scale,
         "outlier_max_norm": max_norm if math.isfinite(max_norm) else None,
+        **calibration,
         "resumed_from_step": start_step,
         "final": final._asdict() if final else None,
         "history": history,

@@ -109,6 +109,18 @@ class BatchTopKSAE(SparseAutoencoder):
             self.threshold.mul_(self.threshold_decay).add_((1 - self.threshold_decay) * smallest)
         self.threshold_updates += 1
 
+    @torch.no_grad()
+    def calibrate_threshold_(self, x: Tensor) -> float:
+        """θ ← the smallest of the k·N largest activations over a sample x [N, d] (training scale), so that the
+        per-token inference L0 on it is k: the training-time EMA lags behind the shrinking activations of a short
+        run (default run: inference L0 12.8 for k = 32 with the EMA). Returns the new θ."""
+        acts = torch.relu(self.pre_acts(x)).flatten()
+        n_keep = min(self.cfg.k * x.shape[0], acts.numel())
+        smallest = acts.topk(n_keep, sorted=False).values.min()
+        if smallest > 0:
+            self.threshold.fill_(float(smallest))
+        return float(self.threshold.mean())
+
     # loss, split so that subclasses change one piece
     def decode_codes(self, values: Tensor, indices: Tensor) -> Tensor:
         return sparse_decode(values, indices, self.W_dec) + self.b_dec

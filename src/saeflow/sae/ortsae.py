@@ -1,6 +1,9 @@
 """OrtSAE: BatchTopK + γ·L_orth, the chunked orthogonality penalty on decoder directions (METHODS.md).
 
-Settings in `extra`: `ortho_gamma` γ (default 0.25) and `ortho_chunk` c (latents per random chunk; default
+Settings in `extra`: `ortho_gamma` γ (default 0.25, relative to a per-dimension MSE as in the paper: the penalty
+is added as γ·d·L_orth because saeflow's reconstruction loss sums the squared error over the d dimensions; with
+γ·L_orth alone it was ~10⁻⁴ of the loss and the default run's OrtSAE came out identical to BatchTopK) and
+`ortho_chunk` c (latents per random chunk; default
 256, see DEFAULT_ORTHO_CHUNK). The penalty costs O(m·c·d) per step against O(B·m·d) for the SAE itself, so its
 relative overhead is about c / (2B): c = 256 with B = 1024 keeps it near 10% (`python -m saeflow.bench ortho`).
 """
@@ -33,4 +36,5 @@ class OrtSAE(BatchTopKSAE):
     def extra_penalties(self) -> dict[str, Tensor]:
         if self.ortho_gamma == 0:
             return {}
-        return {"ortho": self.ortho_gamma * orthogonality_penalty(self.W_dec, self.ortho_chunk)}
+        # γ is relative to a per-dimension MSE (the paper's); our reconstruction loss sums over the d dimensions
+        return {"ortho": self.ortho_gamma * self.cfg.d_in * orthogonality_penalty(self.W_dec, self.ortho_chunk)}

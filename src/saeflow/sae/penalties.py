@@ -22,19 +22,21 @@ class _NearestCosSquared(torch.autograd.Function):
         m, d = W.shape
         n_chunks = -(-m // chunk)
         norms = W.norm(dim=1).clamp_min(1e-8)
-        Wp = W[perm]
-        inv = 1.0 / norms[perm]
+        # unit rows first (O(m·d)), so the chunk Gram matrices are the cosines: fewer passes over m·c entries
+        Up = W[perm] / norms[perm].unsqueeze(1)
         pad = n_chunks * chunk - m
         if pad:  # zero rows: cosine 0 to everything
-            Wp = torch.cat([Wp, Wp.new_zeros(pad, d)])
-            inv = torch.cat([inv, inv.new_zeros(pad)])
-        Wp, inv = Wp.view(n_chunks, chunk, d), inv.view(n_chunks, chunk)
-        cos = torch.bmm(Wp, Wp.transpose(1, 2)).mul_(inv.unsqueeze(2)).mul_(inv.unsqueeze(1))
+            Up = torch.cat([Up, Up.new_zeros(pad, d)])
+        Up = Up.view(n_chunks, chunk, d)
+        cos = torch.bmm(Up, Up.transpose(1, 2))
         cos.diagonal(dim1=1, dim2=2).zero_()  # j ≠ i
-        nearest = cos.abs().argmax(dim=-1, keepdim=True)
-        cos_p = cos.gather(2, nearest).reshape(-1)[:m]  # signed cosine to the neighbour, permuted order
+        # the largest |cos| is the max or the min: two read-only passes instead of materialising |cos|
+        hi, hi_at = cos.max(dim=-1, keepdim=True)
+        lo, lo_at = cos.min(dim=-1, keepdim=True)
+        nearest = torch.where(hi >= -lo, hi_at, lo_at)
+        cos_p = torch.where(hi >= -lo, hi, lo).reshape(-1)[:m]  # signed cosine to the neighbour, permuted order
         pos = (nearest.squeeze(2) + torch.arange(n_chunks, device=W.device).unsqueeze(1) * chunk).reshape(-1)[:m]
-        del cos, Wp
+        del cos, Up
         valid = pos < m  # a padding neighbour: every cosine in the chunk is 0 (cos_p = 0 then)
         partner = torch.empty_like(perm)
         partner[perm] = perm[pos.clamp(max=m - 1)]
