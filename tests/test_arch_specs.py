@@ -11,7 +11,7 @@ from saeflow.arch_specs import (
     boosting_specs,
     boosting_train_budget,
 )
-from saeflow.config import validate_config
+from saeflow.config import load_config_files, validate_config
 from saeflow.errors import ConfigError
 from saeflow.experiments import sae_specs
 
@@ -31,18 +31,8 @@ def _config(**sections):
 
 
 def _merged(*files):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-    def merge(base, update):
-        for key, value in update.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-
-    for f in files:
-        merge(config, yaml.safe_load((ROOT / f).read_text()))
-    return validate_config(config, ROOT / "config" / "schema.yaml")
+    """config/config.yaml with --configfile overlays (nested dicts merged, like Snakemake), validated."""
+    return load_config_files(ROOT, *files)
 
 
 def test_architecture_specs_copy_the_reference_at_matched_k():

@@ -65,3 +65,11 @@ def test_config_entry_names_the_configured_ones():
         config_entry({"corpora": {"medical": {}, "general": {}}}, "corpora", "wiki", noun="corpus")
     with pytest.raises(ConfigError, match=r"configured assets: none"):
         config_entry({}, "assets", "x", noun="asset")
+
+
+def test_merge_config_merges_mappings_and_replaces_everything_else():
+    from saeflow.config import merge_config
+
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+    merge_config(base, {"a": {"y": [3], "z": {"w": 0}}, "b": {"c": 1}})
+    assert base == {"a": {"x": 1, "y": [3], "z": {"w": 0}}, "b": {"c": 1}}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saeflow.config import validate_config
+from saeflow.config import load_config_files, validate_config
 from saeflow.errors import ConfigError
 from saeflow.experiments import sae_specs, spec_id, sweep_specs
 
@@ -14,18 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _merged(*files):
     """config/config.yaml with --configfile overlays (nested dicts merged, like Snakemake), validated."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-    def merge(base, update):
-        for key, value in update.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-
-    for f in files:
-        merge(config, yaml.safe_load((ROOT / f).read_text()))
-    return validate_config(config, ROOT / "config" / "schema.yaml")
+    return load_config_files(ROOT, *files)
 
 
 def test_sweep_is_the_cartesian_product_with_content_hashed_names():

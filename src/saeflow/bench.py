@@ -282,25 +282,12 @@ def _bench_schedule(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="saeflow-schedule-") as tmp:
             seconds, jobs = dry_run_seconds(root / "Snakefile", configfile, Path(tmp))
             times.append(seconds)
-    import yaml
+    from saeflow.config import load_config_files
 
-    from saeflow.config import validate_config
-
-    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
-    _merge(config, yaml.safe_load(configfile.read_text()))
-    config = validate_config(config, root / "config" / "schema.yaml")
+    config = load_config_files(root, configfile)
     n_saes = len(sae_specs(config))
     print(f"bench=schedule configfile={args.configfile} saes={n_saes} jobs={jobs} "
           f"runs={','.join(f'{t:.2f}' for t in times)} seconds={min(times):.2f}")
-
-
-def _merge(base: dict, update: dict) -> None:
-    """Snakemake's --configfile merge: nested dicts are merged, everything else replaced."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 def _add_schedule(sub: argparse._SubParsersAction) -> None:

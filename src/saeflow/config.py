@@ -52,6 +52,26 @@ def validate_config(config: dict, schema: dict | str | Path, *, source: str = "c
     return resolved
 
 
+def merge_config(base: dict, update: Mapping) -> dict:
+    """Snakemake's --configfile merge, in place: nested mappings merged key by key, anything else replaced."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config_files(root: str | Path, *overlays: str | Path) -> dict:
+    """`config/config.yaml` of the project at `root` with `overlays` merged on top (as `snakemake --configfile`
+    does), validated against `config/schema.yaml` with defaults filled in."""
+    root = Path(root)
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    for overlay in overlays:
+        merge_config(config, yaml.safe_load((root / overlay).read_text()) or {})
+    return validate_config(config, root / "config" / "schema.yaml")
+
+
 def load_workflow_config(config: dict, schema_path: str | Path) -> dict:
     """Validate inside the Snakefile; print one clear line instead of a traceback on a bad config."""
     try:
