@@ -29,7 +29,7 @@ from saeflow import __version__
 from saeflow.errors import DataError
 from saeflow.io import atomic_path, write_json
 from saeflow.lm import LoadedLM, encode, length_sorted_batches, pad_batch, residual_stream, torch_dtype
-from saeflow.outliers import inlier_mask
+from saeflow.outliers import inlier_mask, inlier_mean
 
 log = logging.getLogger(__name__)
 
@@ -425,9 +425,7 @@ class ActivationStore:
     def mean_norm(self, sample_rows: int = 4096, *, seed: int = 0, max_norm: float = float("inf")) -> float:
         """Mean L2 norm of `sample_rows` rows drawn uniformly without replacement (all rows if fewer), leaving out
         rows whose norm exceeds `max_norm`."""
-        norms = self.sample_norms(sample_rows, seed=seed)
-        norms = norms[norms <= max_norm]
-        return float(norms.mean()) if len(norms) else 0.0
+        return inlier_mean(self.sample_norms(sample_rows, seed=seed), max_norm)
 
     def sample_norms(self, sample_rows: int = 4096, *, seed: int = 0) -> torch.Tensor:
         """L2 norms of `sample_rows` rows drawn uniformly without replacement (all rows if fewer)."""

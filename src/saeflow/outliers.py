@@ -24,3 +24,9 @@ def outlier_threshold(norms: Tensor, ratio: float) -> float:
 def inlier_mask(x: Tensor, threshold: float) -> Tensor:
     """[...] bool: rows of x [..., d] whose L2 norm is at most `threshold`."""
     return x.float().norm(dim=-1) <= threshold
+
+
+def inlier_mean(norms: Tensor, threshold: float) -> float:
+    """Mean of the `norms` at most `threshold` (0.0 when none is)."""
+    kept = norms[norms <= threshold]
+    return float(kept.mean()) if len(kept) else 0.0

@@ -18,7 +18,7 @@ from saeflow.activations import ActivationStore
 from saeflow.errors import ConfigError
 from saeflow.io import atomic_path, write_json
 from saeflow.metrics import ReconstructionAccumulator
-from saeflow.outliers import DEFAULT_OUTLIER_RATIO, outlier_threshold
+from saeflow.outliers import DEFAULT_OUTLIER_RATIO, inlier_mean, outlier_threshold
 from saeflow.sae import SAEConfig, SparseAutoencoder, load_sae, make_sae
 from saeflow.sae.kernels import coalesce_latents
 from saeflow.sae.objectives import batch_objective
@@ -132,7 +132,8 @@ def train_sae(
     if sae_cfg.d_in != store.d_model:
         raise ConfigError(f"sae.d_in ({sae_cfg.d_in}) does not match the activations' d_model ({store.d_model})")
     torch.manual_seed(train_cfg.seed)
-    max_norm = outlier_threshold(store.sample_norms(seed=train_cfg.seed), train_cfg.outlier_norm_ratio)
+    norms = store.sample_norms(seed=train_cfg.seed)  # one read of the sample: outlier cut and input scale
+    max_norm = outlier_threshold(norms, train_cfg.outlier_norm_ratio)
     sae = make_sae(sae_cfg, seed=train_cfg.seed)
     if init_from is not None:
         parent = load_sae(init_from)
@@ -141,7 +142,7 @@ def train_sae(
         scale = json.loads((Path(init_from) / "cfg.json").read_text())["saeflow"]["input_scale"]
         sae.set_input_scale_(scale)
     else:
-        scale = math.sqrt(store.d_model) / max(store.mean_norm(seed=train_cfg.seed, max_norm=max_norm), 1e-8)
+        scale = math.sqrt(store.d_model) / max(inlier_mean(norms, max_norm), 1e-8)
         sae.input_scale = scale
         _init_decoder_bias(sae, store, scale, train_cfg.seed, max_norm)
     sae.to(device)

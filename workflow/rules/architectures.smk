@@ -1,7 +1,7 @@
 # Architecture comparison at matched L0 and boosted (residual) SAEs (saeflow.arch_specs, saeflow.boosting).
 # The architecture SAEs (arch-<architecture>) and the full-finetune baselines (boost-ft-<subdomain>) are ordinary
-# registry SAEs: train_sae trains them and evaluate_sae evaluates them. Residual SAEs (boost-<subdomain>) train
-# here, after their base; evaluate_sae evaluates a residual SAE boosted on its base.
+# registry SAEs: train_sae trains them and evaluate_sae evaluates them. Residual SAEs (boost-<subdomain>) are too:
+# train_sae waits for their frozen base (extra.base), and evaluate_sae evaluates a residual SAE boosted on its base.
 
 if ARCH_SAES:
 
@@ -14,39 +14,6 @@ if ARCH_SAES:
 if BOOST_SUBDOMAINS:
 
     TARGETS += [f"{RESULTS}/tables/boosting.csv", f"{RESULTS}/tables/boosting.md"]
-
-
-ruleorder: train_residual_sae > train_sae
-
-
-rule train_residual_sae:
-    input:
-        unpack(residual_train_inputs),
-    output:
-        cfg=f"{RESULTS}/sae/{{sae}}/cfg.json",
-        weights=f"{RESULTS}/sae/{{sae}}/sae_weights.safetensors",
-        metrics=f"{RESULTS}/sae/{{sae}}/metrics.json",
-    log:
-        "logs/train_sae/{sae}.log",
-    benchmark:
-        "benchmarks/train_sae/{sae}.tsv"
-    wildcard_constraints:
-        sae=RESIDUAL_PATTERN,
-    conda:
-        "../../envs/saeflow.yaml"
-    threads: MAX_THREADS
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=config["gpu"],
-    params:
-        sae=lambda w: sae_spec(w.sae),
-        name=lambda w: w.sae,
-        model=model_params(),
-        device=config["device"],
-        code=SAEFLOW_VERSION,
-    script:
-        "../../scripts/train_sae.py"
 
 
 rule analyze_sae:

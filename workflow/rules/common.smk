@@ -148,10 +148,16 @@ def model_dir_of(wildcards, input):
 
 
 def train_inputs(w):
+    """The SAE's activations, plus the SAE it starts from (init_from) or, for a residual SAE, the frozen base it
+    reads (extra.base, a saved SAE directory)."""
     spec = sae_spec(w.sae)
     inputs = {"acts": acts_manifest(spec["train_on"])}
     if spec.get("init_from"):
         inputs["parent"] = f"{sae_dir(spec['init_from'])}/cfg.json"
+    base = (spec.get("extra") or {}).get("base")
+    if base:
+        inputs["base_cfg"] = f"{base}/cfg.json"
+        inputs["base_weights"] = f"{base}/sae_weights.safetensors"
     return inputs
 
 
@@ -280,7 +286,6 @@ def core_eval_jsons():
 
 # --- Architectures and boosting (architectures.smk) ------------------------------------------------------------
 from functools import partial
-import re
 
 from saeflow.arch_specs import (
     STACKED,
@@ -300,8 +305,6 @@ ARCH_SAES = architecture_saes(config)  # {architecture label: registry name}; {}
 BOOST_SUBDOMAINS = boosting_subdomains(config)  # [] when disabled
 BOOST_DIR = f"{RESULTS}/boosting"
 RESIDUAL_SAES = [residual_name(s) for s in BOOST_SUBDOMAINS]
-# train_residual_sae makes exactly these (ruleorder over train_sae); a pattern that never matches when none
-RESIDUAL_PATTERN = "|".join(re.escape(n) for n in RESIDUAL_SAES) or r"(?!x)x"
 TEXTSET_BUDGETS.append(partial(boosting_train_budget, config))
 
 
@@ -330,17 +333,6 @@ def architecture_entries():
             "analysis": analysis_json(sae),
         }
         for label, sae in ARCH_SAES.items()
-    }
-
-
-def residual_train_inputs(w):
-    """A residual SAE trains on its text set's activations after its base SAE (extra.base) is saved."""
-    spec = sae_spec(w.sae)
-    base = spec["extra"]["base"]
-    return {
-        "acts": acts_manifest(spec["train_on"]),
-        "base_cfg": f"{base}/cfg.json",
-        "base_weights": f"{base}/sae_weights.safetensors",
     }
 
 
