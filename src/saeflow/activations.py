@@ -150,6 +150,93 @@ class _ShardWriter:
         self.shards.append(Shard(file=name, rows=n))
 
 
+class ActivationWriter:
+    """The one writer of activation sets: documents' rows in, shards and (last) manifest.json out.
+
+    Every producer (LM extraction, the protein and recommender studies, benchmarks, tests) writes through it, so
+    every set has the same layout and is read by ActivationStore. The directory's old manifest and shards are
+    removed first: a set never looks complete while it is rewritten.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        model: str,
+        layer: int,
+        d_model: int,
+        shard_rows: int = 32768,
+        dtype: torch.dtype | str = torch.float16,
+    ):
+        if int(shard_rows) < 1:
+            raise DataError(f"shard_rows must be at least 1; got {shard_rows}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / MANIFEST).unlink(missing_ok=True)
+        for stale in self.out_dir.glob("shard_*.safetensors"):
+            stale.unlink()
+        self.model, self.layer, self.d_model = model, layer, d_model
+        self.store_dtype = torch_dtype(dtype)
+        self._shards = _ShardWriter(self.out_dir, shard_rows)
+        self.doc_ids: list[str] = []
+        self.n_tokens = 0
+        self._norm_sum = 0.0
+        self._start = time.perf_counter()
+
+    def add(self, doc_ids: Sequence[str], acts: torch.Tensor, token_ids: torch.Tensor, counts: Sequence[int],
+            positions: torch.Tensor) -> None:
+        """Rows of consecutive documents: `counts[i]` rows of `acts` [n, d] belong to `doc_ids[i]`; `token_ids`
+        and `positions` [n] are each row's token and its position in the document."""
+        acts = acts.float()
+        if acts.ndim != 2 or acts.shape[1] != self.d_model:
+            raise DataError(f"activation rows must be [n, {self.d_model}]; got {tuple(acts.shape)}")
+        if sum(counts) != len(acts) or len(counts) != len(doc_ids):
+            raise DataError("ActivationWriter.add: counts must give each document's row count")
+        self._norm_sum += float(acts.norm(dim=1).sum())
+        stored = acts.to(self.store_dtype)
+        if not torch.isfinite(stored).all():
+            raise DataError(
+                f"layer {self.layer} activations overflow {self.store_dtype}; store them as bfloat16 "
+                "(config extraction.dtype)"
+            )
+        first = len(self.doc_ids)
+        self._shards.add(
+            acts=stored,
+            token_ids=torch.as_tensor(token_ids, dtype=torch.int32),
+            doc_index=torch.repeat_interleave(
+                torch.arange(first, first + len(doc_ids), dtype=torch.int32), torch.as_tensor(list(counts))
+            ),
+            position=torch.as_tensor(positions, dtype=torch.int32),
+        )
+        self.doc_ids += [str(d) for d in doc_ids]
+        self.n_tokens += int(sum(counts))
+
+    def finish(self, *, max_tokens: int, max_length: int, batch_size: int, extra: dict | None = None) -> Manifest:
+        """Flush the last shard and write manifest.json (the completion marker)."""
+        shards = self._shards.close()
+        if self.n_tokens == 0:
+            raise DataError(f"no tokens to store: the documents are empty or hold no storable position ({self.out_dir})")
+        elapsed = time.perf_counter() - self._start
+        manifest = Manifest(
+            model=self.model,
+            layer=self.layer,
+            d_model=self.d_model,
+            dtype=str(self.store_dtype).removeprefix("torch."),
+            n_tokens=self.n_tokens,
+            shards=tuple(shards),
+            docs=tuple(self.doc_ids),
+            max_tokens=max_tokens,
+            max_length=max_length,
+            batch_size=batch_size,
+            mean_norm=self._norm_sum / self.n_tokens,
+            elapsed_s=round(elapsed, 3),
+            tokens_per_s=round(self.n_tokens / max(elapsed, 1e-9), 1),
+            extra=dict(extra or {}),
+        )
+        write_json(self.out_dir / MANIFEST, manifest.to_dict())
+        return manifest
+
+
 def _select(
     documents: Iterable[dict], tokenizer: Any, max_length: int, max_tokens: int, chunk_docs: int
 ) -> Iterator[list[tuple[str, list[int]]]]:
@@ -226,17 +313,10 @@ def extract_activations(
             raise DataError(f"{key} must be at least 1; got {value}")
     if max_length < 2:
         raise DataError(f"max_length must be at least 2 (position 0 is never stored); got {max_length}")
-    store_dtype = torch_dtype(dtype)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # the set must not look complete while it is rewritten
-    for stale in out_dir.glob("shard_*.safetensors"):
-        stale.unlink()
-
-    start = time.perf_counter()
-    writer = _ShardWriter(out_dir, shard_rows)
-    doc_ids: list[str] = []
-    n_tokens, norm_sum = 0, 0.0
+    writer = ActivationWriter(
+        out_dir, model=lm.name, layer=layer, d_model=lm.d_model, shard_rows=shard_rows, dtype=dtype
+    )
     bar = tqdm(total=max_tokens, unit="tok", desc=f"extract L{layer}", disable=not progress, mininterval=2.0)
     pad_id = lm.tokenizer.pad_token_id
     for chunk in _select(documents, lm.tokenizer, max_length, max_tokens, batch_size * chunk_batches):
@@ -250,52 +330,21 @@ def extract_activations(
             counts = keep.sum(dim=1).tolist()
             for i, part in zip(group, rows.split(counts), strict=True):
                 per_doc[i] = part
-        acts = torch.cat(per_doc)  # back in file order
-        norm_sum += float(acts.norm(dim=1).sum())
-        stored = acts.to(store_dtype)
-        if not torch.isfinite(stored).all():
-            raise DataError(
-                f"layer {layer} activations overflow {store_dtype}; store them as bfloat16 "
-                "(config extraction.dtype)"
-            )
         counts = [len(t) - 1 for _, t in chunk]
         writer.add(
-            acts=stored,
+            [doc_id for doc_id, _ in chunk],
+            torch.cat(per_doc),  # back in file order
             token_ids=torch.tensor([tok for _, t in chunk for tok in t[1:]], dtype=torch.int32),
-            doc_index=torch.repeat_interleave(
-                torch.arange(len(doc_ids), len(doc_ids) + len(chunk), dtype=torch.int32), torch.tensor(counts)
-            ),
-            position=torch.cat([torch.arange(1, n + 1, dtype=torch.int32) for n in counts]),
+            counts=counts,
+            positions=torch.cat([torch.arange(1, n + 1, dtype=torch.int32) for n in counts]),
         )
-        doc_ids += [doc_id for doc_id, _ in chunk]
-        n_tokens += sum(counts)
-        del acts, stored, per_doc
+        del per_doc
         bar.update(sum(counts))
     bar.close()
-    shards = writer.close()
-    if n_tokens == 0:
-        raise DataError(
-            f"no tokens to extract: the documents are empty or all have a single token ({out_dir})"
-        )
-    if n_tokens < max_tokens:
-        log.warning("the documents hold only %d storable tokens; asked for %d", n_tokens, max_tokens)
-    elapsed = time.perf_counter() - start
-    manifest = Manifest(
-        model=lm.name,
-        layer=layer,
-        d_model=lm.d_model,
-        dtype=str(store_dtype).removeprefix("torch."),
-        n_tokens=n_tokens,
-        shards=tuple(shards),
-        docs=tuple(doc_ids),
-        max_tokens=max_tokens,
-        max_length=max_length,
-        batch_size=batch_size,
-        mean_norm=norm_sum / n_tokens,
-        elapsed_s=round(elapsed, 3),
-        tokens_per_s=round(n_tokens / elapsed, 1),
-    )
-    write_json(out_dir / MANIFEST, manifest.to_dict())
+    if 0 < writer.n_tokens < max_tokens:
+        log.warning("the documents hold only %d storable tokens; asked for %d", writer.n_tokens, max_tokens)
+    manifest = writer.finish(max_tokens=max_tokens, max_length=max_length, batch_size=batch_size)
+    n_tokens, doc_ids, shards = manifest.n_tokens, manifest.docs, manifest.shards
     log.info(
         "stored %d tokens of %d documents in %d shard(s) at %.0f tokens/s -> %s",
         n_tokens,
