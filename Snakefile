@@ -1,8 +1,10 @@
-# saeflow: corpus -> retrieval -> activations -> SAE training -> evaluation -> tables.
-# Thin on purpose: helpers live in workflow/rules/common.smk, logic in src/saeflow.
+# saeflow: corpus -> activations -> SAE training -> evaluation -> the active studies' tables -> summary.
+# Thin on purpose: core helpers live in workflow/rules/common.smk, logic in src/saeflow; each study
+# (saeflow.studies.STUDIES) brings workflow/rules/studies/<study>.smk and runs when its config section is present.
 import os
 import sys
 
+# job scripts and the DAG use this checkout's library, whatever saeflow is installed
 sys.path.insert(0, os.path.join(str(workflow.basedir), "src"))
 
 from saeflow.config import load_workflow_config
@@ -22,13 +24,14 @@ include: "workflow/rules/assets.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/ssae.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/bias_in_bios.smk"
-include: "workflow/rules/architectures.smk"
 include: "workflow/rules/tables.smk"
-# keep last: gathers every table the includes above added to TARGETS
 include: "workflow/rules/summary.smk"
+
+
+for study in STUDIES:
+
+    include: study.rule_file
 
 
 rule all:

@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 
 from saeflow.activations import ActivationStore
-from saeflow.architectures import analyze_sae, token_letters
 from saeflow.io import write_json
 from saeflow.runtime import provenance, redirect_to, run_main, set_threads
 from saeflow.sae import load_sae
+from saeflow.studies.architectures.analysis import analyze_sae, token_letters
 
 snakemake = globals()["snakemake"]
 

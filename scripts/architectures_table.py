@@ -1,9 +1,9 @@
 """Snakemake adapter: the architecture table (evaluations joined with each SAE's analysis) and the decoder
 geometry histogram."""
 
-from saeflow.architectures import architecture_rows, architectures_table, decoder_cos_hist
 from saeflow.io import read_json
 from saeflow.runtime import redirect_to, run_main
+from saeflow.studies.architectures.analysis import architecture_rows, architectures_table, decoder_cos_hist
 from saeflow.tables import write_table
 
 snakemake = globals()["snakemake"]

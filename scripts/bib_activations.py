@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from saeflow.activations import ActivationStore, extract_activations
-from saeflow.bias_study import read_set, save_arrays
-from saeflow.debias import check_docs, pool_by_doc
-from saeflow.lm import load_lm
+from saeflow.models.causal_lm import load_lm
 from saeflow.runtime import redirect_to, run_main, set_threads
+from saeflow.studies.bias_in_bios.debias import check_docs, pool_by_doc
+from saeflow.studies.bias_in_bios.study import read_set, save_arrays
 
 snakemake = globals()["snakemake"]
 

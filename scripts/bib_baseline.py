@@ -1,9 +1,9 @@
 """Snakemake adapter: Original (probe on the ambiguous set) and Oracle (probe on the balanced set) rows."""
 
-from saeflow.bias_study import labelled, load_array, read_set, shift_config
-from saeflow.debias import baseline_rows
 from saeflow.io import write_json
 from saeflow.runtime import provenance, redirect_to, run_main
+from saeflow.studies.bias_in_bios.debias import baseline_rows
+from saeflow.studies.bias_in_bios.study import labelled, load_array, read_set, shift_config
 
 snakemake = globals()["snakemake"]
 

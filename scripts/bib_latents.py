@@ -5,10 +5,10 @@ from pathlib import Path
 import torch
 
 from saeflow.activations import ActivationStore
-from saeflow.bias_study import save_arrays
-from saeflow.debias import pool_by_doc
 from saeflow.runtime import redirect_to, run_main, set_threads
 from saeflow.sae import load_sae
+from saeflow.studies.bias_in_bios.debias import pool_by_doc
+from saeflow.studies.bias_in_bios.study import save_arrays
 
 snakemake = globals()["snakemake"]
 

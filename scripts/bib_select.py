@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from saeflow.bias_study import read_set, retrieve_for_bios
 from saeflow.errors import DataError
 from saeflow.io import read_json, read_jsonl, write_json, write_jsonl
 from saeflow.retrieval import lm_token_counter, load_embedder, load_index
 from saeflow.runtime import provenance, redirect_to, run_main, set_threads
+from saeflow.studies.bias_in_bios.study import read_set, retrieve_for_bios
 
 snakemake = globals()["snakemake"]
 

@@ -1,8 +1,8 @@
 """Snakemake adapter: draw the ambiguous, balanced-test and oracle sets of the Bias-in-Bios study."""
 
-from saeflow.bias_study import SET_NAMES, make_sets, shift_config, write_set
 from saeflow.io import write_json
 from saeflow.runtime import provenance, redirect_to, run_main
+from saeflow.studies.bias_in_bios.study import SET_NAMES, make_sets, shift_config, write_set
 
 snakemake = globals()["snakemake"]
 

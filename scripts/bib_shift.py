@@ -2,10 +2,10 @@
 
 from safetensors.torch import load_file
 
-from saeflow.bias_study import labelled, load_array, read_set, shift_config
-from saeflow.debias import shift_study
 from saeflow.io import read_json, write_json
 from saeflow.runtime import provenance, redirect_to, run_main
+from saeflow.studies.bias_in_bios.debias import shift_study
+from saeflow.studies.bias_in_bios.study import labelled, load_array, read_set, shift_config
 
 snakemake = globals()["snakemake"]
 

@@ -1,8 +1,8 @@
 """Snakemake adapter: results/tables/bias_in_bios.{csv,md} and results/tables/scr.csv."""
 
-from saeflow.bias_study import gap_note, main_table, markdown_table, scr_table
 from saeflow.io import atomic_path, read_json
 from saeflow.runtime import redirect_to, run_main
+from saeflow.studies.bias_in_bios.study import gap_note, main_table, markdown_table, scr_table
 
 snakemake = globals()["snakemake"]
 

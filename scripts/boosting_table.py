@@ -1,8 +1,8 @@
 """Snakemake adapter: the boosting table (base vs base + residual vs full finetune per subdomain, and stacked)."""
 
-from saeflow.boosting import boosting_table
 from saeflow.io import read_json
 from saeflow.runtime import redirect_to, run_main
+from saeflow.studies.boosting.report import boosting_table
 from saeflow.tables import write_table
 
 snakemake = globals()["snakemake"]

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 
 from saeflow.activations import ActivationStore
-from saeflow.concepts import concept_report
 from saeflow.io import write_json
 from saeflow.runtime import provenance, redirect_to, run_main, set_threads
 from saeflow.sae import load_sae
+from saeflow.studies.ssae.concepts import concept_report
 
 snakemake = globals()["snakemake"]
 

@@ -3,11 +3,11 @@ the SAE plus those residual SAEs) on one held-out text set, or the clean/zero ba
 
 from pathlib import Path
 
-from saeflow.boosting import load_for_evaluation
 from saeflow.evaluate import BaselineResult, eval_batches, evaluate_baseline, evaluate_sae
 from saeflow.io import read_json, read_jsonl, write_json
-from saeflow.lm import load_lm
+from saeflow.models.causal_lm import load_lm
 from saeflow.runtime import provenance, redirect_to, run_main, set_threads
+from saeflow.sae.boosted import load_for_evaluation
 
 snakemake = globals()["snakemake"]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from saeflow.activations import extract_activations
 from saeflow.io import read_jsonl
-from saeflow.lm import load_lm
+from saeflow.models.causal_lm import load_lm
 from saeflow.runtime import redirect_to, run_main, set_threads
 
 snakemake = globals()["snakemake"]

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from saeflow.lm import prepare_model
+from saeflow.models.causal_lm import prepare_model
 from saeflow.runtime import redirect_to, run_main, set_threads
 
 snakemake = globals()["snakemake"]

@@ -9,7 +9,7 @@ from saeflow.errors import DataError
 from saeflow.io import read_json, read_jsonl, write_json, write_jsonl
 from saeflow.retrieval import lm_token_counter, load_embedder
 from saeflow.runtime import provenance, redirect_to, run_main
-from saeflow.ssae import build_pool, load_embedding_cache, run_selection, selection_record
+from saeflow.studies.ssae.specs import build_pool, load_embedding_cache, run_selection, selection_record
 
 snakemake = globals()["snakemake"]
 

@@ -1,7 +1,7 @@
 """Snakemake adapter: results/tables/ssae.{csv,md}, ssae_bins.csv, ssae_retrieval.{csv,md} and the SSAE figures."""
 
 from saeflow.runtime import redirect_to, run_main
-from saeflow.ssae_report import (
+from saeflow.studies.ssae.report import (
     concept_bins_frame,
     pareto_figure,
     retrieval_table,

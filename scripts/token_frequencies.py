@@ -3,9 +3,9 @@
 import numpy as np
 from transformers import AutoTokenizer
 
-from saeflow.concepts import count_token_types
 from saeflow.io import atomic_path, read_jsonl, write_json
 from saeflow.runtime import redirect_to, run_main
+from saeflow.studies.ssae.concepts import count_token_types
 
 snakemake = globals()["snakemake"]
 

@@ -13,7 +13,7 @@ from tiny_models import WORDS, save_tiny_model
 
 from saeflow.activations import ActivationStore, Manifest, extract_activations
 from saeflow.errors import DataError
-from saeflow.lm import load_lm
+from saeflow.models.causal_lm import load_lm
 
 VOCAB = WORDS[:60]
 

@@ -1,4 +1,6 @@
-"""saeflow.assets: URIs, download/verify/extract with a tiny hand-made wheel (no network)."""
+"""saeflow.assets: URIs, download/verify/extract with a tiny hand-made wheel (no network).
+
+Sdists and multi-part assets: tests/test_assets_archives.py."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class FakeIndex:
     def __init__(self, wheel: Path | None, error: str | None = None):
         self.wheel, self.error, self.calls = wheel, error, []
 
-    def __call__(self, package: str, version: str, dest: Path) -> None:
+    def __call__(self, package: str, version: str, dest: Path, kind: str = "wheel") -> None:
         self.calls.append((package, version))
         if self.error:
             raise AssetError(self.error)
@@ -116,7 +118,7 @@ def test_fetch_extracts_members_and_writes_marker(tmp_path, wheel):
     assert not (out / "tiny_pkg/__init__.py").exists()  # not asked for
     assert sorted(result.files) == ["tiny_pkg/data/a.txt", "tiny_pkg/data/sub/b.csv", "tiny_pkg/model.bin"]
     marker = read_json(result.marker)
-    assert marker["wheel_sha256"] == sha(wheel)
+    assert marker["archives"] == [{"file": wheel.name, "sha256": sha(wheel)}]
     assert marker["spec"]["package"] == "tiny-pkg"
     assert sorted(marker["files"]) == sorted(result.files)
     assert (res / "wheels" / wheel.name).is_file()  # kept for the next run

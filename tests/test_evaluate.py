@@ -7,7 +7,7 @@ import torch
 from tiny_models import TEXTS, save_tiny_model
 
 from saeflow.evaluate import eval_batches, evaluate_baseline, evaluate_sae
-from saeflow.lm import load_lm
+from saeflow.models.causal_lm import load_lm
 from saeflow.sae import make_sae
 
 LAYER = 1

@@ -2,7 +2,10 @@
 
 import pandas as pd
 
-from saeflow.reference import REFERENCES, references_for
+from saeflow.reference import references_for
+from saeflow.studies import all_references
+
+REFERENCES = all_references()
 from saeflow.summary import summary_markdown, write_summary
 
 
@@ -13,16 +16,16 @@ def _table(path, title, df):
 
 def test_reference_numbers_are_the_papers():
     ssae = next(r for r in REFERENCES if r.key == "ssae_shift_pythia").frame().set_index("method")
-    # METHODS.md: headline +12.5 points worst-group, SSAE SHIFT 88.5 vs GSAE SHIFT 76.0
+    # docs/methods.md: headline +12.5 points worst-group, SSAE SHIFT 88.5 vs GSAE SHIFT 76.0
     assert ssae.loc["SSAE SHIFT", "worst_group_acc_%"] - ssae.loc["GSAE SHIFT", "worst_group_acc_%"] == 12.5
     assert list(ssae.loc["Oracle"]) == [93.0, 49.4, 91.9]
     assert len({r.key for r in REFERENCES}) == len(REFERENCES)
 
 
 def test_references_match_by_table_name():
-    assert [r.key for r in references_for("bias_in_bios_shift")] == ["ssae_shift_pythia", "shift_gemma"]
-    assert [r.key for r in references_for("boosted_domains")] == ["boosted"]
-    assert references_for("core_metrics") == []
+    assert [r.key for r in references_for("bias_in_bios_shift", REFERENCES)] == ["ssae_shift_pythia", "shift_gemma"]
+    assert [r.key for r in references_for("boosted_domains", REFERENCES)] == ["boosted"]
+    assert references_for("core_metrics", REFERENCES) == []
 
 
 def test_summary_of_any_subset(tmp_path):

@@ -9,7 +9,7 @@ from store_helpers import sparse_data, write_store
 from saeflow.activations import ActivationStore
 from saeflow.metrics import fvu
 from saeflow.sae import ARCHITECTURES, SAEConfig, load_sae
-from saeflow.train import TrainConfig, train_sae
+from saeflow.train import TrainConfig, checkpoint_dir, train_sae
 
 D, M = 16, 64
 
@@ -87,11 +87,11 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path, store, arc
     whole = train_sae(_cfg(arch), tcfg, store, tmp_path / "whole")
     with pytest.raises(_Killed):
         train_sae(_cfg(arch), tcfg, store, tmp_path / "resumed", tracker=_KillAt(30))
-    assert (tmp_path / "resumed" / ".checkpoint" / "state.pt").is_file()
+    assert (checkpoint_dir(tmp_path / "resumed") / "tensors.safetensors").is_file()
     assert not (tmp_path / "resumed" / "cfg.json").exists()  # nothing looks complete after the kill
     resumed = train_sae(_cfg(arch), tcfg, store, tmp_path / "resumed")
     assert resumed.metrics["resumed_from_step"] == 24
-    assert not (tmp_path / "resumed" / ".checkpoint" / "state.pt").exists()
+    assert not checkpoint_dir(tmp_path / "resumed").exists()
     w1, w2 = _weights(whole.sae), _weights(resumed.sae)
     for k in w1:
         assert torch.equal(w1[k], w2[k]), k

@@ -28,7 +28,14 @@ from tqdm.auto import tqdm
 from saeflow import __version__
 from saeflow.errors import DataError
 from saeflow.io import atomic_path, write_json
-from saeflow.lm import LoadedLM, encode, length_sorted_batches, pad_batch, residual_stream, torch_dtype
+from saeflow.models.causal_lm import (
+    LoadedLM,
+    encode,
+    length_sorted_batches,
+    pad_batch,
+    residual_stream,
+    torch_dtype,
+)
 from saeflow.outliers import inlier_mask, inlier_mean
 
 log = logging.getLogger(__name__)

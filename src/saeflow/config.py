@@ -40,10 +40,24 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+def workflow_schema(core_schema: str | Path) -> dict:
+    """The whole config schema: the core sections of `core_schema` plus each study's section schema
+    (saeflow/studies/<study>/schema.yaml), so a new study adds its section without editing the core schema."""
+    from saeflow.studies import STUDIES, study_schema
+
+    schema = yaml.safe_load(Path(core_schema).read_text())
+    for study in STUDIES:
+        if study.name in schema["properties"]:
+            raise ConfigError(f"{core_schema}: section '{study.name}' belongs to the {study.name} study's schema")
+        schema["properties"][study.name] = study_schema(study.name)
+    return schema
+
+
 def validate_config(config: dict, schema: dict | str | Path, *, source: str = "config") -> dict:
-    """Return a copy of `config` with schema defaults filled in; raise ConfigError naming the first bad key."""
+    """Return a copy of `config` with schema defaults filled in; raise ConfigError naming the first bad key.
+    `schema` is a schema dict or the path of the core schema (the studies' sections are added to it)."""
     if not isinstance(schema, dict):
-        schema = yaml.safe_load(Path(schema).read_text())
+        schema = workflow_schema(schema)
     resolved = copy.deepcopy(dict(config))
     errors = sorted(_Validator(schema).iter_errors(resolved), key=lambda e: list(e.absolute_path))
     if errors:

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from saeflow.lm import LoadedLM, encode, length_sorted_batches, pad_batch, splice
 from saeflow.metrics import (
     CEAccumulator,
     LMMetrics,
@@ -24,6 +23,7 @@ from saeflow.metrics import (
     next_token_ce,
     prediction_mask,
 )
+from saeflow.models.causal_lm import LoadedLM, encode, length_sorted_batches, pad_batch, splice
 from saeflow.outliers import DEFAULT_OUTLIER_RATIO, outlier_threshold
 from saeflow.sae import SparseAutoencoder
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from saeflow.io import atomic_path
-from saeflow.reference import REFERENCES, Reference, references_for
+from saeflow.reference import Reference, references_for
+from saeflow.studies import all_references
 
 _HEADING = re.compile(r"^(#+)\s+(.*)$")
 
@@ -41,7 +42,7 @@ def summary_markdown(tables: Sequence[str | Path], figures: Sequence[str | Path]
         path = Path(path)
         title, body = _split_title(path.read_text(), path.stem)
         parts += [f"## {title}", "", f"Source: `{path.name}`", "", body, ""]
-        refs = references_for(path.stem)
+        refs = references_for(path.stem, all_references())
         for ref in refs:
             if ref.key in used:  # each paper table is printed once, beside the first table it belongs to
                 parts += [f"Paper reference: {ref.title}, above.", ""]
@@ -55,7 +56,7 @@ def summary_markdown(tables: Sequence[str | Path], figures: Sequence[str | Path]
         for fig in figures:
             rel = os.path.relpath(fig, base_dir) if base_dir is not None else str(fig)
             parts += [f"![{Path(fig).stem}]({rel})", ""]
-    unused = [ref for ref in REFERENCES if ref.key not in used]
+    unused = [ref for ref in all_references() if ref.key not in used]
     if unused:
         parts += ["## Paper numbers without a table in this run", ""]
         parts += [f"- {ref.title} ({ref.paper}; {ref.setting})" for ref in unused]

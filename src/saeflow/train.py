@@ -1,21 +1,31 @@
 """SAE trainer: Adam with warm-up and linear decay, input scaling, decoder-norm handling, ERM/TERM,
-periodic checkpoints to `<out_dir>/.checkpoint/` and resume after a kill, metrics always written to JSON."""
+periodic checkpoints to `<out_dir>/.checkpoint/` and resume after a kill, metrics always written to JSON.
+
+A checkpoint is a folder `.checkpoint/state/` holding `tensors.safetensors` (SAE, optimizer and metric state) and
+`state.json` (step, history, RNG state, the hash of the training spec it belongs to); nothing is unpickled. A
+checkpoint of another spec (say a changed `lr`) or one that cannot be read is discarded with a log line and
+training starts over; a pickle left at the old path `.checkpoint/state.pt` is removed unread.
+"""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from saeflow.activations import ActivationStore
-from saeflow.errors import ConfigError
+from saeflow.errors import ConfigError, DataError
 from saeflow.io import atomic_path, write_json
 from saeflow.metrics import ReconstructionAccumulator
 from saeflow.outliers import DEFAULT_OUTLIER_RATIO, inlier_mean, outlier_threshold
@@ -99,13 +109,157 @@ def _adam(sae: SparseAutoencoder, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(sae.parameters(), lr=lr, betas=(0.9, 0.999))
 
 
-def _save_checkpoint(path: Path, sae, opt, step: int, progress: dict[str, Any]) -> None:
+CHECKPOINT_FORMAT = "saeflow-checkpoint/2"
+_LEGACY_CHECKPOINT = "state.pt"  # pickled by saeflow < 0.x: never loaded, removed
+
+
+def checkpoint_dir(out_dir: str | Path) -> Path:
+    """Where `train_sae` keeps its resume state for `out_dir` (undeclared in the workflow, removed when done)."""
+    return Path(out_dir) / ".checkpoint" / "state"
+
+
+def training_spec_hash(sae_cfg: SAEConfig, train_cfg: TrainConfig, store: ActivationStore,
+                       init_from: str | Path | None = None) -> str:
+    """sha256 of everything that decides the trained weights: architecture, optimisation settings (not how often
+    to checkpoint), the activation set (manifest without timings) and the parent SAE's weights when finetuning."""
+    train = dataclasses.asdict(train_cfg)
+    train.pop("checkpoint_every")
+    acts = {k: v for k, v in store.manifest.to_dict().items() if k not in ("elapsed_s", "tokens_per_s")}
+    parent = None
+    if init_from is not None:
+        weights = Path(init_from) / "sae_weights.safetensors"
+        parent = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else str(init_from)
+    spec = {"format": CHECKPOINT_FORMAT, "sae": sae_cfg.to_dict(), "train": train, "acts": acts, "parent": parent}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _rng_to_json(state: torch.Tensor) -> str:
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _rng_from_json(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text, validate=True)), dtype=torch.uint8).clone()
+
+
+def _tail_state(tail: ReconstructionAccumulator) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The streaming metric accumulator as JSON numbers + tensors (its fields are metrics.py's; kept in step)."""
+    m = tail._moments
+    info = {"n": m.n, "n_active": tail._n_active, "dense_threshold": tail.dense_threshold}
+    tensors = {f"tail.{k}": v for k, v in
+               (("mean", m.mean), ("m2", m.m2), ("sq_err", m.sq_err), ("fire_counts", tail._fire_counts))
+               if v is not None}
+    return info, tensors
+
+
+def _tail_from_state(info: dict[str, Any], tensors: dict[str, torch.Tensor], device: str
+                     ) -> ReconstructionAccumulator:
+    tail = ReconstructionAccumulator(float(info["dense_threshold"]))
+    m = tail._moments
+    m.n, tail._n_active = int(info["n"]), int(info["n_active"])
+    if m.n:
+        m.mean, m.m2, m.sq_err = (tensors[f"tail.{k}"].to(device) for k in ("mean", "m2", "sq_err"))
+        tail._fire_counts = tensors["tail.fire_counts"].to(device)
+    return tail
+
+
+def _save_checkpoint(path: Path, sae, opt, step: int, spec_hash: str, history: list[dict[str, float]],
+                     tail: ReconstructionAccumulator, tokens: int) -> None:
     """Everything a resumed run needs to continue exactly as if never stopped (RNG state included: some
     architectures draw random numbers in their loss, e.g. OrtSAE's chunk partition)."""
-    state = {"sae": sae.state_dict(), "opt": opt.state_dict(), "step": step, "scale": sae.input_scale,
-             "since_fired": sae.tokens_since_fired.clone(), "rng": torch.get_rng_state(), **progress}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    tensors = {f"sae.{k}": v for k, v in sae.state_dict().items()}
+    tensors["since_fired"] = sae.tokens_since_fired
+    for idx, pstate in opt.state_dict()["state"].items():
+        for key, value in pstate.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"optimizer state {key!r} is not a tensor; the checkpoint cannot hold it")
+            tensors[f"opt.{idx}.{key}"] = value
+    tail_info, tail_tensors = _tail_state(tail)
+    tensors.update(tail_tensors)
+    rng = {"cpu": _rng_to_json(torch.get_rng_state())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = [_rng_to_json(s) for s in torch.cuda.get_rng_state_all()]
+    state = {"format": CHECKPOINT_FORMAT, "spec_hash": spec_hash, "step": step, "scale": sae.input_scale,
+             "tokens": tokens, "history": history, "tail": tail_info, "rng": rng}
+    with atomic_path(path, is_dir=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                  str(tmp / "tensors.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(state, sort_keys=True) + "\n")
+
+
+class _Resume(NamedTuple):
+    step: int
+    history: list[dict[str, float]]
+    tail: ReconstructionAccumulator
+    tokens: int
+
+
+def _discard(path: Path, why: str) -> None:
+    log.warning("discarding checkpoint %s: %s; training starts over", path, why)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resume | None:
+    """Restore `sae`/`opt`/RNG from the checkpoint at `path` if it belongs to `spec_hash` and is whole; else None.
+
+    Everything is read and checked before anything is applied, so a bad checkpoint leaves the fresh run intact."""
+    legacy = path.parent / _LEGACY_CHECKPOINT
+    if legacy.exists():
+        log.warning("removing %s unread: pickled checkpoints are not loaded (they could run code)", legacy)
+        legacy.unlink()
+    if not path.exists():
+        return None
+    try:
+        state = json.loads((path / "state.json").read_text())
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"state.json is not a {CHECKPOINT_FORMAT} record")
+        if state.get("spec_hash") != spec_hash:
+            log.warning("discarding checkpoint %s: it belongs to another training spec (hash %.12s, this run "
+                        "%.12s: a setting or the activations changed); training starts over",
+                        path, state.get("spec_hash"), spec_hash)
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+        tensors = load_file(str(path / "tensors.safetensors"))
+        sae_state = {k: tensors[f"sae.{k}"] for k in sae.state_dict()}
+        for k, ref in sae.state_dict().items():
+            if sae_state[k].shape != ref.shape or sae_state[k].dtype != ref.dtype:
+                raise ValueError(f"sae.{k} has shape {list(sae_state[k].shape)}, expected {list(ref.shape)}")
+        since = tensors["since_fired"]
+        if since.shape != sae.tokens_since_fired.shape:
+            raise ValueError(f"since_fired has shape {list(since.shape)}, expected {list(sae.tokens_since_fired.shape)}")
+        fresh = opt.state_dict()
+        params = [p for group in opt.param_groups for p in group["params"]]
+        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in tensors.items():
+            if name.startswith("opt."):
+                _, idx, key = name.split(".", 2)
+                opt_state.setdefault(int(idx), {})[key] = value
+        for idx, pstate in opt_state.items():
+            for key, value in pstate.items():
+                if key != "step" and value.shape != params[idx].shape:
+                    raise ValueError(f"optimizer {key} of parameter {idx} has shape {list(value.shape)}, "
+                                     f"expected {list(params[idx].shape)}")
+        tail = _tail_from_state(state["tail"], tensors, device)
+        step, tokens, scale = int(state["step"]), int(state["tokens"]), float(state["scale"])
+        history = list(state["history"])
+        rng = _rng_from_json(state["rng"]["cpu"])
+        cuda_rng = [_rng_from_json(s) for s in state["rng"].get("cuda", [])]
+    except Exception as err:  # noqa: BLE001 - a cache that cannot be read is discarded, whatever the reason
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        _discard(path, f"cannot be read ({type(err).__name__}: {reason})")
+        return None
+    try:
+        sae.load_state_dict(sae_state)
+        sae.tokens_since_fired.copy_(since)
+        opt.load_state_dict({"state": opt_state, "param_groups": fresh["param_groups"]})
+        sae.input_scale = scale
+        torch.set_rng_state(rng)
+        if cuda_rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rng)
+    except Exception as err:  # noqa: BLE001
+        shutil.rmtree(path, ignore_errors=True)
+        raise DataError(f"checkpoint {path} could not be applied ({err}); it was removed: rerun to start over") \
+            from None
+    return _Resume(step, history, tail, tokens)
 
 
 def _l0(latents: torch.Tensor) -> float:
@@ -128,7 +282,7 @@ def train_sae(
 ) -> TrainResult:
     """Train (or finetune, with `init_from`) an SAE on a stored activation set; save it into `out_dir`."""
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / ".checkpoint" / "state.pt"
+    ckpt_path = checkpoint_dir(out_dir)
     if sae_cfg.d_in != store.d_model:
         raise ConfigError(f"sae.d_in ({sae_cfg.d_in}) does not match the activations' d_model ({store.d_model})")
     torch.manual_seed(train_cfg.seed)
@@ -153,16 +307,10 @@ def train_sae(
     history: list[dict[str, float]] = []
     tail = ReconstructionAccumulator()
     tokens = 0
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        sae.load_state_dict(state["sae"])
-        opt.load_state_dict(state["opt"])
-        sae.input_scale = state["scale"]
-        sae.tokens_since_fired.copy_(state["since_fired"])
-        start_step = state["step"]
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])
-        history, tail, tokens = state.get("history", history), state.get("tail", tail), state.get("tokens", 0)
+    spec_hash = training_spec_hash(sae_cfg, train_cfg, store, init_from)
+    resume = _read_checkpoint(ckpt_path, sae, opt, spec_hash, device)
+    if resume is not None:
+        start_step, history, tail, tokens = resume
         log.info("resuming from %s at step %d/%d", ckpt_path, start_step, total_steps)
 
     batches = store.iter_batches(train_cfg.batch_size, shuffle=True, seed=train_cfg.seed,
@@ -200,8 +348,7 @@ def train_sae(
             if tracker:
                 tracker.log(point, step=step)
         if train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0:
-            progress = {"history": history, "tail": tail, "tokens": tokens}
-            _save_checkpoint(ckpt_path, sae, opt, step + 1, progress)
+            _save_checkpoint(ckpt_path, sae, opt, step + 1, spec_hash, history, tail, tokens)
     elapsed = time.perf_counter() - t0
     calibration = {}
     if hasattr(sae, "calibrate_threshold_"):  # BatchTopK family: set the inference threshold on held-back rows
@@ -223,8 +370,7 @@ def train_sae(
         "history": history,
     }
     sae.save(out_dir, metadata=metadata)
-    if ckpt_path.is_file():
-        ckpt_path.unlink()
+    shutil.rmtree(ckpt_path, ignore_errors=True)
     if tracker:
         tracker.summary({k: v for k, v in (final._asdict() if final else {}).items()})
     return TrainResult(sae, metrics)

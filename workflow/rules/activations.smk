@@ -1,4 +1,4 @@
-# Language model preparation and residual-stream extraction (saeflow.lm, saeflow.activations).
+# Language model preparation and residual-stream extraction (saeflow.models.causal_lm, saeflow.activations).
 
 
 rule prepare_model:
@@ -28,11 +28,13 @@ rule extract_activations:
         texts=lambda w: texts(w.textset),
         model=model_marker(),
     output:
-        manifest=acts_manifest("{textset}"),
+        manifest=f"{RESULTS}/activations/{{model}}/L{{layer}}/{{textset}}/manifest.json",
     log:
-        f"logs/extract_activations/{MODEL}_L{LAYER}/{{textset}}.log",
+        "logs/extract_activations/{model}_L{layer}/{textset}.log",
     benchmark:
-        f"benchmarks/extract_activations/{MODEL}_L{LAYER}/{{textset}}.tsv"
+        "benchmarks/extract_activations/{model}_L{layer}/{textset}.tsv"
+    wildcard_constraints:
+        model=re.escape(MODEL),  # the run's causal LM; other models' studies write their own activation sets
     conda:
         "../../envs/saeflow.yaml"
     threads: MAX_THREADS
@@ -41,9 +43,9 @@ rule extract_activations:
         runtime=120,
         gpu=config["gpu"],
     params:
-        model=model_params(),
+        model=lambda w: {**model_params(), "layer": int(w.layer)},
         extraction=lambda w: extraction_params(w.textset),
         device=config["device"],
-        code=SAEFLOW_VERSION,
+        code=code("extract_activations.py"),
     script:
         "../../scripts/extract_activations.py"

@@ -24,6 +24,6 @@ rule build_corpus:
         spec=lambda w: corpus_params(w.corpus),
         seed=config["seed"],
         resources_dir=RESOURCES,
-        code=SAEFLOW_VERSION,
+        code=code("build_corpus.py"),
     script:
         "../../scripts/build_corpus.py"

@@ -6,11 +6,11 @@ rule evaluate_baseline:
         texts=lambda w: texts(f"{w.eval_set}.heldout"),
         model=model_marker(),
     output:
-        json=baseline_json("{eval_set}"),
+        json=f"{RESULTS}/eval/_baseline/{MODEL}_L{{layer}}/{{eval_set}}.json",
     log:
-        f"logs/evaluate_baseline/{MODEL}_L{LAYER}/{{eval_set}}.log",
+        f"logs/evaluate_baseline/{MODEL}_L{{layer}}/{{eval_set}}.log",
     benchmark:
-        f"benchmarks/evaluate_baseline/{MODEL}_L{LAYER}/{{eval_set}}.tsv"
+        f"benchmarks/evaluate_baseline/{MODEL}_L{{layer}}/{{eval_set}}.tsv"
     conda:
         "../../envs/saeflow.yaml"
     threads: EVAL_THREADS
@@ -21,11 +21,11 @@ rule evaluate_baseline:
     params:
         sae=None,
         eval_set=lambda w: w.eval_set,
-        model=model_params(),
+        model=lambda w: {**model_params(), "layer": int(w.layer)},
         model_dir=model_dir_of,
         evaluation=config["evaluation"],
         device=config["device"],
-        code=SAEFLOW_VERSION,
+        code=code("evaluate.py"),
     script:
         "../../scripts/evaluate.py"
 
@@ -34,7 +34,7 @@ rule evaluate_sae:
     input:
         texts=lambda w: texts(f"{w.eval_set}.heldout"),
         model=model_marker(),
-        baseline=lambda w: baseline_json(w.eval_set),
+        baseline=lambda w: baseline_json(w.eval_set, MODEL, sae_spec(w.sae)["layer"]),
         sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
         weights=lambda w: sae_weights(w.sae),
     output:
@@ -53,10 +53,10 @@ rule evaluate_sae:
     params:
         sae=lambda w: w.sae,
         eval_set=lambda w: w.eval_set,
-        model=model_params(),
+        model=lambda w: sae_model_params(w.sae),
         model_dir=model_dir_of,
         evaluation=config["evaluation"],
         device=config["device"],
-        code=SAEFLOW_VERSION,
+        code=code("evaluate.py"),
     script:
         "../../scripts/evaluate.py"

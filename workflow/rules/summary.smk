@@ -1,24 +1,13 @@
-# results/tables/summary.md: every table in TARGETS, each beside the papers' numbers (saeflow.reference).
-# The inputs are read from TARGETS when the DAG is built, after every stage has added its outputs; the
-# Snakefile includes this file last so that the summary itself joins TARGETS before `rule all`.
-
-SUMMARY = f"{RESULTS}/tables/summary.md"
+# results/tables/summary.md: the core metrics and every active study's tables, each beside the papers' numbers
+# (the studies' references, saeflow.studies.all_references).
 
 
 rule summary_table:
     input:
-        # core metrics first, then the studies' tables in the order their stages added them
-        tables=lambda w: sorted(
-            (
-                t
-                for t in TARGETS
-                if t.startswith(f"{RESULTS}/tables/") and t.endswith(".md") and t != SUMMARY
-            ),
-            key=lambda t: os.path.basename(t) != "core_metrics.md",
-        ),
-        figures=lambda w: [t for t in TARGETS if t.endswith(".png")],
+        tables=summary_tables,
+        figures=summary_figures,
     output:
-        md=report(SUMMARY, caption="../report/summary.rst", category="Summary"),
+        md=report(summary_path(), caption="../report/summary.rst", category="Summary"),
     log:
         "logs/tables/summary.log",
     benchmark:
@@ -30,9 +19,6 @@ rule summary_table:
         mem_mb=1000,
         runtime=5,
     params:
-        code=SAEFLOW_VERSION,
+        code=code("summary_table.py"),
     script:
         "../../scripts/summary_table.py"
-
-
-TARGETS.append(SUMMARY)

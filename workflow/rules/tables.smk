@@ -1,9 +1,6 @@
 # Tables gathered from per-job JSON outputs.
 
 
-TARGETS += [f"{RESULTS}/tables/core_metrics.csv", f"{RESULTS}/tables/core_metrics.md"]
-
-
 rule core_metrics_table:
     input:
         evals=core_eval_jsons(),
@@ -26,6 +23,6 @@ rule core_metrics_table:
         mem_mb=1000,
         runtime=5,
     params:
-        code=SAEFLOW_VERSION,
+        code=code("core_metrics_table.py"),
     script:
         "../../scripts/core_metrics_table.py"

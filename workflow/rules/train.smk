@@ -1,4 +1,4 @@
-# SAE training: one job per SAE in the registry (saeflow.experiments.sae_specs).
+# SAE training: one job per SAE in the registry (saeflow.registry.sae_specs), whatever model its activations come from.
 
 
 rule train_sae:
@@ -22,8 +22,8 @@ rule train_sae:
     params:
         sae=lambda w: sae_spec(w.sae),
         name=lambda w: w.sae,
-        model=model_params(),
+        model=lambda w: sae_model_params(w.sae),
         device=config["device"],
-        code=SAEFLOW_VERSION,
+        code=code("train_sae.py"),
     script:
         "../../scripts/train_sae.py"

@@ -247,15 +247,42 @@ def make_sae(cfg: SAEConfig | dict, *, seed: int | None = None) -> SparseAutoenc
     return sae
 
 
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    """Tensors of a safetensors file; a corrupt or truncated file is a one-line DataError naming it."""
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own SafetensorError, or OSError
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(
+            f"{path}: not a readable safetensors file ({reason}); the file is corrupt or truncated: "
+            "delete it (and cfg.json beside it) and rerun the training step"
+        ) from None
+
+
 def load_sae(sae_dir: str | Path, device: str = "cpu") -> SparseAutoencoder:
     """Load a saeflow SAE from cfg.json + sae_weights.safetensors (input scale 1: raw activations)."""
     sae_dir = Path(sae_dir)
     cfg_path, weights_path = sae_dir / "cfg.json", sae_dir / "sae_weights.safetensors"
     if not cfg_path.is_file() or not weights_path.is_file():
         raise DataError(f"{sae_dir}: expected cfg.json and sae_weights.safetensors (a saved SAE)")
-    cfg = json.loads(cfg_path.read_text())
-    if "saeflow" not in cfg:
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{cfg_path}: not valid JSON ({err}); delete the SAE folder and rerun training") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("saeflow"), dict) or "sae" not in cfg["saeflow"]:
         raise DataError(f"{cfg_path}: not written by saeflow (no 'saeflow' section)")
     sae = make_sae(SAEConfig.from_dict(cfg["saeflow"]["sae"]))
-    sae.load_saved_weights(load_file(str(weights_path)), input_scale=1.0)
+    weights = _read_weights(weights_path)
+    expected = {k: tuple(v.shape) for k, v in sae.weights_for_saving().items()}
+    for key in ("W_enc", "b_enc", "W_dec", "b_dec"):  # extras such as `threshold` are optional
+        if key not in weights:
+            raise DataError(f"{weights_path}: tensor '{key}' is missing (expected shape {list(expected[key])})")
+    for key, shape in expected.items():
+        got = tuple(weights[key].shape) if key in weights else shape
+        if got != shape and not (key == "threshold" and weights[key].numel() == 1):  # a scalar threshold broadcasts
+            raise DataError(
+                f"{weights_path}: tensor '{key}' has shape {list(got)}; cfg.json "
+                f"(d_in={sae.cfg.d_in}, d_sae={sae.cfg.d_sae}) implies {list(shape)}"
+            )
+    sae.load_saved_weights(weights, input_scale=1.0)
     return sae.to(device)

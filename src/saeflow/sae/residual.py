@@ -1,4 +1,4 @@
-"""Residual SAEs of a frozen base SAE (the trainable part of boosted SAEs, saeflow.boosting).
+"""Residual SAEs of a frozen base SAE (the trainable part of boosted SAEs, saeflow.studies.boosting).
 
 A residual SAE reads x and reconstructs the frozen base's error e = x − x̂_base with no decoder bias:
 ê = f_res(x) W_dec^res. It is an ordinary registered architecture (`residual_topk`, `residual_batchtopk`) whose

@@ -1,0 +1,1 @@
+"""Subject models behind one interface (saeflow.models.base.SubjectModel)."""

@@ -1,0 +1,150 @@
+"""The SAE registry: every SAE of a run, by name, with its fully resolved spec.
+
+The SAEs come from three places, in this order: the hand-written ones under ``saes:``, the grid points of
+``sweeps:``, and those each active study adds (``saeflow.studies.STUDIES``, in list order; a study sees the SAEs
+defined before it). Snakemake rules take ``sae_specs(config)[name]`` as ``params:``, so changing any
+hyper-parameter of one SAE reruns exactly that SAE and what depends on it.
+
+``python -m saeflow.registry --configfile X [--configfile Y]`` prints every SAE of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from saeflow.errors import ConfigError, SaeflowError
+from saeflow.sae_spec import resolve_sae, spec_id
+from saeflow.studies import active_studies
+
+
+def sweep_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The SAEs of `sweeps:`: each sweep's `base` spec with every combination of its `grid` values (Cartesian
+    product), named `<sweep>-<spec_id>`, so a sweep needs no hand-made names and a point never trains twice."""
+    out: dict[str, dict[str, Any]] = {}
+    for sweep, body in (config.get("sweeps") or {}).items():
+        grid = body.get("grid") or {}
+        keys = sorted(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            spec = {**copy.deepcopy(body.get("base") or {}), **dict(zip(keys, values, strict=True))}
+            out[f"{sweep}-{spec_id(spec)}"] = spec
+    return out
+
+
+def _add(specs: dict[str, dict[str, Any]], new: Mapping[str, Mapping[str, Any]], source: str,
+         config: Mapping[str, Any]) -> None:
+    for name, spec in new.items():
+        if name in specs:
+            raise ConfigError(f"SAE name '{name}' is defined twice (again by {source})")
+        specs[name] = resolve_sae(name, spec, config)
+
+
+def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]) -> None:
+    """Every `train_on` / `eval_sets` entry names a configured corpus or one an active study writes itself (a
+    selection of text, ``Study.corpora``)."""
+    corpora = set(config.get("corpora") or {})
+    produced = {c for study in active_studies(config) for c in study.corpora(config)}
+    for name, spec in specs.items():
+        textset = str(spec["train_on"])
+        corpus, _, split = textset.partition(".")
+        if not split:
+            raise ConfigError(f"saes.{name}.train_on: '{textset}' is not a text set '<corpus>.<split>' "
+                              "(e.g. 'general.train')")
+        if corpus not in corpora | produced:
+            raise ConfigError(f"saes.{name}.train_on: unknown corpus '{corpus}' in '{textset}'; "
+                              f"configured corpora: {', '.join(sorted(corpora)) or 'none'}")
+        for es in spec.get("eval_sets") or []:
+            if es not in corpora:
+                raise ConfigError(f"saes.{name}.eval_sets: unknown corpus '{es}'; "
+                                  f"configured corpora: {', '.join(sorted(corpora)) or 'none'}")
+
+
+def _check_parents(specs: Mapping[str, Mapping[str, Any]]) -> None:
+    for name, spec in specs.items():
+        parent = spec.get("init_from")
+        if parent is not None and parent not in specs:
+            raise ConfigError(f"saes.{name}.init_from: unknown SAE '{parent}'; known: {', '.join(sorted(specs))}")
+    for name in specs:
+        chain, current = [name], specs[name].get("init_from")
+        while current is not None:
+            if current in chain:
+                cycle = chain[chain.index(current):] + [current]
+                raise ConfigError(f"saes: init_from cycle {' -> '.join(cycle)}")
+            chain.append(current)
+            current = specs[current].get("init_from")
+
+
+def sae_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """All SAEs of a run, resolved: the configured ones, the sweeps' and those the active studies add."""
+    specs: dict[str, dict[str, Any]] = {}
+    _add(specs, dict(config.get("saes") or {}), "saes", config)
+    _add(specs, sweep_specs(config), "sweeps", config)
+    for study in active_studies(config):
+        _add(specs, study.saes(config, specs), f"the {study.name} study", config)
+    _check_parents(specs)
+    _check_text_sets(specs, config)
+    return specs
+
+
+def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, Any]:
+    """Token budget and storage settings of one text set ("<corpus>.<split>") for extract_activations.
+
+    The first active study that claims the text set (``Study.extraction_budget``) sets its budget; otherwise
+    held-out sets get `extraction.heldout_tokens` and every other set `extraction.train_tokens`.
+    """
+    ex = config["extraction"]
+    split = textset.split(".", 1)[1]
+    own = [b for b in (s.extraction_budget(config, textset) for s in active_studies(config)) if b is not None]
+    return {
+        "max_tokens": (own[0] if own else ex["heldout_tokens"] if split == "heldout" else ex["train_tokens"]),
+        "batch_size": config["model"]["batch_size"],
+        "shard_rows": ex["shard_rows"],
+        "dtype": ex.get("dtype", "float16"),
+    }
+
+
+def registry_table(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per SAE: name, study, model, layer, train_on, init_from, architecture, k, d_sae."""
+    specs = sae_specs(config)
+    origin: dict[str, str] = {}
+    so_far: dict[str, dict[str, Any]] = {}
+    for source, new in (("saes", dict(config.get("saes") or {})), ("sweeps", sweep_specs(config))):
+        origin.update(dict.fromkeys(new, source))
+        so_far.update({n: specs[n] for n in new})
+    for study in active_studies(config):
+        new = study.saes(config, so_far)
+        origin.update(dict.fromkeys(new, study.name))
+        so_far.update({n: specs[n] for n in new})
+    model = config.get("model") or {}
+    return [{"name": name, "study": origin.get(name, "?"), "model": spec.get("model", model.get("name")),
+             "layer": spec.get("layer", model.get("layer")), "train_on": spec["train_on"],
+             "init_from": spec.get("init_from") or "", "architecture": spec["architecture"], "k": spec.get("k"),
+             "d_sae": spec.get("d_sae")} for name, spec in specs.items()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pathlib import Path
+
+    from saeflow.config import load_config_files
+
+    parser = argparse.ArgumentParser(prog="python -m saeflow.registry", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configfile", action="append", default=[], help="overlay(s) on config/config.yaml")
+    parser.add_argument("--root", default=".", help="the project's root (holds config/)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config_files(Path(args.root), *args.configfile)
+        rows = registry_table(config)
+    except SaeflowError as err:
+        sys.exit(f"saeflow error: {err}")
+    import pandas as pd
+
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(f"\n{len(rows)} SAEs")
+
+
+if __name__ == "__main__":
+    main()

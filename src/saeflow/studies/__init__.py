@@ -1,0 +1,36 @@
+"""The studies: one folder each, listed once here (order matters: a study sees the SAEs of those before it).
+
+Each study package exposes ``STUDY`` (saeflow.study.Study) and ships its config section's JSON Schema as
+``schema.yaml`` beside its code; its rules are ``workflow/rules/studies/<name>.smk``. A study runs when its
+config section is present and not null. docs/adding-a-study.md has the recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from saeflow.reference import Reference
+from saeflow.studies.architectures import STUDY as ARCHITECTURES
+from saeflow.studies.bias_in_bios import STUDY as BIAS_IN_BIOS
+from saeflow.studies.boosting import STUDY as BOOSTING
+from saeflow.studies.ssae import STUDY as SSAE
+from saeflow.study import Study
+
+STUDIES: tuple[Study, ...] = (SSAE, ARCHITECTURES, BOOSTING, BIAS_IN_BIOS)
+
+
+def active_studies(config: Mapping[str, Any]) -> list[Study]:
+    return [s for s in STUDIES if s.active(config)]
+
+
+def study_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of study `name`'s config section (its folder's schema.yaml)."""
+    return yaml.safe_load((Path(__file__).parent / name / "schema.yaml").read_text())
+
+
+def all_references() -> tuple[Reference, ...]:
+    return tuple(ref for study in STUDIES for ref in study.references)

@@ -1,0 +1,204 @@
+"""Glue of the Bias-in-Bios study: config → sets and probe settings, set and array files, the SSAE's data
+selection, and the result tables (ours beside the paper's reference numbers). Its registry entries (the bias
+SSAE, the SAEs compared) are in saeflow.studies.bias_in_bios.specs, which the workflow imports cheaply."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from saeflow.errors import DataError
+from saeflow.io import atomic_path, read_jsonl, write_jsonl
+from saeflow.studies.bias_in_bios.data import (
+    BiasSets,
+    BiosSource,
+    MaskSpec,
+    SetSizes,
+    build_sets,
+    group_counts,
+    prepare_pool,
+    read_bios,
+)
+from saeflow.studies.bias_in_bios.debias import LabelledSet, ShiftConfig
+
+SET_NAMES = ("ambiguous", "test", "oracle")
+TABLE_COLUMNS = ["method", "profession_acc", "gender_acc", "worst_group_acc", "gender_probe_acc"]
+SCR_COLUMNS = ["sae", "method", "n", "n_ablated", "scr", "scr_worst_group", "profession_acc", "worst_group_acc",
+               "gender_acc", "gender_probe_acc"]
+
+PAPER_LABEL = "paper (Pythia-70M, professor/nurse)"
+PAPER_KEY = "ssae_shift_pythia"
+"""saeflow.reference entry: SSAE paper Table 1 (Pythia-70M-deduped, professor vs nurse, balanced-set accuracy %).
+Its Gender column is the classifier's accuracy at predicting gender (our gender_acc)."""
+
+
+def paper_reference() -> dict[str, tuple[float, float, float]]:
+    """method -> (profession, gender, worst-group) in % as the paper reports them."""
+    from saeflow.studies.bias_in_bios.references import REFERENCES
+
+    ref = next(r for r in REFERENCES if r.key == PAPER_KEY)
+    return {row[0]: tuple(row[1:4]) for row in ref.rows}
+
+
+# --------------------------------------------------------------------------- config
+
+
+def study_sizes(bib: Mapping[str, Any]) -> SetSizes:
+    return SetSizes(int(bib["ambiguous_per_profession"]), int(bib["test_per_group"]), int(bib["oracle_per_group"]))
+
+
+def shift_config(bib: Mapping[str, Any], seed: int) -> ShiftConfig:
+    """ShiftConfig from the config section; its seed is bias_in_bios.seed, else the global seed."""
+    own = bib.get("seed")
+    return ShiftConfig.from_dict({**bib, "seed": int(seed if own is None else own)})
+
+
+# --------------------------------------------------------------------------- sets
+
+
+def make_sets(bib: Mapping[str, Any], seed: int, resources_dir: str | Path) -> tuple[BiasSets, dict[str, Any]]:
+    """Read the configured bios and draw the three sets; also return a JSON-ready record of the counts."""
+    source = BiosSource.from_dict(bib["data"])
+    bios = read_bios(source, resources_dir, professions=bib["professions"])
+    mask = MaskSpec.from_dict(bib.get("mask"))
+    pool = prepare_pool(bios, bib["professions"], mask, int(bib.get("min_chars", 20)))
+    sets = build_sets(pool, study_sizes(bib), seed)
+    record = {
+        "source": source.path, "schema": str(bios["schema"].iloc[0]) if len(bios) else None,
+        "professions": {"A": bib["professions"][0], "B": bib["professions"][1]},
+        "masked": mask.applies_to(str(bios["schema"].iloc[0])) if len(bios) else False,
+        "pool": group_counts(pool), "sets": sets.stats(), "seed": seed,
+    }  # fmt: skip
+    return sets, record
+
+
+def write_set(path: str | Path, frame: pd.DataFrame) -> None:
+    write_jsonl(path, frame[["id", "text", "profession", "gender", "label", "group"]].to_dict("records"))
+
+
+def read_set(path: str | Path) -> pd.DataFrame:
+    frame = pd.DataFrame(list(read_jsonl(path)))
+    if frame.empty:
+        raise DataError(f"{path}: empty set")
+    return frame
+
+
+def save_arrays(path: str | Path, **arrays: np.ndarray | torch.Tensor) -> None:
+    tensors = {k: torch.as_tensor(v, dtype=torch.float32).contiguous() for k, v in arrays.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+        tmp.chmod(0o644)  # safetensors creates the file private (0600)
+
+
+def load_array(path: str | Path, key: str) -> np.ndarray:
+    return load_file(str(path))[key].double().numpy()
+
+
+def labelled(frame: pd.DataFrame, x: np.ndarray) -> LabelledSet:
+    if len(frame) != len(x):
+        raise DataError(f"set has {len(frame)} rows but its pooled activations {len(x)}")
+    return LabelledSet(np.asarray(x, dtype=np.float64), frame.label.to_numpy(int), frame.gender.to_numpy(str),
+                       frame.group.to_numpy(str))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def main_table(baseline: list[dict], shifts: list[dict]) -> pd.DataFrame:
+    """Rows: Original, Random ablation (first SAE) ± retrain, each SAE's SHIFT ± retrain, Oracle."""
+    by_method = {r["method"]: r for r in baseline}
+    rows = [by_method["Original"]]
+    if shifts:
+        rows += [r for r in shifts[0]["rows"] if r["method"].startswith("Random ablation")]
+    for result in shifts:
+        rows += [r for r in result["rows"] if not r["method"].startswith("Random ablation")]
+    rows.append(by_method["Oracle"])
+    df = pd.DataFrame(rows)
+    extra = [c for c in ("n_ablated",) if c in df.columns]
+    groups = sorted(c for c in df.columns if c.startswith("acc_"))
+    return df[TABLE_COLUMNS + extra + groups]
+
+
+def scr_table(shifts: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame([r for result in shifts for r in result["scr"]])
+    if df.empty:
+        return pd.DataFrame(columns=SCR_COLUMNS)
+    return df[SCR_COLUMNS].sort_values(["sae", "method", "n"], kind="stable").reset_index(drop=True)
+
+
+def _pct(v: float) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def gap_note(shifts: list[dict]) -> str:
+    """One line: how much of the Original probe's gender signal each SAE's latents carry (vs its error term)."""
+    parts = []
+    for s in shifts:
+        g = s.get("gender_gap") or {}
+        if g.get("total"):
+            parts.append(f"{s['label']}: latents {100 * g['latents'] / g['total']:.0f}%, error term "
+                         f"{100 * g['error'] / g['total']:.0f}%, the {len(s['latents'])} ablated latents "
+                         f"{100 * g['removed'] / g['total']:.0f}%")
+    if not parts:
+        return ""
+    return ("Where the Original probe's gender signal (its female − male logit gap on the balanced set) lives; SHIFT "
+            "keeps the SAE error term, so it can remove at most the latents' part: " + "; ".join(parts) + ".")
+
+
+def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, layer: int, n_latents: int,
+                   note: str = "") -> str:
+    """Our numbers (%) with the paper's reference numbers in separate, labelled columns."""
+    lines = [
+        "# Bias in Bios: SHIFT with general vs specialized SAEs",
+        "",
+        (
+            f"Ours: {model}, layer {layer}, {record['professions']['A']} vs {record['professions']['B']} "
+            f"({record['source']}{', profession words masked' if record.get('masked') else ''}); "
+            f"balanced-test accuracy in %, {n_latents} latents ablated. "
+            "Gender = the profession classifier scored against gender (A↔male, B↔female), the papers' "
+            "definition; gender probe = a gender probe retrained on the (ablated) representation (k-fold CV "
+            "on the balanced test set): how much gender is still linearly readable."
+        ),
+        f"The {PAPER_LABEL} columns are the SSAE paper's Table 1 on its own model and data, not our run.",
+        *([note] if note else []),
+        "",
+    ]
+    header = ["method", "profession ↑", "gender ↓", "worst-group ↑", "gender probe ↓",
+              f"{PAPER_LABEL}: profession", f"{PAPER_LABEL}: gender", f"{PAPER_LABEL}: worst-group"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    reference = paper_reference()
+    for r in df.to_dict("records"):
+        paper = reference.get(r["method"])
+        ours = [r["method"], _pct(r["profession_acc"]), _pct(r["gender_acc"]), _pct(r["worst_group_acc"]),
+                _pct(r["gender_probe_acc"])]
+        cells = ours + ([f"{v:.1f}" for v in paper] if paper else ["", "", ""])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- SSAE data selection
+
+
+def retrieve_for_bios(seed_texts: list[str], general_docs: list[dict], general_index: Any, embedder: Any,
+                      count_tokens: Any, *, budget_tokens: int, top_k: int) -> tuple[Any, Any]:
+    """Dense retrieval (saeflow.retrieval.dense_select) from the cached general-corpus index, seeded with bios.
+
+    The index rows are the first `general_index.ntotal` general training documents (the embed_corpus cache).
+    Returns (Selection, Candidates).
+    """
+    from saeflow.retrieval import Candidates, dense_select
+
+    n = general_index.ntotal
+    if len(general_docs) < n:
+        raise DataError(f"the general index holds {n} rows but the corpus has only {len(general_docs)} documents")
+    candidates = Candidates.from_documents(general_docs[:n], count_tokens)
+    sel = dense_select(seed_texts, candidates, budget_tokens=budget_tokens, top_k=top_k, index=general_index,
+                       embedder=embedder)
+    return sel, candidates

@@ -1,0 +1,46 @@
+"""The Bias-in-Bios study's workflow helpers: paths and inputs of workflow/rules/studies/bias_in_bios.smk."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from saeflow.paths import RunPaths
+from saeflow.studies.bias_in_bios.specs import study_saes, study_tag
+
+SETS = ("ambiguous", "test", "oracle")
+
+
+class BiasInBiosWorkflow:
+    def __init__(self, config: Mapping[str, Any], saes: Mapping[str, Any], paths: RunPaths):
+        self.config, self.paths = config, paths
+        self.cfg = config["bias_in_bios"]
+        self.tag = study_tag(config)  # "" by default; another tag runs a second study beside it, sharing the SAEs
+        self.dir = f"{paths.results}/bias_in_bios{self.tag}"
+        self.acts = f"{self.dir}/acts/{paths.model}_L{paths.layer}"
+        self.saes = study_saes(config, saes)
+        """[(label, registry name)]"""
+
+    def params(self) -> dict[str, Any]:
+        """Everything that decides the study's numbers (a change reruns the affected jobs)."""
+        return {k: v for k, v in self.cfg.items() if k not in ("saes", "ssae")}
+
+    def set_jsonl(self, name: str) -> str:
+        return f"{self.dir}/sets/{name}.jsonl"
+
+    def pooled(self, name: str) -> str:
+        return f"{self.acts}/{name}/pooled.safetensors"
+
+    def latents(self, sae: str, name: str) -> str:
+        return f"{self.dir}/latents/{sae}/{name}.safetensors"
+
+    def label(self, sae: str) -> str:
+        return {name: label for label, name in self.saes}[sae]
+
+    def shift_inputs(self, w) -> dict[str, str]:
+        inputs = {"baseline": f"{self.dir}/baseline.json", "weights": self.paths.sae_weights(w.sae)}
+        for name in SETS:
+            inputs[name] = self.set_jsonl(name)
+            inputs[f"{name}_x"] = self.pooled(name)
+            inputs[f"{name}_f"] = self.latents(w.sae, name)
+        return inputs

@@ -1,0 +1,59 @@
+"""The plug-in shape of a study: what the workflow and the SAE registry need to know of it.
+
+A study is one folder under ``saeflow/studies/`` exposing ``STUDY`` (a :class:`Study`), one rule file under
+``workflow/rules/studies/``, its report captions and its tests, plus one line in ``saeflow.studies.STUDIES``.
+It runs when its config section is present (opt-in), so adding a study changes no existing config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from saeflow.reference import Reference
+
+Config = Mapping[str, Any]
+Specs = Mapping[str, Mapping[str, Any]]
+
+
+def _no_saes(config: Config, defined: Specs) -> dict[str, dict[str, Any]]:
+    return {}
+
+
+def _no_budget(config: Config, textset: str) -> int | None:
+    return None
+
+
+def _no_corpora(config: Config) -> list[str]:
+    return []
+
+
+def _no_targets(config: Config, saes: Specs) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    """Folder name under saeflow/studies/, config section and rule file stem."""
+    saes: Callable[[Config, Specs], dict[str, dict[str, Any]]] = _no_saes
+    """config, the resolved SAEs defined so far (under ``saes:``, sweeps, earlier studies) -> the SAEs this study
+    adds (unresolved specs by registry name)."""
+    extraction_budget: Callable[[Config, str], int | None] = _no_budget
+    """config, text set -> the token budget this study wants extracted for it, or None when not its set."""
+    corpora: Callable[[Config], list[str]] = _no_corpora
+    """config -> names of the text corpora this study writes itself (e.g. retrieved selections), which its SAEs
+    may train on like configured corpora."""
+    targets: Callable[[Config, Specs], list[str]] = _no_targets
+    """config, all resolved SAEs -> the final outputs (tables, figures) `rule all` asks for."""
+    references: tuple[Reference, ...] = field(default=())
+    """The papers' numbers printed beside this study's tables in the summary."""
+
+    @property
+    def rule_file(self) -> str:
+        """Relative to the workflow's root."""
+        return f"workflow/rules/studies/{self.name}.smk"
+
+    def active(self, config: Config) -> bool:
+        return config.get(self.name) is not None

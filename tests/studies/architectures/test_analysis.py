@@ -1,0 +1,53 @@
+"""saeflow.studies.architectures.analysis: the per-SAE analysis (geometry + absorption) and the architecture table."""
+
+import json
+
+import pytest
+import torch
+
+from saeflow.sae import make_sae
+from saeflow.studies.architectures.analysis import (
+    analyze_sae,
+    architecture_rows,
+    architectures_table,
+    token_letters,
+)
+
+VOCAB = {0: "Ġthe", 1: "Ġcat", 2: ",", 3: "▁Apple", 4: "ing", 5: "Ġ42"}
+
+
+class _Tok:
+    """convert_ids_to_tokens of a tiny byte-level BPE-style vocabulary."""
+
+    def convert_ids_to_tokens(self, ids):
+        return [VOCAB[i] for i in ids]
+
+
+def test_token_letters():
+    assert token_letters([0, 1, 2, 3, 4, 5, 0], _Tok()) == ["t", "c", None, "a", "i", None, "t"]
+
+
+def test_analyze_sae_on_letter_data():
+    torch.manual_seed(0)
+    d = 8
+    sae = make_sae({"architecture": "topk", "d_in": d, "d_sae": 16, "k": 2}, seed=0)
+    x = torch.cat([torch.eye(d)[i] * 3 + 0.2 * torch.randn(40, d) for i in range(3)])
+    letters = [c for c in "abc" for _ in range(40)]
+    out = analyze_sae(sae, x, letters, distinct_threshold=0.5, absorption={"min_train": 3})
+    assert len(out.geometry["max_abs_cos"]) == 16
+    assert 0 <= out.geometry["distinct_fraction"] <= 1
+    assert set(out.absorption["per_letter"]) <= {"a", "b", "c"} and out.absorption["n_letter_tokens"] == 120
+    assert 0 <= out.absorption["absorption"] <= 1
+    json.dumps(out.to_dict())  # JSON-ready
+
+
+def test_architecture_rows_join_evaluations_and_analyses(tmp_path):
+    ev = {"sae": "gsae", "eval_set": "general", "l0": 8.0, "fvu": 0.3, "delta_ce": 0.1, "dead_fraction": 0.0}
+    an = {"geometry": {"mean_max_abs_cos": 0.4, "distinct_fraction": 0.9}, "absorption": {"absorption": 0.2}}
+    (tmp_path / "e.json").write_text(json.dumps(ev))
+    (tmp_path / "a.json").write_text(json.dumps(an))
+    rows = architecture_rows({"gsae": "topk"}, {("gsae", "general"): tmp_path / "e.json"}, {"gsae": tmp_path / "a.json"})
+    df = architectures_table(rows)
+    assert df.iloc[0].to_dict() == pytest.approx(
+        {"architecture": "topk", "sae": "gsae", "eval_set": "general", "l0": 8.0, "fvu": 0.3, "delta_ce": 0.1,
+         "mean_max_cos": 0.4, "distinct_fraction": 0.9, "absorption": 0.2, "dead_fraction": 0.0})

@@ -1,0 +1,70 @@
+# Architecture comparison at matched L0 (saeflow.studies.architectures). The architecture SAEs (arch-<name>) are
+# ordinary registry SAEs: train_sae trains them and evaluate_sae evaluates them; analyze_sae adds decoder geometry
+# and first-letter absorption.
+from saeflow.studies.architectures.workflow import ArchitecturesWorkflow
+
+ARCH_W = ArchitecturesWorkflow(config, SAES, P)
+ARCH_CFG = ARCH_W.cfg
+analysis_json = ARCH_W.analysis_json
+architecture_inputs = ARCH_W.inputs
+
+
+rule analyze_sae:
+    input:
+        sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
+        weights=lambda w: sae_weights(w.sae),
+        acts=acts_manifest(f"{ARCH_CFG['analysis']['eval_set']}.heldout"),
+        model=model_marker(),
+    output:
+        json=analysis_json("{sae}"),
+    log:
+        "logs/architectures/analyze_sae/{sae}.log",
+    benchmark:
+        "benchmarks/architectures/analyze_sae/{sae}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        sae=lambda w: w.sae,
+        analysis=ARCH_CFG["analysis"],
+        code=code("analyze_sae.py"),
+    script:
+        "../../../scripts/analyze_sae.py"
+
+
+rule architectures_table:
+    input:
+        unpack(architecture_inputs),
+    output:
+        csv=report(
+            f"{RESULTS}/tables/architectures.csv",
+            caption="../../report/studies/architectures.rst",
+            category="Tables",
+            subcategory="Architectures",
+        ),
+        md=f"{RESULTS}/tables/architectures.md",
+        figure=report(
+            f"{RESULTS}/figures/decoder_cos_hist.png",
+            caption="../../report/studies/decoder_cos_hist.rst",
+            category="Figures",
+            subcategory="Architectures",
+        ),
+    log:
+        "logs/tables/architectures.log",
+    benchmark:
+        "benchmarks/tables/architectures.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        entries=ARCH_W.entries(),
+        distinct_threshold=ARCH_CFG["analysis"]["distinct_threshold"],
+        code=code("architectures_table.py"),
+    script:
+        "../../../scripts/architectures_table.py"

@@ -1,0 +1,227 @@
+# Bias in Bios: sets -> per-token residuals (pooled) -> per-SAE pooled latents -> probes, SHIFT, SCR -> tables.
+# The bias SSAE (GSAE finetuned on general text retrieved with the ambiguous bios as seeds) is an ordinary
+# registry SAE (saeflow.studies.bias_in_bios.specs); its text set is made by bib_select below from the
+# general-corpus embedding cache of the ssae study (embed_corpus), then extracted and trained by the core rules.
+from saeflow.studies.bias_in_bios.specs import selected_textset
+from saeflow.studies.bias_in_bios.workflow import BiasInBiosWorkflow
+from saeflow.studies.ssae.workflow import SSAEWorkflow
+
+BIB_W = BiasInBiosWorkflow(config, SAES, P)
+BIB_CFG = BIB_W.cfg
+BIB_SSAE = BIB_CFG.get("ssae") or {}
+BIB_TAG = BIB_W.tag
+BIB = BIB_W.dir
+BIB_ACTS = BIB_W.acts
+BIB_SAES = BIB_W.saes
+bib_params = BIB_W.params
+bib_set = BIB_W.set_jsonl
+bib_pooled = BIB_W.pooled
+bib_latents = BIB_W.latents
+bib_label = BIB_W.label
+bib_shift_inputs = BIB_W.shift_inputs
+# the retrieval of the bias SSAE reads the ssae study's general-corpus embedding cache and embedder
+BIB_RETRIEVAL = SSAEWorkflow(config, SAES, P)
+
+
+wildcard_constraints:
+    bset="ambiguous|test|oracle",
+
+
+rule bib_sets:
+    input:
+        uri_inputs(BIB_CFG["data"]["path"]),
+    output:
+        ambiguous=bib_set("ambiguous"),
+        test=bib_set("test"),
+        oracle=bib_set("oracle"),
+        stats=f"{BIB}/sets/stats.json",
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/sets.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/sets.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        bib=bib_params(),
+        seed=config["seed"],
+        code=code("bib_sets.py"),
+    script:
+        "../../../scripts/bib_sets.py"
+
+
+rule bib_activations:
+    input:
+        texts=bib_set("{bset}"),
+        model=model_marker(),
+    output:
+        manifest=f"{BIB_ACTS}/{{bset}}/manifest.json",
+        pooled=bib_pooled("{bset}"),
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/activations/{MODEL}_L{LAYER}/{{bset}}.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/activations/{MODEL}_L{LAYER}/{{bset}}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=config["gpu"],
+    params:
+        model=model_params() | {"batch_size": config["model"]["batch_size"]},
+        max_length=BIB_CFG["max_length"],
+        shard_rows=config["extraction"]["shard_rows"],
+        dtype=config["extraction"]["dtype"],
+        device=config["device"],
+        code=code("bib_activations.py"),
+    script:
+        "../../../scripts/bib_activations.py"
+
+
+rule bib_latents:
+    input:
+        manifest=f"{BIB_ACTS}/{{bset}}/manifest.json",
+        sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
+        weights=lambda w: sae_weights(w.sae),
+    output:
+        latents=bib_latents("{sae}", "{bset}"),
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/latents/{{sae}}/{{bset}}.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/latents/{{sae}}/{{bset}}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=3000,
+        runtime=20,
+        gpu=config["gpu"],
+    params:
+        sae=lambda w: sae_spec(w.sae),
+        device=config["device"],
+        code=code("bib_latents.py"),
+    script:
+        "../../../scripts/bib_latents.py"
+
+
+rule bib_baseline:
+    input:
+        **{name: bib_set(name) for name in ("ambiguous", "test", "oracle")},
+        **{f"{name}_x": bib_pooled(name) for name in ("ambiguous", "test", "oracle")},
+    output:
+        json=f"{BIB}/baseline.json",
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/baseline.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/baseline.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        bib=bib_params(),
+        seed=config["seed"],
+        code=code("bib_baseline.py"),
+    script:
+        "../../../scripts/bib_baseline.py"
+
+
+rule bib_shift:
+    input:
+        unpack(bib_shift_inputs),
+    output:
+        json=f"{BIB}/shift/{{sae}}.json",
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/shift/{{sae}}.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/shift/{{sae}}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        bib=bib_params(),
+        label=lambda w: bib_label(w.sae),
+        sae=lambda w: w.sae,
+        sae_spec=lambda w: sae_spec(w.sae),
+        seed=config["seed"],
+        code=code("bib_shift.py"),
+    script:
+        "../../../scripts/bib_shift.py"
+
+
+rule bib_tables:
+    input:
+        baseline=f"{BIB}/baseline.json",
+        stats=f"{BIB}/sets/stats.json",
+        shifts=[f"{BIB}/shift/{name}.json" for _, name in BIB_SAES],
+    output:
+        csv=report(
+            f"{RESULTS}/tables/bias_in_bios{BIB_TAG}.csv",
+            caption="../../report/studies/bias_in_bios.rst",
+            category="Tables",
+            subcategory="Bias in Bios",
+        ),
+        md=f"{RESULTS}/tables/bias_in_bios{BIB_TAG}.md",
+        scr=report(
+            f"{RESULTS}/tables/scr{BIB_TAG}.csv",
+            caption="../../report/studies/scr.rst",
+            category="Tables",
+            subcategory="Bias in Bios",
+        ),
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/tables.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/tables.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        bib=bib_params(),
+        saes=BIB_SAES,
+        model=model_params(),
+        code=code("bib_tables.py"),
+    script:
+        "../../../scripts/bib_tables.py"
+
+
+rule bib_select:
+    input:
+        seeds=bib_set("ambiguous"),
+        general=texts(f"{BIB_RETRIEVAL.general}.train"),
+        general_faiss=f"{BIB_RETRIEVAL.embedding_cache(BIB_RETRIEVAL.general)}.faiss",
+        general_json=f"{BIB_RETRIEVAL.embedding_cache(BIB_RETRIEVAL.general)}.json",
+        model=model_marker(),
+        embedder=uri_inputs(BIB_RETRIEVAL.embedder["source"]),
+    output:
+        texts=texts(selected_textset(config)),
+        json=f"{BIB}/selection.json",
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/select.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/select.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    params:
+        budget_tokens=BIB_SSAE["budget_tokens"],
+        top_k=BIB_SSAE["top_k"],
+        embedder_source=resolve(BIB_RETRIEVAL.embedder["source"]),
+        max_length=config["model"]["max_length"],
+        code=code("bib_select.py"),
+    script:
+        "../../../scripts/bib_select.py"

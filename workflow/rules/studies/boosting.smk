@@ -1,0 +1,73 @@
+# Boosted (residual) SAEs (saeflow.studies.boosting): the residual SAEs (boost-<subdomain>) and the full-finetune
+# baselines (boost-ft-<subdomain>) are ordinary registry SAEs; train_sae waits for a residual's frozen base
+# (extra.base) and evaluate_sae evaluates a residual SAE boosted on its base. Here: the base plus every residual
+# (stacked) and the table.
+from saeflow.studies.boosting.specs import STACKED
+from saeflow.studies.boosting.workflow import BoostingWorkflow
+
+BOOST_W = BoostingWorkflow(config, SAES, P)
+RESIDUAL_SAES = BOOST_W.residuals
+stacked_eval_json = BOOST_W.stacked_eval_json
+boosting_inputs = BOOST_W.inputs
+
+
+rule evaluate_boosted:
+    input:
+        texts=lambda w: texts(f"{w.eval_set}.heldout"),
+        model=model_marker(),
+        baseline=lambda w: baseline_json(w.eval_set, MODEL, sae_spec(BOOST_W.base)["layer"]),
+        sae=lambda w: f"{sae_dir(BOOST_W.base)}/cfg.json",
+        weights=lambda w: sae_weights(BOOST_W.base),
+        residuals=[f"{sae_dir(r)}/cfg.json" for r in RESIDUAL_SAES],
+        residual_weights=[sae_weights(r) for r in RESIDUAL_SAES],
+    output:
+        json=stacked_eval_json("{eval_set}"),
+    log:
+        f"logs/boosting/evaluate_{STACKED}/{{eval_set}}.log",
+    benchmark:
+        f"benchmarks/boosting/evaluate_{STACKED}/{{eval_set}}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: EVAL_THREADS
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=config["gpu"],
+    params:
+        sae=STACKED,
+        eval_set=lambda w: w.eval_set,
+        model=lambda w: sae_model_params(BOOST_W.base),
+        model_dir=model_dir_of,
+        evaluation=config["evaluation"],
+        device=config["device"],
+        code=code("evaluate.py"),
+    script:
+        "../../../scripts/evaluate.py"
+
+
+rule boosting_table:
+    input:
+        boosting_inputs,
+    output:
+        csv=report(
+            f"{RESULTS}/tables/boosting.csv",
+            caption="../../report/studies/boosting.rst",
+            category="Tables",
+            subcategory="Boosting",
+        ),
+        md=f"{RESULTS}/tables/boosting.md",
+    log:
+        "logs/tables/boosting.log",
+    benchmark:
+        "benchmarks/tables/boosting.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        entries=BOOST_W.entries(),
+        code=code("boosting_table.py"),
+    script:
+        "../../../scripts/boosting_table.py"

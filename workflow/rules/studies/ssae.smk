@@ -1,0 +1,210 @@
+# Specialised SAEs (saeflow.studies.ssae): data selection per subdomain -> the selection's activations
+# (extract_activations) -> GSAE finetuned with ERM / TERM per sparsity setting (train_sae; specs from
+# saeflow.studies.ssae.specs) -> evaluate_sae on the subdomain and the general corpus -> tail-concept metrics ->
+# results/tables/ssae.{csv,md} and results/figures/ssae_pareto_<subdomain>.png, tail_recall_<subdomain>.png.
+from saeflow.studies.ssae.specs import embed_documents_count
+from saeflow.studies.ssae.workflow import SSAEWorkflow
+
+SSAE_W = SSAEWorkflow(config, SAES, P)
+SSAE = SSAE_W.cfg
+SSAE_SUBDOMAINS = SSAE_W.subdomains
+SSAE_GENERAL = SSAE_W.general
+SSAE_DIR = SSAE_W.dir
+EMBEDDER = SSAE_W.embedder
+CONCEPTS_SPLIT = SSAE_W.concepts_split
+embedding_cache = SSAE_W.embedding_cache
+embedder_source = SSAE_W.embedder_source
+token_freq = SSAE_W.token_freq
+select_inputs = SSAE_W.select_inputs
+ssae_report_inputs = SSAE_W.report_inputs
+
+
+wildcard_constraints:
+    subdomain=r"[A-Za-z0-9_\-]+",
+    method=r"[a-z0-9_]+",
+    embedder=r"[A-Za-z0-9_\-]+",
+
+
+rule embed_corpus:
+    input:
+        texts=texts(f"{{corpus}}.train"),
+        embedder=uri_inputs(EMBEDDER["source"]),
+    output:
+        npy=f"{RESULTS}/retrieval/{{embedder}}/{{corpus}}.npy",
+        index=f"{RESULTS}/retrieval/{{embedder}}/{{corpus}}.faiss",
+        meta=f"{RESULTS}/retrieval/{{embedder}}/{{corpus}}.json",
+    log:
+        "logs/ssae/embed_corpus/{embedder}/{corpus}.log",
+    benchmark:
+        "benchmarks/ssae/embed_corpus/{embedder}/{corpus}.tsv"
+    wildcard_constraints:
+        corpus=r"[A-Za-z0-9_\-]+",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        n_documents=lambda w: embed_documents_count(config, w.corpus),
+        source=lambda w: embedder_source(w.embedder),
+        retrieval={k: v for k, v in SSAE["retrieval"].items() if k not in ("top_k", "embedder")},
+        seed=config["seed"],
+        code=code("embed_corpus.py"),
+    script:
+        "../../../scripts/embed_corpus.py"
+
+
+rule select_texts:
+    input:
+        unpack(select_inputs),
+    output:
+        texts=texts(f"{{subdomain}}.sel-{{method}}"),
+        json=f"{SSAE_DIR}/selection/{{subdomain}}.sel-{{method}}.json",
+    log:
+        "logs/ssae/select_texts/{subdomain}.sel-{method}.log",
+    benchmark:
+        "benchmarks/ssae/select_texts/{subdomain}.sel-{method}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        method=lambda w: w.method,
+        subdomain=lambda w: w.subdomain,
+        budget_tokens=SSAE["budget_tokens"],
+        seeds=SSAE["seeds"],
+        queries=lambda w: (SSAE.get("queries") or {}).get(w.subdomain),
+        pool=SSAE["pool"],
+        top_k=SSAE["retrieval"]["top_k"],
+        embedder_source=resolve(EMBEDDER["source"]),
+        max_length=config["model"]["max_length"],
+        seed=config["seed"],
+        code=code("select_texts.py"),
+    script:
+        "../../../scripts/select_texts.py"
+
+
+rule concept_texts:
+    input:
+        texts(f"{{subdomain}}.heldout"),
+    output:
+        texts(f"{{subdomain}}.{CONCEPTS_SPLIT}"),
+    log:
+        "logs/ssae/concept_texts/{subdomain}.log",
+    benchmark:
+        "benchmarks/ssae/concept_texts/{subdomain}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        note="held-out documents, extracted with their own budget (ssae.concepts.tokens)",
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule token_frequencies:
+    input:
+        texts=texts(f"{{corpus}}.train"),
+        model=model_marker(),
+    output:
+        npy=f"{SSAE_DIR}/token_freq/{MODEL}/{{corpus}}.npy",
+        json=f"{SSAE_DIR}/token_freq/{MODEL}/{{corpus}}.json",
+    log:
+        f"logs/ssae/token_frequencies/{MODEL}/{{corpus}}.log",
+    benchmark:
+        f"benchmarks/ssae/token_frequencies/{MODEL}/{{corpus}}.tsv"
+    wildcard_constraints:
+        corpus=r"[A-Za-z0-9_\-]+",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        max_length=config["model"]["max_length"],
+        max_documents=SSAE["concepts"]["frequency_documents"],
+        code=code("token_frequencies.py"),
+    script:
+        "../../../scripts/token_frequencies.py"
+
+
+rule concept_metrics:
+    input:
+        sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
+        weights=lambda w: sae_weights(w.sae),
+        acts=lambda w: acts_manifest(f"{w.subdomain}.{CONCEPTS_SPLIT}"),
+        freq=token_freq(SSAE_GENERAL),
+    output:
+        json=f"{SSAE_DIR}/concepts/{{sae}}/{{subdomain}}.json",
+    log:
+        "logs/ssae/concept_metrics/{sae}/{subdomain}.log",
+    benchmark:
+        "benchmarks/ssae/concept_metrics/{sae}/{subdomain}.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=3000,
+        runtime=20,
+        gpu=config["gpu"],
+    params:
+        sae=lambda w: w.sae,
+        subdomain=lambda w: w.subdomain,
+        concepts={k: v for k, v in SSAE["concepts"].items() if k not in ("tokens", "frequency_documents")},
+        device=config["device"],
+        code=code("concept_metrics.py"),
+    script:
+        "../../../scripts/concept_metrics.py"
+
+
+rule ssae_report:
+    input:
+        ssae_report_inputs,
+    output:
+        csv=report(
+            f"{RESULTS}/tables/ssae.csv",
+            caption="../../report/studies/ssae.rst",
+            category="Tables",
+            subcategory="Specialised SAEs",
+        ),
+        md=f"{RESULTS}/tables/ssae.md",
+        bins=f"{RESULTS}/tables/ssae_bins.csv",
+        retrieval_csv=f"{RESULTS}/tables/ssae_retrieval.csv",
+        retrieval_md=f"{RESULTS}/tables/ssae_retrieval.md",
+        pareto=report(
+            expand(f"{RESULTS}/figures/ssae_pareto_{{s}}.png", s=SSAE_SUBDOMAINS),
+            caption="../../report/studies/ssae_figures.rst",
+            category="Figures",
+            subcategory="Specialised SAEs",
+        ),
+        tail=report(
+            expand(f"{RESULTS}/figures/tail_recall_{{s}}.png", s=SSAE_SUBDOMAINS),
+            caption="../../report/studies/ssae_figures.rst",
+            category="Figures",
+            subcategory="Specialised SAEs",
+        ),
+    log:
+        "logs/ssae/report.log",
+    benchmark:
+        "benchmarks/ssae/report.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        entries=SSAE_W.report_entries(),
+        selections=SSAE_W.selection_jsons(),
+        subdomains=SSAE_SUBDOMAINS,
+        figure_sparsity=SSAE["figure_sparsity"] or SAES[SSAE["base_sae"]].get(SSAE["sparsity_key"]),
+        code=code("ssae_report.py"),
+    script:
+        "../../../scripts/ssae_report.py"
