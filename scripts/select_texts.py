@@ -1,4 +1,4 @@
-"""Snakemake adapter: select one subdomain's training text with one method (saeflow.ssae.run_selection)."""
+"""Snakemake adapter: select one subdomain's training text with one method (saeflow.studies.ssae.specs.run_selection)."""
 
 import time
 from pathlib import Path

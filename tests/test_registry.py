@@ -60,3 +60,35 @@ def test_extraction_settings_budgets():
     assert extraction_settings(config, "medical.heldout")["max_tokens"] == 100
     config["extraction"]["dtype"] = "bfloat16"
     assert extraction_settings(config, "general.train")["dtype"] == "bfloat16"
+
+
+def test_init_from_cycle_names_the_saes():
+    from saeflow.errors import ConfigError
+    from saeflow.registry import sae_specs
+
+    config = {"seed": 0, "model": {"name": "m", "layer": 0}, "corpora": {"general": {}},
+              "saes": {"a": {"train_on": "general.train", "init_from": "b"},
+                       "b": {"train_on": "general.train", "init_from": "a"}}}
+    with pytest.raises(ConfigError, match=r"init_from cycle a -> b -> a"):
+        sae_specs(config)
+
+
+def test_unknown_train_on_corpus_is_refused_even_with_a_split():
+    from saeflow.errors import ConfigError
+    from saeflow.registry import sae_specs
+
+    config = {"seed": 0, "model": {"name": "m", "layer": 0}, "corpora": {"general": {}},
+              "saes": {"a": {"train_on": "legal.train"}}}
+    with pytest.raises(ConfigError, match=r"saes.a.train_on: unknown corpus 'legal' in 'legal.train'"):
+        sae_specs(config)
+    config["saes"]["a"] = {"train_on": "general.train", "eval_sets": ["legal"]}
+    with pytest.raises(ConfigError, match=r"saes.a.eval_sets: unknown corpus 'legal'"):
+        sae_specs(config)
+
+
+def test_registry_cli_prints_every_sae(capsys):
+    from saeflow.registry import main
+
+    main(["--root", str(ROOT), "--configfile", "config/test.yaml"])
+    out = capsys.readouterr().out
+    assert "gsae" in out and "arch-ortsae" in out and "boost-" in out and "SAEs" in out

@@ -1,4 +1,4 @@
-"""Feature absorption on the first-letter task (METHODS.md § Absorption; Chanin et al. 2024, "A is for
+"""Feature absorption on the first-letter task (docs/methods.md § Absorption; Chanin et al. 2024, "A is for
 Absorption"; SAEBench's `absorption` metric), in a simplified, self-contained form.
 
 Definition implemented here (every constant is a keyword argument):

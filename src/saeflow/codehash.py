@@ -40,21 +40,28 @@ def _imports(path: Path) -> set[str]:
 
 @cache
 def module_closure(path: str) -> tuple[str, ...]:
-    """Source files of every saeflow module `path` reaches through imports (parents packages included)."""
+    """Source files of every saeflow module `path` reaches through imports, plus their parent packages'
+    ``__init__.py``. A parent's own imports are not followed: ``saeflow.studies`` imports every study to list
+    them, and following that would make each study's jobs rerun whenever any other study changes."""
     seen: dict[str, Path] = {}
+    followed: set[str] = set()
     stack = sorted(_imports(Path(path)))
     while stack:
         module = stack.pop()
+        if module in followed:
+            continue
+        file = _module_file(module)
+        if file is None:
+            continue
+        followed.add(module)
+        seen[module] = file
+        stack.extend(sorted(_imports(file)))
         parts = module.split(".")
-        for i in range(1, len(parts) + 1):
-            name = ".".join(parts[:i])
-            if name in seen:
-                continue
-            file = _module_file(name)
-            if file is None:
-                continue
-            seen[name] = file
-            stack.extend(sorted(_imports(file)))
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            parent_file = _module_file(parent)
+            if parent_file is not None:
+                seen.setdefault(parent, parent_file)
     return tuple(str(seen[m]) for m in sorted(seen))
 
 

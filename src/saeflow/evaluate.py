@@ -1,4 +1,4 @@
-"""Spliced evaluation of an SAE inside its language model (METHODS.md § Evaluation metrics).
+"""Spliced evaluation of an SAE inside its language model (docs/methods.md § Evaluation metrics).
 
 The hooked layer's output is replaced by x̂ at every real position except position 0 and norm outliers
 (attention-sink tokens, saeflow.outliers); next-token CE is scored on the predictions made from positions ≥ 1

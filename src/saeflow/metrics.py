@@ -1,4 +1,4 @@
-"""Evaluation metrics with exact definitions (METHODS.md § Evaluation metrics), streaming-friendly.
+"""Evaluation metrics with exact definitions (docs/methods.md § Evaluation metrics), streaming-friendly.
 
 Notation: activations ``x`` [N, d], reconstruction ``x_hat`` [N, d], latents ``f`` [N, m], logits
 [B, T, V]. Leading dimensions are flattened, so [B, T, d] works wherever [N, d] does.

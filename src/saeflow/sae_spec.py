@@ -44,6 +44,47 @@ SPEC_EXCLUDED_FIELDS = frozenset({"d_in", "checkpoint_every", "log_every", "seed
 checkpoint / log intervals do not change what is learned."""
 
 
+_BATCHTOPK_EXTRA = frozenset({"threshold_decay"})
+ARCHITECTURE_EXTRA: dict[str, frozenset[str]] = {
+    "relu": frozenset(),
+    "topk": frozenset({"fast"}),
+    "batchtopk": _BATCHTOPK_EXTRA,
+    "jumprelu": frozenset({"bandwidth", "target_l0", "l0_coefficient", "threshold_init"}),
+    "matryoshka": _BATCHTOPK_EXTRA | {"prefixes", "prefix_fractions"},
+    "ortsae": _BATCHTOPK_EXTRA | {"ortho_gamma", "ortho_chunk"},
+    "residual_topk": frozenset({"fast", "base", "encoder_init_scale"}),
+    "residual_batchtopk": _BATCHTOPK_EXTRA | {"base", "encoder_init_scale"},
+}
+"""The `extra` settings each architecture reads (literal for the parse-time import; tests/test_sae_spec.py checks
+it against the architectures' source): any other key is a typo and refused when the config is read."""
+USES_K = frozenset({"topk", "batchtopk", "matryoshka", "ortsae", "residual_topk", "residual_batchtopk"})
+
+
+def check_spec(name: str, spec: Mapping[str, Any]) -> None:
+    """Refuse, before any job runs, what would only fail (or be silently ignored) inside a training job."""
+    arch = spec.get("architecture")
+    if arch not in ARCHITECTURE_EXTRA:
+        raise ConfigError(f"SAE '{name}': architecture must be one of {', '.join(sorted(ARCHITECTURE_EXTRA))}; "
+                          f"got {arch!r}")
+    extra = spec.get("extra") or {}
+    if not isinstance(extra, Mapping):
+        raise ConfigError(f"SAE '{name}': extra must be a mapping; got {extra!r}")
+    unknown = sorted(set(extra) - ARCHITECTURE_EXTRA[arch])
+    if unknown:
+        allowed = ", ".join(sorted(ARCHITECTURE_EXTRA[arch])) or "none"
+        raise ConfigError(f"SAE '{name}': unknown key extra.{unknown[0]} for architecture {arch} "
+                          f"(allowed: {allowed})")
+    unknown_top = sorted(set(spec) - set(SAE_DEFAULTS) - _SPEC_KEYS)
+    if unknown_top:
+        raise ConfigError(f"SAE '{name}': unknown key '{unknown_top[0]}'")
+    if arch in USES_K and not 1 <= int(spec["k"]) <= int(spec["d_sae"]):
+        raise ConfigError(f"SAE '{name}': k must be between 1 and d_sae ({spec['d_sae']}); got {spec['k']}")
+
+
+_SPEC_KEYS = frozenset({"train_on", "eval_sets", "seed", "model", "layer", "checkpoint_every", "log_every"})
+"""Spec keys with no default (or not learning-relevant) besides SAE_DEFAULTS."""
+
+
 def resolve_sae(name: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     """`spec` over the defaults, with the run's seed, model and layer (config ``model``) unless it names its own;
     `train_on` is required."""
@@ -55,6 +96,7 @@ def resolve_sae(name: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -
     resolved.setdefault("layer", model.get("layer"))
     if "train_on" not in resolved:
         raise ConfigError(f"saes.{name}.train_on is required (a text set such as 'general.train')")
+    check_spec(name, resolved)
     return resolved
 
 

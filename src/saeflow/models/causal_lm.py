@@ -260,7 +260,7 @@ def load_lm(model_dir: str | Path, dtype: str | torch.dtype = "float32", device:
     if not (model_dir / "config.json").is_file():
         raise AssetError(
             f"model dir {model_dir} is missing or has no config.json; run the prepare_model "
-            "rule (or saeflow.lm.prepare_model) first"
+            "rule (or saeflow.models.causal_lm.prepare_model) first"
         )
     tdtype = torch_dtype(dtype)
     try:

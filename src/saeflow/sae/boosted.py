@@ -1,4 +1,4 @@
-"""Boosted SAEs: domain adaptation without retraining (METHODS.md § Boosted / residual SAE).
+"""Boosted SAEs: domain adaptation without retraining (docs/methods.md § Boosted / residual SAE).
 
 A frozen base SAE reconstructs x as x̂_base; residual SAEs (saeflow.sae.residual, one per domain, each trained
 on its domain's activations to reconstruct e = x − x̂_base with no decoder bias) add their outputs:

@@ -1,4 +1,4 @@
-"""OrtSAE: BatchTopK + γ·L_orth, the chunked orthogonality penalty on decoder directions (METHODS.md).
+"""OrtSAE: BatchTopK + γ·L_orth, the chunked orthogonality penalty on decoder directions (docs/methods.md).
 
 Settings in `extra`: `ortho_gamma` γ (default 0.25, relative to a per-dimension MSE as in the paper: the penalty
 is added as γ·d·L_orth because saeflow's reconstruction loss sums the squared error over the d dimensions; with

@@ -1,4 +1,4 @@
-"""Reusable loss pieces that compose with any architecture (METHODS.md § SAE architectures).
+"""Reusable loss pieces that compose with any architecture (docs/methods.md § SAE architectures).
 
 * :func:`orthogonality_penalty` (OrtSAE): chunked max-squared-cosine between decoder rows, O(m·c·d).
 * :func:`jump_relu_l0` (JumpReLU and its L0 penalty; also :func:`jump_relu`, :func:`l0_penalty` alone): a learned

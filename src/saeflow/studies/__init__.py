@@ -18,6 +18,7 @@ from saeflow.studies.architectures import STUDY as ARCHITECTURES
 from saeflow.studies.bias_in_bios import STUDY as BIAS_IN_BIOS
 from saeflow.studies.boosting import STUDY as BOOSTING
 from saeflow.studies.ssae import STUDY as SSAE
+# new studies: import here (alphabetical) and append to STUDIES below
 from saeflow.study import Study
 
 STUDIES: tuple[Study, ...] = (SSAE, ARCHITECTURES, BOOSTING, BIAS_IN_BIOS)

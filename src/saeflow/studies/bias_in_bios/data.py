@@ -10,7 +10,7 @@ with gender ``M``/``F``); the schema is recognised from the columns, or named wi
   surgeon/nurse subset kept beside the project for tests and benchmarks.
 * ``bug``: the BUG sentences of the packaged fairness benchmark (``sentence_text``, ``profession``,
   ``g``: the gendered pronoun, which gives the gender). Every BUG sentence names its profession, which makes
-  the task lexical; :func:`mask_profession` replaces the mention with a neutral word (METHODS.md).
+  the task lexical; :func:`mask_profession` replaces the mention with a neutral word (docs/methods.md).
 
 From the two chosen professions A and B, :func:`build_sets` draws, deterministically from a seed:
 the balanced **test** set (the four profession × gender groups, equal counts), the **ambiguous** training
@@ -80,7 +80,7 @@ class BiosSource:
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """How profession mentions are hidden (METHODS.md § Bias in Bios, embedded stand-in)."""
+    """How profession mentions are hidden (docs/methods.md § Bias in Bios, embedded stand-in)."""
 
     mode: str = "auto"
     """always, never, or auto (only for the BUG sentences, which always name the profession)."""

@@ -1,4 +1,4 @@
-"""Probes, SHIFT and SCR on Bias-in-Bios-style sets (METHODS.md § Bias in Bios).
+"""Probes, SHIFT and SCR on Bias-in-Bios-style sets (docs/methods.md § Bias in Bios).
 
 Representations are mean-pooled residuals at the SAE's layer over the non-pad positions of a text,
 **excluding position 0**: at layer 15 of SmolLM2 its norm is about 100× the others' (an attention sink),

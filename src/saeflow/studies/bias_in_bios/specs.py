@@ -41,6 +41,9 @@ def bias_ssae_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> di
     """The study's SAE: the base GSAE's spec finetuned (init_from) on the retrieved text set."""
     if not bias_ssae_enabled(config):
         return {}
+    if config.get("ssae") is None:
+        raise ConfigError("bias_in_bios.ssae retrieves with the ssae study's embedder and general-corpus cache: "
+                          "configure the ssae section, or set bias_in_bios.ssae to null")
     ssae = _bib(config)["ssae"]
     base = ssae.get("base_sae", "gsae")
     if base not in defined:

@@ -1,4 +1,4 @@
-"""Tail-concept metrics of an SAE on a domain's held-out activations (METHODS.md § Tail-concept recall).
+"""Tail-concept metrics of an SAE on a domain's held-out activations (docs/methods.md § Tail-concept recall).
 
 * **Token frequency**: how often each token type occurs in the general corpus (tokens as extraction stores them).
   Types are binned by that count with edges e_1 < e_2 < ... : bin 0 = [0, e_1), bin j = [e_j, e_{j+1}), last bin
