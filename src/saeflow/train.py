@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from saeflow.activations import ActivationStore
 from saeflow.errors import ConfigError, DataError
-from saeflow.io import atomic_path, write_json
+from saeflow.io import atomic_path
 from saeflow.metrics import ReconstructionAccumulator
 from saeflow.outliers import DEFAULT_OUTLIER_RATIO, inlier_mean, outlier_threshold
 from saeflow.sae import SAEConfig, SparseAutoencoder, load_sae, make_sae
@@ -374,7 +374,3 @@ def train_sae(
     if tracker:
         tracker.summary({k: v for k, v in (final._asdict() if final else {}).items()})
     return TrainResult(sae, metrics)
-
-
-def save_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
-    write_json(path, metrics)

@@ -213,3 +213,26 @@ def test_prepare_model_rejects_other_files(tmp_path):
     weights.write_bytes(b"\0")
     with pytest.raises(AssetError, match=r"not a \.gguf file"):
         prepare_model(weights, tmp_path / "out")
+
+
+def test_causal_lm_behind_the_subject_model_interface(tmp_path):
+    """The interface gives what the functions give: same hidden states, stored positions without position 0,
+    and per-position next-token losses whose mean is the plain CE."""
+    from saeflow.models.base import SubjectModel
+    from saeflow.models.causal_lm import CausalLM
+
+    model = CausalLM.load(save_tiny_model(tmp_path / "m"), max_length=16)
+    assert isinstance(model, SubjectModel) and model.kind == "causal_lm"
+    batch = model.batch(model.encode(TEXTS[:3]))
+    keep = model.stored_mask(batch)
+    assert not keep[:, 0].any() and int(keep.sum()) == int(batch.attention_mask.sum()) - 3
+    assert torch.equal(model.hidden(batch, 1), residual_stream(model.lm, batch.input_ids, batch.attention_mask, 1))
+    losses = model.token_losses(batch)
+    logits = model.lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+    row = 0
+    n = int(batch.attention_mask[row].sum())
+    expected = torch.nn.functional.cross_entropy(logits[row, : n - 1], batch.input_ids[row, 1:n])
+    assert losses.scored[row].sum() == n - 1
+    assert torch.allclose(losses.loss[row][losses.scored[row]].mean(), expected, atol=1e-5)
+    with model.splice(1, torch.zeros_like):
+        assert not torch.allclose(model.token_losses(batch).loss, losses.loss)

@@ -23,10 +23,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
-from saeflow.activations import MANIFEST, ActivationStore, Manifest, Shard, shard_name
-from saeflow.io import atomic_path, write_json
+from saeflow.activations import MANIFEST, ActivationStore, ActivationWriter
 
 
 class Rate(NamedTuple):
@@ -77,27 +75,13 @@ def write_synthetic_store(out_dir: str | Path, n_rows: int, d: int, *, seed: int
     Generated shard by shard: memory stays O(shard_rows · d) whatever `n_rows` is.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     gen = SyntheticActivations(d, seed=seed)
-    shards, norm_sum, start = [], 0.0, time.perf_counter()
+    writer = ActivationWriter(out_dir, model="synthetic", layer=0, d_model=d, shard_rows=shard_rows, dtype=dtype)
     for i, s in enumerate(range(0, n_rows, shard_rows)):
         rows = min(shard_rows, n_rows - s)
-        acts = gen.block(i, rows)
-        norm_sum += float(acts.norm(dim=1).sum())
-        tensors = {"acts": acts.to(dtype).contiguous(), "token_ids": torch.zeros(rows, dtype=torch.int32),
-                   "doc_index": torch.full((rows,), i, dtype=torch.int32),
-                   "position": torch.arange(1, rows + 1, dtype=torch.int32)}
-        with atomic_path(out_dir / shard_name(i)) as tmp:
-            save_file(tensors, str(tmp))
-        shards.append(Shard(file=shard_name(i), rows=rows))
-    elapsed = time.perf_counter() - start
-    manifest = Manifest(model="synthetic", layer=0, d_model=d, dtype=str(dtype).removeprefix("torch."),
-                        n_tokens=n_rows, shards=tuple(shards),
-                        docs=tuple(f"block{i}" for i in range(len(shards))),
-                        max_tokens=n_rows, max_length=shard_rows, batch_size=shard_rows,
-                        mean_norm=norm_sum / n_rows, elapsed_s=round(elapsed, 3),
-                        tokens_per_s=round(n_rows / max(elapsed, 1e-9), 1), extra={"synthetic_seed": seed})
-    write_json(out_dir / MANIFEST, manifest.to_dict())
+        writer.add([f"block{i}"], gen.block(i, rows), token_ids=torch.zeros(rows, dtype=torch.int32), counts=[rows],
+                   positions=torch.arange(1, rows + 1, dtype=torch.int32))
+    writer.finish(max_tokens=n_rows, max_length=shard_rows, batch_size=shard_rows, extra={"synthetic_seed": seed})
     return out_dir / MANIFEST
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from saeflow.errors import AssetError, ConfigError
 from saeflow.io import atomic_path, write_json
+from saeflow.models.base import ModelBatch, SubjectModel, TokenLosses
 from saeflow.runtime import file_sha256
 
 log = logging.getLogger(__name__)
@@ -427,3 +428,56 @@ def tokenize_batches(
     for group in groups:
         ids, mask = pad_batch([token_lists[i] for i in group], tokenizer.pad_token_id)
         yield Batch(ids, mask, group)
+
+
+# --------------------------------------------------------------------------------------------------
+# the subject-model interface
+# --------------------------------------------------------------------------------------------------
+
+
+class CausalLM(SubjectModel):
+    """A loaded causal LM behind the subject-model interface (saeflow.models.base).
+
+    Records are texts; position 0 (BOS or the first token, an attention sink) is never stored; the scored loss is
+    next-token cross-entropy, at position t for the prediction of token t + 1.
+    """
+
+    kind = "causal_lm"
+
+    def __init__(self, lm: LoadedLM, max_length: int):
+        self.lm, self.max_length = lm, max_length
+        self.name, self.n_layers, self.d_model, self.device = lm.name, lm.n_layers, lm.d_model, lm.device
+
+    @classmethod
+    def load(cls, model_dir: str | Path, *, max_length: int, dtype: str = "float32", device: str = "cpu") -> CausalLM:
+        return cls(load_lm(model_dir, dtype=dtype, device=device), max_length)
+
+    def encode(self, records: Sequence[str]) -> list[list[int]]:
+        return encode(self.lm.tokenizer, records, self.max_length)
+
+    def batch(self, token_lists: Sequence[Sequence[int]]) -> ModelBatch:
+        ids, mask = pad_batch(token_lists, self.lm.tokenizer.pad_token_id)
+        return ModelBatch(ids.to(self.device), mask.to(self.device))
+
+    def stored_mask(self, batch: ModelBatch) -> torch.Tensor:
+        keep = batch.attention_mask.bool().clone()
+        keep[:, 0] = False
+        return keep
+
+    def hidden(self, batch: ModelBatch, layer: int) -> torch.Tensor:
+        return residual_stream(self.lm, batch.input_ids, batch.attention_mask, layer)
+
+    def splice(self, layer: int, fn: Callable[[torch.Tensor], torch.Tensor]):
+        return splice(self.lm, layer, fn)
+
+    def token_losses(self, batch: ModelBatch) -> TokenLosses:
+        with torch.inference_mode():
+            logits = self.lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+        loss = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=logits.device)
+        scored = torch.zeros(batch.input_ids.shape, dtype=torch.bool, device=logits.device)
+        targets = batch.input_ids[:, 1:]
+        ce = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+        valid = batch.attention_mask[:, 1:].bool()
+        loss[:, :-1] = torch.where(valid, ce, torch.zeros_like(ce))
+        scored[:, :-1] = valid
+        return TokenLosses(loss, scored)
