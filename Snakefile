@@ -7,13 +7,19 @@ import sys
 # job scripts and the DAG use this checkout's library, whatever saeflow is installed
 sys.path.insert(0, os.path.join(str(workflow.basedir), "src"))
 
-from saeflow.config import load_workflow_config
+from saeflow.config import check_config_files, load_workflow_config
+
+CONFIG_YAML = os.path.join(workflow.basedir, "config", "config.yaml")
+# before Snakemake merges them: a YAML syntax error or a duplicated key is one line naming the file and line
+check_config_files(CONFIG_YAML, *workflow.overwrite_configfiles)
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+configfile: CONFIG_YAML
 
 
-config = load_workflow_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+config = load_workflow_config(
+    config, os.path.join(workflow.basedir, "config", "schema.yaml"), workflow=workflow
+)
 
 
 report: "workflow/report/workflow.rst"

@@ -43,14 +43,13 @@ def main():
     seconds = time.perf_counter() - t0
     settings = {"budget_tokens": p.budget_tokens, "seeds": p.seeds, "queries": p.queries, "pool": p.pool,
                 "top_k": p.top_k, "seed": p.seed}
-    record = selection_record(sel, candidates, pool, subdomain=p.subdomain, method=p.method, seconds=seconds,
-                              settings=settings)
+    record = selection_record(sel, candidates, pool, subdomain=p.subdomain, method=p.method, settings=settings)
     record["provenance"] = provenance(settings, seed=p.seed)
     write_jsonl(snakemake.output.texts, sel.documents(candidates))
     write_json(snakemake.output.json, record)
     q = record["quality"]
     print(f"{p.subdomain} {p.method}: {len(sel)} documents, {sel.n_tokens} tokens, "
-          f"precision {q['precision']}, recall {q['recall']}")
+          f"precision {q['precision']}, recall {q['recall']}; selected in {seconds:.1f} s (timings: benchmarks/)")
 
 
 run_main(main)

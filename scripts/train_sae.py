@@ -4,7 +4,7 @@ from pathlib import Path
 
 from saeflow.activations import ActivationStore
 from saeflow.io import write_json
-from saeflow.runtime import provenance, redirect_to, run_main, set_threads
+from saeflow.runtime import check_device, provenance, redirect_to, run_main, set_threads
 from saeflow.sae import SAEConfig
 from saeflow.tracking import Tracker
 from saeflow.train import TrainConfig, train_sae
@@ -16,6 +16,7 @@ def main():
     redirect_to(snakemake.log[0])
     set_threads(snakemake.threads)
     spec, p = snakemake.params.sae, snakemake.params
+    check_device(p.device, visible=True)  # one line, before any work, when the GPU is not there
     store = ActivationStore(snakemake.input.acts)
     sae_cfg = SAEConfig.from_dict({**spec, "d_in": store.d_model})
     train_cfg = TrainConfig.from_dict(spec)

@@ -73,3 +73,53 @@ def test_merge_config_merges_mappings_and_replaces_everything_else():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
     merge_config(base, {"a": {"y": [3], "z": {"w": 0}}, "b": {"c": 1}})
     assert base == {"a": {"x": 1, "y": [3], "z": {"w": 0}}, "b": {"c": 1}}
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicates(tmp_path):
+    from saeflow.config import load_yaml_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &b {lr: 0.1, k: 4}\nsaes:\n  a: {<<: *b, k: 8}\n  b: *b\nlist: [{x: 1}, {x: 2}]\n")
+    data = load_yaml_file(path)
+    assert data["saes"]["a"] == {"lr": 0.1, "k": 8} and data["saes"]["b"] == {"lr": 0.1, "k": 4}
+    assert load_yaml_file(tmp_path / "c.yaml") == data
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    assert load_yaml_file(tmp_path / "empty.yaml") == {}
+
+
+def test_duplicate_key_inside_a_list_item_names_its_path(tmp_path):
+    from saeflow.config import load_yaml_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("bias_in_bios:\n  saes:\n    - {label: G, sae: gsae, sae: other}\n")
+    with pytest.raises(ConfigError, match=r"key 'bias_in_bios\.saes\[0\]\.sae' is given twice \(lines 3 and 3\)"):
+        load_yaml_file(path)
+
+
+def test_gguf_layer_count_skips_arrays_before_the_block_count(tmp_path):
+    import struct
+
+    from saeflow.config import model_layer_count
+
+    def s(text):
+        return struct.pack("<Q", len(text)) + text.encode()
+
+    kv = [s("general.architecture") + struct.pack("<I", 8) + s("qwen2"),
+          s("tokenizer.scores") + struct.pack("<IIQ", 9, 6, 3) + struct.pack("<3f", 0.1, 0.2, 0.3),
+          s("tokenizer.tokens") + struct.pack("<IIQ", 9, 8, 2) + s("a") + s("b"),
+          s("qwen2.block_count") + struct.pack("<I", 4) + struct.pack("<I", 24)]
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)) + b"".join(kv))
+    assert model_layer_count(path) == (24, str(path))
+    (tmp_path / "bad.gguf").write_bytes(b"GGUF\x03\x00")
+    assert model_layer_count(tmp_path / "bad.gguf") is None
+
+
+def test_device_check_accepts_cpu_and_names_the_key(monkeypatch):
+    from saeflow import runtime
+
+    assert runtime.check_device("cpu") == "cpu"
+    monkeypatch.setattr(runtime, "torch_version", lambda: None)  # jobs bring their own torch: nothing to check
+    assert runtime.check_device("cuda:1") == "cuda:1"
+    with pytest.raises(ConfigError, match="config key 'extraction.device'"):
+        runtime.check_device("tpu", key="extraction.device")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import random
+import re
 import sys
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from saeflow import __version__
-from saeflow.errors import SaeflowError
+from saeflow.errors import ConfigError, SaeflowError
 
 log = logging.getLogger("saeflow")
 
@@ -47,6 +49,63 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+_DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:(\d+))?$")
+
+
+def torch_version() -> str | None:
+    """The installed torch's version string (e.g. ``2.13.0+cpu``) without importing torch; None if absent."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_device(device: str, *, key: str = "device", visible: bool = False) -> str:
+    """Check a torch device string against the installed torch; return it.
+
+    Always (cheap, config time): the syntax, and that a CUDA / MPS device has a torch built for it (a ``+cpu``
+    build is refused without importing torch). With `visible` (inside a job, about to use it): that the device is
+    actually there. Each failure is one ConfigError naming `key` and the installed torch.
+    """
+    device = str(device).strip()
+    m = _DEVICE.match(device)
+    if not m:
+        raise ConfigError(f"config key '{key}': unknown device {device!r}; use cpu, cuda, cuda:N or mps")
+    kind, index = m.group(1), int(m.group(3) or 0)
+    if kind == "cpu":
+        return device
+    version = torch_version()
+    if version is None:  # the jobs may run in their own (conda) environment: nothing to check here
+        return device
+    fix = f"set {key}: cpu, or install a torch build with {kind.upper()} support"
+    if kind == "cuda" and "+cpu" in version:
+        raise ConfigError(f"config key '{key}' is {device!r}, but the installed torch {version} is a CPU-only build; "
+                          f"{fix}")
+    import torch
+
+    if kind == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            raise ConfigError(f"config key '{key}' is {device!r}, but the installed torch {version} was built "
+                              f"without CUDA; {fix}")
+        if visible:
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if index >= n:
+                seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+                raise ConfigError(f"config key '{key}' is {device!r}, but torch {version} sees {n} CUDA device(s) "
+                                  f"here (CUDA_VISIBLE_DEVICES={seen if seen is not None else 'unset'}); ask the "
+                                  f"scheduler for a GPU (config gpu: 1) or {fix.split(', or')[0]}")
+    elif kind == "mps":
+        if not torch.backends.mps.is_built():
+            raise ConfigError(f"config key '{key}' is {device!r}, but the installed torch {version} was built "
+                              f"without MPS; {fix}")
+        if visible and not torch.backends.mps.is_available():
+            raise ConfigError(f"config key '{key}' is {device!r}, but MPS is not available on this machine "
+                              f"(torch {version}); set {key}: cpu")
+    elif kind == "xpu" and (not hasattr(torch, "xpu") or (visible and not torch.xpu.is_available())):
+        raise ConfigError(f"config key '{key}' is {device!r}, but torch {version} has no usable XPU here; {fix}")
+    return device
 
 
 def set_threads(n: int | None) -> None:

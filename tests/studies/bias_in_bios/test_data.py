@@ -53,7 +53,7 @@ def test_three_schemas_become_one_frame():
     assert b.profession.tolist() == ["surgeon", "nurse"] and b.gender.tolist() == ["M", "F"]
     assert c.gender.tolist() == ["M", "F"]  # "their" says nothing about gender: dropped
     assert to_bios_frame(labhc, professions=["nurse"]).text.tolist() == ["He treats."]
-    with pytest.raises(DataError, match=r"profession\(s\) dentist do not occur; professions there: nurse, "):
+    with pytest.raises(DataError, match=r"profession\(s\) dentist do not occur in column profession; professions there: nurse, "):
         to_bios_frame(labhc, professions=["nurse", "dentist"])
     with pytest.raises(DataError, match="cannot tell the schema"):
         detect_schema(["body", "label"])
@@ -211,3 +211,100 @@ def test_markdown_table_puts_paper_numbers_in_their_own_columns():
     assert f"{PAPER_LABEL}: worst-group" in md
     assert "| GSAE SHIFT | 80.0 | 60.0 | 70.0 | 70.0 | 88.5 | 54.0 | 76.0 |" in md
     assert "| Random ablation (GSAE) | 70.0 | 60.0 | 60.0 | 70.0 |  |  |  |" in md
+
+
+# --------------------------------------------------------------------------- users' files, by configuration
+
+
+def _user_csvs(tmp_path, gender=("M", "F"), columns=("Bio", "Profession", "Gender")):
+    """A scrubbed-bios layout: Bio, Profession, Gender (M/F) split across train/dev/test files."""
+    paths = []
+    for split, n in (("train", 6), ("dev", 2), ("test", 2)):
+        rows = [{columns[0]: f"{split} bio {i} of a {p} who works at the hospital every day",
+                 columns[1]: p.title(), columns[2]: gender[i % 2]}
+                for i in range(n) for p in ("surgeon", "nurse", "dentist")]
+        path = tmp_path / f"{split}.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        paths.append(str(path))
+    return paths
+
+
+def test_users_csvs_load_by_configuration_alone(tmp_path):
+    paths = _user_csvs(tmp_path)
+    bios = read_bios({"path": paths, "text_field": "Bio"}, professions=["surgeon", "nurse"])
+    assert len(bios) == 2 * (6 + 2 + 2) and set(bios.profession) == {"surgeon", "nurse"}
+    assert set(bios.gender) == {"M", "F"} and (bios["schema"] == "find").all()
+    every = read_bios({"path": paths, "text_field": "Bio", "profession_field": "Profession",
+                       "gender_field": "Gender"})
+    assert len(every) == 3 * 10
+    # the config section that says so is valid against the study's schema
+    from saeflow.config import validate_config
+    from saeflow.studies import study_schema
+
+    validate_config({"data": {"path": paths, "text_field": "Bio", "gender_labels": {"male": ["M"], "female": ["F"]},
+                              "split": ["train", "dev"]}}, study_schema("bias_in_bios"))
+
+
+def test_unmapped_columns_say_how_to_map(tmp_path):
+    paths = _user_csvs(tmp_path)
+    with pytest.raises(DataError, match=r"train\.csv: cannot tell the schema .*Bio, Profession, Gender.*text_field"):
+        read_bios({"path": paths})
+    with pytest.raises(DataError, match=r"no column 'Biography' \(bias_in_bios\.data\.text_field.*columns are: Bio"):
+        read_bios({"path": paths, "text_field": "Biography"})
+
+
+def test_gender_label_mappings(tmp_path):
+    reversed_ = read_bios({"path": _user_csvs(tmp_path, gender=(1, 0)), "text_field": "Bio",
+                           "gender_labels": {"male": [1], "female": [0]}})
+    first = reversed_[reversed_.text.str.contains("bio 0 ")]
+    assert set(first.gender) == {"M"}  # label 1 = male here, not LabHC's 0
+    words = read_bios({"path": _user_csvs(tmp_path, gender=("Man", "WOMAN")), "text_field": "Bio"})
+    assert set(words.gender) == {"M", "F"}
+    with pytest.raises(DataError, match=r"column Gender does not give both genders.*gender_labels"):
+        read_bios({"path": _user_csvs(tmp_path, gender=("H", "W")), "text_field": "Bio"})
+    with pytest.raises(ConfigError, match="is both male and female"):
+        BiosSource.from_dict({"path": "x.csv", "gender_labels": {"male": ["a"], "female": ["A"]}})
+
+
+def test_split_column_and_profession_codes(tmp_path):
+    path = tmp_path / "bios.tsv"
+    pd.DataFrame({"fold": ["train", "dev", "test", "train"], "txt": ["bio one here", "bio two", "bio 3", "bio 4"],
+                  "job": [3, 7, 3, 9], "sex": ["F", "M", "M", "F"]}).to_csv(path, sep="\t", index=False)
+    src = {"path": str(path), "split": ["train", "dev"], "split_field": "fold", "text_field": "txt",
+           "profession_field": "job", "gender_field": "sex", "profession_labels": {3: "nurse", 7: "Surgeon"}}
+    bios = read_bios(src)
+    assert bios.text.tolist() == ["bio one here", "bio two"] and bios.profession.tolist() == ["nurse", "surgeon"]
+    with pytest.raises(DataError, match=r"no 'split' column .*split_field"):
+        read_bios({**src, "split_field": "split"})
+
+
+def test_table_prints_group_sizes_interval_and_explains_negative_shares():
+    from saeflow.studies.bias_in_bios.study import gap_note, main_table, markdown_table
+
+    def r(method, p):
+        return {"method": method, "profession_acc": p, "gender_acc": 0.6, "worst_group_acc": p - 0.1,
+                "worst_group_ci_low": p - 0.2, "worst_group_ci_high": p, "gender_probe_acc": 0.7,
+                "acc_A/M": p, "n_A/M": 30, "n_A/F": 30, "n_B/M": 30, "n_B/F": 30}
+
+    table = main_table([r("Original", 0.7), r("Oracle", 0.9)], [])
+    assert {"worst_group_ci_low", "worst_group_ci_high", "n_A/F"} <= set(table.columns)
+    note = gap_note([{"label": "GSAE", "latents": [1, 2],
+                      "gender_gap": {"total": 1.0, "latents": -0.05, "error": 1.05, "removed": 0.1}}])
+    assert "-5%" in note and "negative share" in note
+    md = markdown_table(table, {"professions": {"A": "professor", "B": "nurse"}, "source": "x"}, "m", 3, 20,
+                        note=note)
+    assert "| Original | 70.0 | 60.0 | 60.0 [50.0, 70.0] | 70.0 |" in md
+    assert "professor/M 30, professor/F 30, nurse/M 30, nurse/F 30" in md and "3.3 points" in md
+
+
+def test_worst_group_interval_is_seeded_and_brackets_the_estimate():
+    import numpy as np
+
+    from saeflow.studies.bias_in_bios.debias import worst_group_interval
+
+    group = np.repeat(["A/M", "A/F", "B/M", "B/F"], 30)
+    label = (np.char.startswith(group.astype(str), "B")).astype(int)
+    pred = np.where(np.arange(120) % 5 == 0, 1 - label, label)  # 80% right in every group
+    lo, hi = worst_group_interval(pred, label, group, seed=3)
+    assert (lo, hi) == worst_group_interval(pred, label, group, seed=3)
+    assert lo < 0.8 and 0.7 < hi <= 0.9

@@ -29,7 +29,7 @@ wildcard_constraints:
 
 rule bib_sets:
     input:
-        uri_inputs(BIB_CFG["data"]["path"]),
+        BIB_W.data_inputs(),
     output:
         ambiguous=bib_set("ambiguous"),
         test=bib_set("test"),

@@ -14,7 +14,10 @@ Labels: ``label`` 0 = profession A (male-only in the ambiguous set), 1 = profess
 Reported on the balanced test set, for a profession probe and a representation:
 
 * ``profession_acc``: the probe's accuracy at predicting the profession.
-* ``worst_group_acc``: the minimum of that accuracy over the four groups.
+* ``worst_group_acc``: the minimum of that accuracy over the four groups; beside it
+  ``worst_group_ci_low`` / ``worst_group_ci_high``, a 95% bootstrap interval (test bios resampled with
+  replacement within each group, 1000 times, seeded) and ``n_<group>``, the group sizes: with 30 bios a group,
+  one bio moves its accuracy 3.3 points.
 * ``gender_acc``: the profession probe's predictions scored against gender, A ↔ male, B ↔ female (a probe
   that only reads gender scores 1, one that ignores gender 0.5). This is the papers' "Gender" column: in
   Marks et al. / the SSAE paper the Oracle scores 49.4% although its representation is unchanged, which
@@ -27,8 +30,9 @@ Reported on the balanced test set, for a profession probe and a representation:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -114,6 +118,29 @@ class Scores(NamedTuple):
     worst_group_acc: float
     gender_probe_acc: float
     group_acc: dict[str, float]
+    worst_group_ci: tuple[float, float] = (math.nan, math.nan)
+    """95% bootstrap interval of worst_group_acc (see worst_group_interval)."""
+    group_n: Mapping[str, int] = MappingProxyType({})
+    """Test bios per group."""
+
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def worst_group_interval(pred: np.ndarray, label: np.ndarray, group: np.ndarray, *, seed: int = 0,
+                         resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the worst-group accuracy: each group's test bios resampled with
+    replacement (group sizes kept, as the balanced test set fixes them), `resamples` times, seeded."""
+    correct = np.asarray(pred) == np.asarray(label)
+    rng = np.random.default_rng(seed)
+    per_group = [correct[group == g] for g in GROUP_NAMES if (group == g).any()]
+    if not per_group:
+        return math.nan, math.nan
+    accs = np.empty((resamples, len(per_group)))
+    for j, c in enumerate(per_group):
+        accs[:, j] = c[rng.integers(0, len(c), size=(resamples, len(c)))].mean(1)
+    lo, hi = np.quantile(accs.min(1), [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------- probes
@@ -186,6 +213,8 @@ def score(probe: LinearProbe, test: LabelledSet, cfg: ShiftConfig = ShiftConfig(
         worst_group_acc=min(groups.values()),
         gender_probe_acc=gender_probe_accuracy(test, cfg) if gender_probe_acc is None else gender_probe_acc,
         group_acc=groups,
+        worst_group_ci=worst_group_interval(pred, test.label, test.group, seed=cfg.seed),
+        group_n={g: int((test.group == g).sum()) for g in groups},
     )
 
 
@@ -257,8 +286,10 @@ def random_latents(f_amb: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def row(method: str, s: Scores, **extra: Any) -> dict[str, Any]:
     return {"method": method, "profession_acc": s.profession_acc, "gender_acc": s.gender_acc,
-            "worst_group_acc": s.worst_group_acc, "gender_probe_acc": s.gender_probe_acc,
-            **{f"acc_{g}": a for g, a in s.group_acc.items()}, **extra}
+            "worst_group_acc": s.worst_group_acc, "worst_group_ci_low": s.worst_group_ci[0],
+            "worst_group_ci_high": s.worst_group_ci[1], "gender_probe_acc": s.gender_probe_acc,
+            **{f"acc_{g}": a for g, a in s.group_acc.items()}, **{f"n_{g}": n for g, n in s.group_n.items()},
+            **extra}
 
 
 def baseline_rows(amb: LabelledSet, test: LabelledSet, oracle: LabelledSet,

@@ -26,7 +26,7 @@ from saeflow.studies.bias_in_bios.data import (
     prepare_pool,
     read_bios,
 )
-from saeflow.studies.bias_in_bios.debias import LabelledSet, ShiftConfig
+from saeflow.studies.bias_in_bios.debias import BOOTSTRAP_RESAMPLES, LabelledSet, ShiftConfig
 
 SET_NAMES = ("ambiguous", "test", "oracle")
 TABLE_COLUMNS = ["method", "profession_acc", "gender_acc", "worst_group_acc", "gender_probe_acc"]
@@ -121,9 +121,10 @@ def main_table(baseline: list[dict], shifts: list[dict]) -> pd.DataFrame:
         rows += [r for r in result["rows"] if not r["method"].startswith("Random ablation")]
     rows.append(by_method["Oracle"])
     df = pd.DataFrame(rows)
-    extra = [c for c in ("n_ablated",) if c in df.columns]
+    extra = [c for c in ("worst_group_ci_low", "worst_group_ci_high", "n_ablated") if c in df.columns]
     groups = sorted(c for c in df.columns if c.startswith("acc_"))
-    return df[TABLE_COLUMNS + extra + groups]
+    sizes = sorted(c for c in df.columns if c.startswith("n_") and c != "n_ablated")
+    return df[TABLE_COLUMNS + extra + groups + sizes]
 
 
 def scr_table(shifts: list[dict]) -> pd.DataFrame:
@@ -149,7 +150,36 @@ def gap_note(shifts: list[dict]) -> str:
     if not parts:
         return ""
     return ("Where the Original probe's gender signal (its female − male logit gap on the balanced set) lives; SHIFT "
-            "keeps the SAE error term, so it can remove at most the latents' part: " + "; ".join(parts) + ".")
+            "keeps the SAE error term, so it can remove at most the latents' part: " + "; ".join(parts) + ". "
+            "The shares are signed parts of one sum: a negative share pushes the gap the other way (towards "
+            "male), so it offsets the other part, which then exceeds 100%.")
+
+
+def _worst_cell(r: Mapping[str, Any]) -> str:
+    cell = _pct(r["worst_group_acc"])
+    lo, hi = r.get("worst_group_ci_low"), r.get("worst_group_ci_high")
+    if cell and lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
+        cell += f" [{_pct(lo)}, {_pct(hi)}]"
+    return cell
+
+
+def group_sizes_note(df: pd.DataFrame, record: Mapping[str, Any]) -> str:
+    """One line: the balanced test set's group sizes and what one bio is worth, and what the brackets mean."""
+    sizes = {c.removeprefix("n_"): df[c].dropna() for c in df.columns if c.startswith("n_") and c != "n_ablated"}
+    sizes = {g: int(v.iloc[0]) for g, v in sizes.items() if len(v)}
+    if not sizes:
+        sizes = {g: int(n) for g, n in ((record.get("sets") or {}).get("test") or {}).items()}
+    if not sizes:
+        return ""
+    order = ("A/M", "A/F", "B/M", "B/F")
+    sizes = dict(sorted(sizes.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    names = {"A": record["professions"]["A"], "B": record["professions"]["B"]}
+    parts = ", ".join(f"{names.get(g.split('/')[0], g.split('/')[0])}/{g.split('/')[1]} {n}"
+                      for g, n in sizes.items())
+    step = 100 / min(sizes.values())
+    return (f"Test bios per group: {parts} (one bio moves a group's accuracy by {step:.1f} points). Worst-group "
+            f"[brackets]: 95% bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples of the test bios within each "
+            "group).")
 
 
 def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, layer: int, n_latents: int,
@@ -167,6 +197,7 @@ def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, laye
             "on the balanced test set): how much gender is still linearly readable."
         ),
         f"The {PAPER_LABEL} columns are the SSAE paper's Table 1 on its own model and data, not our run.",
+        *([sizes] if (sizes := group_sizes_note(df, record)) else []),
         *([note] if note else []),
         "",
     ]
@@ -176,7 +207,7 @@ def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, laye
     reference = paper_reference()
     for r in df.to_dict("records"):
         paper = reference.get(r["method"])
-        ours = [r["method"], _pct(r["profession_acc"]), _pct(r["gender_acc"]), _pct(r["worst_group_acc"]),
+        ours = [r["method"], _pct(r["profession_acc"]), _pct(r["gender_acc"]), _worst_cell(r),
                 _pct(r["gender_probe_acc"])]
         cells = ours + ([f"{v:.1f}" for v in paper] if paper else ["", "", ""])
         lines.append("| " + " | ".join(cells) + " |")

@@ -21,6 +21,14 @@ class BiasInBiosWorkflow:
         self.saes = study_saes(config, saes)
         """[(label, registry name)]"""
 
+    def data_inputs(self) -> list[str]:
+        """Asset markers and local files the bios come from (bias_in_bios.data.path: one file or a list)."""
+        path = self.cfg["data"]["path"]
+        files: list[str] = []
+        for uri in [path] if isinstance(path, str) else path:
+            files.extend(f for f in self.paths.uri_inputs(uri) if f not in files)
+        return files
+
     def params(self) -> dict[str, Any]:
         """Everything that decides the study's numbers (a change reruns the affected jobs)."""
         return {k: v for k, v in self.cfg.items() if k not in ("saes", "ssae")}

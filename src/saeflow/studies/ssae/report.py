@@ -64,7 +64,8 @@ def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 RETRIEVAL_COLUMNS = ["subdomain", "method", "precision", "recall", "token_precision", "recall_ceiling",
-                     "n_documents", "n_tokens", "budget_tokens", "pool_general", "pool_domain", "seeds", "seconds"]
+                     "n_documents", "n_tokens", "budget_tokens", "pool_general", "pool_domain", "seeds"]
+"""No wall-clock column: two identical runs give byte-identical tables (timings are in benchmarks/)."""
 
 
 def retrieval_table(selection_paths: dict[str, dict[str, str]]) -> pd.DataFrame:
@@ -77,8 +78,7 @@ def retrieval_table(selection_paths: dict[str, dict[str, str]]) -> pd.DataFrame:
             rows.append({"subdomain": sub, "method": method, **{k: q.get(k) for k in RETRIEVAL_COLUMNS[2:6]},
                          "n_documents": rec["n_documents"], "n_tokens": rec["n_tokens"],
                          "budget_tokens": rec["budget_tokens"], "pool_general": rec["pool"]["general_documents"],
-                         "pool_domain": rec["pool"]["domain_documents"], "seeds": rec["pool"]["seeds"],
-                         "seconds": rec["seconds"]})
+                         "pool_domain": rec["pool"]["domain_documents"], "seeds": rec["pool"]["seeds"]})
     return pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS)
 
 

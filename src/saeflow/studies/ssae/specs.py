@@ -261,8 +261,10 @@ def run_selection(method: str, pool: Pool, domain_docs: Sequence[dict], *, budge
 
 
 def selection_record(sel: Selection, candidates: Candidates, pool: Pool, *, subdomain: str, method: str,
-                     seconds: float, settings: dict[str, Any]) -> dict[str, Any]:
-    """The JSON sidecar of a selection: stats, retrieval quality (not for `domain`) and per-document scores."""
+                     settings: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:
+    """The JSON sidecar of a selection: stats, retrieval quality (not for `domain`) and per-document scores.
+
+    Deterministic: no wall-clock time (`seconds` is accepted and left out; the rule's benchmark file has it)."""
     quality = (retrieval_quality(sel, candidates, pool.positives)._asdict() if method != "domain"
                else dict.fromkeys(("precision", "recall", "token_precision", "recall_ceiling")))
     records = sel.records(candidates)
@@ -278,7 +280,6 @@ def selection_record(sel: Selection, candidates: Candidates, pool: Pool, *, subd
         "quality": quality,
         "pool": {"general_documents": pool.n_general, "domain_documents": len(pool.hidden_rows),
                  "seeds": len(pool.seeds)},
-        "seconds": round(seconds, 3),
         "settings": settings,
         "documents": records,
     }
