@@ -7,7 +7,7 @@ import sys
 # job scripts and the DAG use this checkout's library, whatever saeflow is installed
 sys.path.insert(0, os.path.join(str(workflow.basedir), "src"))
 
-from saeflow.config import check_config_files, load_workflow_config
+from saeflow.config import check_config_files, check_run_device, load_workflow_config
 
 CONFIG_YAML = os.path.join(workflow.basedir, "config", "config.yaml")
 # before Snakemake merges them: a YAML syntax error or a duplicated key is one line naming the file and line
@@ -23,6 +23,10 @@ config = load_workflow_config(
 
 
 report: "workflow/report/workflow.rst"
+
+
+onstart:
+    check_run_device(config, workflow)
 
 
 include: "workflow/rules/common.smk"

@@ -315,17 +315,27 @@ def _jobs_bring_their_own_software(workflow: Any) -> bool:
     return any(str(getattr(m, "name", m)).lower() in ("conda", "apptainer") for m in methods)
 
 
-def load_workflow_config(config: dict, schema_path: str | Path, *, workflow: Any = None) -> dict:
-    """Validate inside the Snakefile: the schema, the device (against this torch, unless `workflow` runs its jobs
-    in conda/container environments), the SAE registry (k, architectures, extra keys, init_from cycles, corpora)
-    and the model's layers once known; one clear line instead of a traceback."""
-    from saeflow.registry import sae_specs
+def check_run_device(config: Mapping, workflow: Any = None) -> None:
+    """The Snakefile's `onstart` check (before any job runs; a dry-run plans without it, so a paper config with
+    device cuda still plans on a CPU machine): `device` against this torch, unless the jobs bring their own."""
     from saeflow.runtime import check_device
+
+    if _jobs_bring_their_own_software(workflow):
+        return
+    try:
+        check_device(config["device"], key="device")
+    except SaeflowError as err:
+        raise SystemExit(f"saeflow config error: {err}") from None
+
+
+def load_workflow_config(config: dict, schema_path: str | Path, *, workflow: Any = None) -> dict:
+    """Validate inside the Snakefile: the schema, the SAE registry (k, architectures, extra keys, init_from
+    cycles, corpora) and the model's layers once known; one clear line instead of a traceback. The device is
+    checked when a run starts (check_run_device)."""
+    from saeflow.registry import sae_specs
 
     try:
         resolved = validate_config(config, schema_path)
-        if not _jobs_bring_their_own_software(workflow):
-            check_device(resolved["device"], key="device")
         check_model_layers(resolved, sae_specs(resolved))
         return resolved
     except SaeflowError as err:
