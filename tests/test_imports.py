@@ -15,7 +15,7 @@ def _modules():
 
 @pytest.mark.parametrize("module", _modules())
 def test_module_imports_on_its_own(module):
-    out = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", f"import {module}"], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
 
 

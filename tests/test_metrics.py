@@ -340,3 +340,19 @@ def test_decoder_chunked_equals_unchunked():
 def test_decoder_rejects_single_row():
     with pytest.raises(ValueError, match="m ≥ 2"):
         decoder_cosine_stats(torch.ones(1, 4))
+
+
+def test_core_metrics_table_carries_the_saelens_convention(tmp_path):
+    from saeflow.io import write_json
+    from saeflow.tables import core_metrics_table
+
+    rows = [{"sae": s, "eval_set": "general", "fvu": 0.3, "ce_loss_score": 0.9, "ce_loss_score_saelens": 0.8,
+             "explained_variance_saelens": 0.98, "provenance": {}} for s in ("b", "a")]
+    paths = []
+    for r in rows:
+        paths.append(tmp_path / f"{r['sae']}.json")
+        write_json(paths[-1], r)
+    df = core_metrics_table(paths)
+    assert list(df["sae"]) == ["a", "b"]
+    assert {"ce_loss_score_saelens", "explained_variance_saelens"} <= set(df.columns)
+    assert "provenance" not in df.columns

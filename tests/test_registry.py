@@ -92,3 +92,23 @@ def test_registry_cli_prints_every_sae(capsys):
     main(["--root", str(ROOT), "--configfile", "config/test.yaml"])
     out = capsys.readouterr().out
     assert "gsae" in out and "arch-ortsae" in out and "boost-" in out and "SAEs" in out
+
+
+def test_identical_specs_train_once_and_the_alias_keeps_its_name():
+    from saeflow.registry import canonical_names, registry_table, sae_aliases
+
+    config = {"model": {"name": "m", "layer": 3}, "corpora": {"general": {}, "medical": {}},
+              "saes": {"a": {"train_on": "general.train", "k": 8, "d_sae": 64},
+                       "b": {"train_on": "general.train", "k": 8, "d_sae": 64, "eval_sets": ["medical"]},
+                       "c": {"train_on": "general.train", "k": 16, "d_sae": 64},
+                       "ft-a": {"train_on": "medical.train", "init_from": "a", "d_sae": 64},
+                       "ft-b": {"train_on": "medical.train", "init_from": "b", "d_sae": 64},
+                       "sel": {"train_on": "medical.sel-domain", "init_from": "a", "d_sae": 64}}}
+    specs = sae_specs(config)
+    # eval_sets do not change what is learned; a finetune of identical parents is identical too
+    assert sae_aliases(specs) == {"b": "a", "ft-b": "ft-a"}
+    assert canonical_names(specs)["c"] == "c"
+    # a text set declared identical to another (Study.text_aliases) makes its SAE an alias as well
+    assert canonical_names(specs, {"medical.sel-domain": "medical.train"})["sel"] == "ft-a"
+    rows = {r["name"]: r for r in registry_table(config)}
+    assert rows["b"]["alias_of"] == "a" and rows["a"]["alias_of"] == ""

@@ -90,6 +90,55 @@ def sae_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return specs
 
 
+TRAINING_IRRELEVANT = frozenset({"eval_sets", "checkpoint_every", "log_every"})
+"""Spec keys that do not change what an SAE learns: two SAEs equal but for these are trained once."""
+
+
+def canonical_names(specs: Mapping[str, Mapping[str, Any]],
+                    same_text: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every SAE → the first SAE (registry order) whose resolved spec is identical but for
+    ``TRAINING_IRRELEVANT`` keys, with ``init_from`` compared by its parent's canonical name (a finetune of two
+    identical parents is one SAE). `same_text` maps a text set to an identical one it is compared as (e.g. a
+    selection that is provably the first tokens of a corpus split; :func:`text_aliases`). An SAE that is its own canonical name trains; any other is an alias whose
+    files are the canonical SAE's (workflow rule ``alias_sae``), evaluated and tabled under its own name."""
+    canon: dict[str, str] = {}
+    first: dict[str, str] = {}
+
+    def resolve(name: str, trail: tuple[str, ...] = ()) -> str:
+        if name in canon:
+            return canon[name]
+        if name in trail:  # a cycle: _check_parents reports it
+            return name
+        spec = {k: v for k, v in specs[name].items() if k not in TRAINING_IRRELEVANT}
+        spec["train_on"] = (same_text or {}).get(str(spec["train_on"]), spec["train_on"])
+        parent = spec.get("init_from")
+        if parent is not None and parent in specs:
+            spec["init_from"] = resolve(parent, (*trail, name))
+        key = spec_id(spec)
+        canon[name] = first.setdefault(key, name)
+        return canon[name]
+
+    for name in specs:
+        resolve(name)
+    return canon
+
+
+def text_aliases(config: Mapping[str, Any]) -> dict[str, str]:
+    """Text sets the active studies declare identical to another (``Study.text_aliases(config)``, optional):
+    {"medical.sel-domain": "medical.train"} when that selection's activations are those of medical.train."""
+    out: dict[str, str] = {}
+    for study in active_studies(config):
+        out.update(getattr(study, "text_aliases", lambda _c: {})(config) or {})
+    return out
+
+
+def sae_aliases(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any] | None = None
+                ) -> dict[str, str]:
+    """alias → canonical SAE, for the SAEs that are not trained themselves (see :func:`canonical_names`)."""
+    same = text_aliases(config) if config is not None else {}
+    return {a: c for a, c in canonical_names(specs, same).items() if a != c}
+
+
 def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, Any]:
     """Token budget and storage settings of one text set ("<corpus>.<split>") for extract_activations.
 
@@ -108,8 +157,10 @@ def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, An
 
 
 def registry_table(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per SAE: name, study, model, layer, train_on, init_from, architecture, k, d_sae."""
+    """One row per SAE: name, study, model, layer, train_on, init_from, architecture, k, d_sae, alias_of (the
+    identical SAE it shares its training with, or empty)."""
     specs = sae_specs(config)
+    aliases = sae_aliases(specs, config)
     origin: dict[str, str] = {}
     so_far: dict[str, dict[str, Any]] = {}
     for source, new in (("saes", dict(config.get("saes") or {})), ("sweeps", sweep_specs(config))):
@@ -123,7 +174,7 @@ def registry_table(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"name": name, "study": origin.get(name, "?"), "model": spec.get("model", model.get("name")),
              "layer": spec.get("layer", model.get("layer")), "train_on": spec["train_on"],
              "init_from": spec.get("init_from") or "", "architecture": spec["architecture"], "k": spec.get("k"),
-             "d_sae": spec.get("d_sae")} for name, spec in specs.items()]
+             "d_sae": spec.get("d_sae"), "alias_of": aliases.get(name, "")} for name, spec in specs.items()]
 
 
 def main(argv: list[str] | None = None) -> None:

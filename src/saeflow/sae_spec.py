@@ -46,10 +46,10 @@ checkpoint / log intervals do not change what is learned."""
 
 _BATCHTOPK_EXTRA = frozenset({"threshold_decay"})
 ARCHITECTURE_EXTRA: dict[str, frozenset[str]] = {
-    "relu": frozenset(),
+    "relu": frozenset({"l1_search"}),
     "topk": frozenset({"fast"}),
     "batchtopk": _BATCHTOPK_EXTRA,
-    "jumprelu": frozenset({"bandwidth", "target_l0", "l0_coefficient", "threshold_init"}),
+    "jumprelu": frozenset({"bandwidth", "target_l0", "l0_coefficient", "threshold_init", "threshold_lr_scale"}),
     "matryoshka": _BATCHTOPK_EXTRA | {"prefixes", "prefix_fractions"},
     "ortsae": _BATCHTOPK_EXTRA | {"ortho_gamma", "ortho_chunk"},
     "residual_topk": frozenset({"fast", "base", "encoder_init_scale"}),

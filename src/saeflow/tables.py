@@ -12,6 +12,8 @@ from saeflow.io import atomic_path, read_json
 CORE_COLUMNS = [
     "sae", "eval_set", "l0", "fvu", "explained_variance", "ce_clean", "ce_sae", "ce_zero", "delta_ce",
     "perplexity_clean", "perplexity_sae", "ce_loss_score", "kl", "dead_fraction", "dense_fraction", "n_tokens",
+    # SAELens' run_evals convention (docs/methods.md § Metric conventions)
+    "ce_loss_score_saelens", "explained_variance_saelens", "alias_of",
 ]
 
 

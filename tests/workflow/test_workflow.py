@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -37,12 +38,9 @@ def test_bad_config_is_one_clear_line(tmp_path):
 
 
 @pytest.mark.workflow
-def test_tiny_end_to_end_run(tmp_path):
+def test_tiny_end_to_end_run(tiny_run):
     """The real DAG (packaged SmolLM2, real corpora, fetched from the package index) on the tiny test config."""
-    args = ["--cores", "2", "--configfile", str(ROOT / "config" / "test.yaml"),
-            "--config", "resources_dir=resources", "results_dir=results"]
-    out = snakemake(tmp_path, *args)
-    assert out.returncode == 0, out.stderr[-5000:]
+    tmp_path = tiny_run
     table = pd.read_csv(tmp_path / "results" / "tables" / "core_metrics.csv")
     assert set(table.eval_set) == {"general", "medical", "social"}
     # TopK SAEs (k = 16) have exactly k active latents at most; the BatchTopK family and JumpReLU only on average,
@@ -58,5 +56,11 @@ def test_tiny_end_to_end_run(tmp_path):
     boost = pd.read_csv(tmp_path / "results" / "tables" / "boosting.csv")
     assert set(boost.method) == {"base", "base + residual", "full finetune", "base + all residuals"}
     assert set(boost.subdomain) == {"medical", "all"}
-    again = snakemake(tmp_path, *args, "-n")
+    summary = (tmp_path / "results" / "tables" / "summary.md").read_text()
+    assert "## Core metrics" in summary
+
+
+@pytest.mark.workflow
+def test_tiny_rerun_does_nothing(tiny_run):
+    again = snakemake(tiny_run, *TINY_ARGS, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

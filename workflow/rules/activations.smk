@@ -14,8 +14,8 @@ rule prepare_model:
         "../../envs/saeflow.yaml"
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=30,
+        mem_mb=SIZES.mem_mb("model"),
+        runtime=SIZES.runtime("model"),
     params:
         model=model_params(),
         source=resolve(config["model"]["source"]),
@@ -39,8 +39,8 @@ rule extract_activations:
         "../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=SIZES.mem_mb("extract"),
+        runtime=SIZES.runtime("extract"),
         gpu=config["gpu"],
     params:
         model=lambda w: {**model_params(), "layer": int(w.layer)},

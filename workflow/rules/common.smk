@@ -4,10 +4,11 @@
 import os
 import re
 
+from saeflow.cluster import JobSizes, Site
 from saeflow.codehash import code_version
 from saeflow.config import config_entry
 from saeflow.paths import RunPaths
-from saeflow.registry import extraction_settings, sae_specs
+from saeflow.registry import extraction_settings, sae_aliases, sae_specs
 from saeflow.studies import active_studies
 
 P = RunPaths.from_config(config)
@@ -16,7 +17,13 @@ RESOURCES = P.resources
 MODEL = P.model
 LAYER = P.layer
 SAES = sae_specs(config)
+# SAEs whose resolved spec equals an earlier one's: not trained, their files are the canonical SAE's (alias_sae)
+SAE_ALIASES = sae_aliases(SAES, config)
 STUDIES = active_studies(config)
+# Memory and runtime of every job by rule kind, from the config's scale, times the retry attempt, capped at
+# the site's largest job (max-threads, default-resources max_mem_mb / max_runtime of the SLURM profile):
+# saeflow.cluster. Rules say `mem_mb=SIZES.mem_mb("train"), runtime=SIZES.runtime("train")`.
+SIZES = JobSizes(config, Site.from_workflow(workflow))
 # Threads of the multi-threaded rules: every core of a local run. Use this, not workflow.cores, which is an
 # error when Snakemake runs without --cores (`snakemake --report`, a cluster executor); there the profile's
 # set-threads / max-threads decide.
@@ -144,6 +151,21 @@ def train_inputs(w):
         inputs["base_cfg"] = f"{base}/cfg.json"
         inputs["base_weights"] = f"{base}/sae_weights.safetensors"
     return inputs
+
+
+def alias_pattern():
+    """Regex of the alias SAE names (for the alias rules' wildcard constraints; matches nothing when none)."""
+    return "|".join(re.escape(a) for a in sorted(SAE_ALIASES)) or "(?!)"
+
+
+def canonical_sae(sae):
+    """The SAE whose training `sae` shares (itself unless it is an alias)."""
+    return SAE_ALIASES.get(sae, sae)
+
+
+def eval_cache(eval_set, model, layer):
+    """The shared evaluation cache beside the baseline JSON (saeflow.evaluate.EvalCache)."""
+    return baseline_json(eval_set, model, layer).removesuffix(".json") + ".safetensors"
 
 
 def core_eval_jsons():

@@ -18,8 +18,8 @@ rule build_corpus:
         "../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=SIZES.mem_mb("corpus"),
+        runtime=SIZES.runtime("corpus"),
     params:
         spec=lambda w: corpus_params(w.corpus),
         seed=config["seed"],

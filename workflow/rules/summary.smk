@@ -16,8 +16,8 @@ rule summary_table:
         "../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         code=code("summary_table.py"),
     script:

@@ -20,8 +20,8 @@ rule core_metrics_table:
         "../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         code=code("core_metrics_table.py"),
     script:

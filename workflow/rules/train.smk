@@ -16,8 +16,8 @@ rule train_sae:
         "../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=SIZES.mem_mb("train"),
+        runtime=SIZES.runtime("train"),
         gpu=config["gpu"],
     params:
         sae=lambda w: sae_spec(w.sae),

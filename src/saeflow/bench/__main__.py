@@ -1,7 +1,9 @@
 """Micro-benchmarks: ``python -m saeflow.bench SUBCOMMAND [options]``.
 
 extract   residual-stream extraction to shards vs a plain full forward on the same batches.
-train     TopK SAE training throughput: sparse fast path vs dense path vs SAELens, and the matmul bound.
+train     TopK SAE training throughput: sparse fast path vs dense path vs SAELens / EleutherAI sparsify, and the
+          matmul bound.
+eval      CPU seconds of one SAE's spliced evaluation job: full forward passes vs the shared cache.
 stream    training from a synthetic store larger than the RAM budget: peak RSS, reader and trainer rates.
 schedule  seconds of `snakemake -n` on the 200-SAE sweep config.
 ortho     OrtSAE penalty: time per step at several widths, overhead relative to a BatchTopK training step.
@@ -136,7 +138,6 @@ def _paired(a: list[float], b: list[float]) -> float:
 
 
 def _bench_train(args: argparse.Namespace) -> None:
-    import importlib.util
     import os
 
     from saeflow.activations import ActivationStore
@@ -144,8 +145,8 @@ def _bench_train(args: argparse.Namespace) -> None:
         Rate,
         TrainerBench,
         encoder_matmul_rate,
-        saelens_rate,
-        saelens_rate_subprocess,
+        python_has,
+        reference_rate_subprocess,
         write_synthetic_store,
     )
 
@@ -153,17 +154,19 @@ def _bench_train(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     paths = ["dense", "fast"] if args.path == "both" else [args.path]
     sae = {"d_sae": args.d_sae, "k": args.k}
-    saelens_python = args.saelens_python or os.environ.get("SAELENS_PYTHON")
     shape = (args.d_in, args.d_sae, args.k, args.batch, args.steps)
-    if saelens_python:
-        def reference() -> float:
-            return saelens_rate_subprocess(saelens_python, *shape, repeats=1).best
-    elif importlib.util.find_spec("sae_lens") is not None:
-        def reference() -> float:
-            return saelens_rate(*shape)
-    else:
-        reference = None
-    runs: dict[str, list[float]] = {p: [] for p in ["saelens"] * bool(reference) + paths + ["bound"]}
+    references = {}  # name -> a function giving one rate, run in a subprocess (its own interpreter)
+    for name, module, given, env in (("saelens", "sae_lens", args.saelens_python, "SAELENS_PYTHON"),
+                                     ("sparsify", "sparsify", args.sparsify_python, "SPARSIFY_PYTHON")):
+        python = given or os.environ.get(env) or sys.executable
+        if python_has(python, module):
+            references[name] = (lambda python=python, name=name:
+                                reference_rate_subprocess(python, name, *shape, repeats=1).best)
+        else:
+            print(f"bench=train reference={name} skipped: {module} does not import in {python} (install "
+                  f"{'sae-lens' if name == 'saelens' else 'eai-sparsify'} in another environment and pass "
+                  f"--{name}-python or ${env})", file=sys.stderr)
+    runs: dict[str, list[float]] = {p: [] for p in [*references, *paths, "bound"]}
     with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
         store = ActivationStore(write_synthetic_store(Path(tmp) / "acts", args.steps * args.batch, args.d_in))
         benches = {p: TrainerBench(store, {**sae, "extra": {"fast": p == "fast"}}, args.batch,
@@ -171,19 +174,19 @@ def _bench_train(args: argparse.Namespace) -> None:
         for p in paths:  # warm-up (first-call allocations, kernel choice), untimed
             benches[p].rate(1)
         for _ in range(args.repeats):  # interleaved, so load from other processes hits every path alike
-            if reference:
-                runs["saelens"].append(reference())
+            for name, measure in references.items():
+                runs[name].append(measure())
             for p in paths:
                 runs[p].append(benches[p].rate(args.steps))
             runs["bound"].append(encoder_matmul_rate(args.d_in, args.d_sae, args.batch, device=args.device))
     rates = {p: Rate.of(r) for p, r in runs.items()}
     bound = rates["bound"].best
-    reference = rates.get("saelens")
     common = (f"d_in={args.d_in} d_sae={args.d_sae} k={args.k} batch={args.batch} steps={args.steps} "
               f"threads={torch.get_num_threads()} device={args.device}")
-    if reference:
-        print(f"bench=train path=saelens {common} activations_per_s={_fmt(reference)} "
-              f"median={reference.median:.0f} runs={','.join(f'{r:.0f}' for r in reference.runs)}")
+    for name in references:
+        ref = rates[name]
+        print(f"bench=train path={name} {common} activations_per_s={_fmt(ref)} "
+              f"median={ref.median:.0f} runs={','.join(f'{r:.0f}' for r in ref.runs)}")
     for p in paths:
         r = rates[p]
         extra = ""
@@ -193,16 +196,16 @@ def _bench_train(args: argparse.Namespace) -> None:
             if "dense" in rates:
                 extra += (f" dense_per_s={_fmt(rates['dense'])} vs_dense={r.best / rates['dense'].best:.2f}"
                           f" vs_dense_paired={_paired(runs[p], runs['dense']):.2f}")
-            if reference:
-                extra += (f" saelens_per_s={_fmt(reference)} vs_saelens={r.best / reference.best:.2f}"
-                          f" vs_saelens_paired={_paired(runs[p], runs['saelens']):.2f}")
+            for name in references:
+                extra += (f" {name}_per_s={_fmt(rates[name])} vs_{name}={r.best / rates[name].best:.2f}"
+                          f" vs_{name}_paired={_paired(runs[p], runs[name]):.2f}")
             extra += f" matmul_bound_per_s={bound:.0f} of_bound={r.best / bound:.2f}"
         print(f"bench=train path={p} {common} activations_per_s={_fmt(r)} median={r.median:.0f} "
               f"runs={','.join(f'{x:.0f}' for x in r.runs)}{extra}")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="TopK SAE training throughput (fast vs dense path vs SAELens)")
+    p = sub.add_parser("train", help="TopK SAE training throughput (fast vs dense path vs SAELens / sparsify)")
     p.add_argument("--d-in", type=int, default=576)
     p.add_argument("--d-sae", type=int, default=4608)
     p.add_argument("--k", type=int, default=32)
@@ -213,9 +216,58 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="fast: sparse TopK kernels (the SAE's default); dense: the straightforward path")
     p.add_argument("--saelens-python", help="interpreter with sae_lens installed, for the reference figure "
                    "(default: $SAELENS_PYTHON, else this one if sae_lens imports, else none)")
+    p.add_argument("--sparsify-python", help="interpreter with EleutherAI sparsify (eai-sparsify) installed "
+                   "(default: $SPARSIFY_PYTHON, else this one if sparsify imports, else none)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.set_defaults(func=_bench_train)
+
+
+def _bench_eval(args: argparse.Namespace) -> None:
+    from saeflow.bench.perf import eval_job_cpu_seconds
+    from saeflow.io import write_jsonl
+    from saeflow.sae import make_sae
+
+    with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
+        texts = Path(tmp) / "texts.jsonl"
+        write_jsonl(texts, synthetic_documents(args.tokens * 2, seed=1))
+        sae_dir = Path(tmp) / "sae"
+        sae = make_sae({"architecture": "topk", "d_in": args.d_model, "d_sae": args.d_sae, "k": args.k}, seed=0)
+        sae.save(sae_dir)
+        job = {"model_dir": args.model_dir, "sae_dir": str(sae_dir), "texts": str(texts),
+               "cache": str(Path(tmp) / "cache.safetensors"), "layer": args.layer, "tokens": args.tokens,
+               "batch_size": args.batch_size, "max_length": args.max_length}
+        build_s, _ = eval_job_cpu_seconds(args.python, mode="build", **job)
+        modes = ["full", "cached", "cached-ours"]
+        cpu: dict[str, list[float]] = {m: [] for m in modes}
+        rows: dict[str, dict] = {}
+        for _ in range(args.repeats):  # interleaved: load from other processes hits every mode alike
+            for m in modes:
+                s, rows[m] = eval_job_cpu_seconds(args.python, mode=m, **job)
+                cpu[m].append(s)
+    full, ours = rows["full"], rows["cached"]
+    diff = max(abs(full[k] - ours[k]) for k in ("fvu", "ce_sae", "delta_ce", "kl", "l0"))
+    best = {m: min(v) for m, v in cpu.items()}
+    print(f"bench=eval model_dir={args.model_dir} layer={args.layer} tokens={args.tokens} threads=1 "
+          f"build_cache_cpu_s={build_s:.1f} full_cpu_s={best['full']:.1f} cached_cpu_s={best['cached']:.1f} "
+          f"cached_ours_only_cpu_s={best['cached-ours']:.1f} ratio={best['cached'] / best['full']:.2f} "
+          f"ratio_ours_only={best['cached-ours'] / best['full']:.2f} max_abs_metric_diff={diff:.2e} "
+          + " ".join(f"{m}_runs={','.join(f'{x:.1f}' for x in v)}" for m, v in cpu.items()))
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="CPU seconds of one SAE evaluation job: full passes vs the shared cache")
+    p.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="prepared HF model dir (default: %(default)s)")
+    p.add_argument("--d-model", type=int, default=576, help="the model's hidden size (the SAE's d_in)")
+    p.add_argument("--layer", type=int, default=15)
+    p.add_argument("--tokens", type=int, default=2048, help="scored tokens (config evaluation.tokens)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--d-sae", type=int, default=4608)
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3, help="runs per mode (best is printed)")
+    p.add_argument("--python", default=sys.executable, help="interpreter of the job processes")
+    p.set_defaults(func=_bench_eval)
 
 
 def _bench_stream(args: argparse.Namespace) -> None:
@@ -343,6 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="bench", required=True)
     _add_extract(sub)
     _add_train(sub)
+    _add_eval(sub)
     _add_stream(sub)
     _add_schedule(sub)
     _add_ortho(sub)

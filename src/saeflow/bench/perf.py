@@ -167,21 +167,71 @@ def saelens_rate(d_in: int, d_sae: int, k: int, batch: int, steps: int, *, spars
 
 def saelens_rate_subprocess(python: str, d_in: int, d_sae: int, k: int, batch: int, steps: int,
                             repeats: int) -> Rate:
-    """Run the SAELens measurement in another interpreter (one with sae_lens installed; saeflow comes from
-    this checkout via PYTHONPATH), `repeats` times. (SAELens' `use_sparse_activations` variant fails in
-    backward on CPU with torch 2.13 — aten::view on a sparse tensor — so its default dense TopK is the
-    reference.)"""
-    src = str(Path(__file__).resolve().parents[1])
+    """The SAELens measurement in another interpreter (:func:`reference_rate_subprocess`). (SAELens'
+    `use_sparse_activations` variant fails in backward on CPU with torch 2.13 — aten::view on a sparse tensor —
+    so its default dense TopK is the reference.)"""
+    return reference_rate_subprocess(python, "saelens", d_in, d_sae, k, batch, steps, repeats)
+
+
+def sparsify_rate(d_in: int, d_sae: int, k: int, batch: int, steps: int, *, seed: int = 0) -> float:
+    """Activations/s of EleutherAI sparsify's TopK training step (its Trainer.fit inner loop: decoder rows to
+    unit norm, forward with the dead-latent mask and AuxK, backward, gradient parallel to the decoder removed,
+    Adam, firing statistics) on synthetic activations held in memory, fp32; needs `sparsify` (eai-sparsify)."""
+    from sparsify import SaeConfig, SparseCoder
+
+    torch.manual_seed(seed)
+    sae = SparseCoder(d_in, SaeConfig(num_latents=d_sae, k=k), device="cpu", dtype=torch.float32)
+    opt = torch.optim.Adam(sae.parameters(), lr=4e-4, betas=(0.9, 0.999))
+    gen = SyntheticActivations(d_in, seed=seed)
+    since_fired = torch.zeros(d_sae, dtype=torch.long)
+    data = [gen.block(i, batch) for i in range(steps + 1)]
+
+    def step(x: torch.Tensor) -> None:
+        sae.set_decoder_norm_to_unit_norm()
+        dead_mask = since_fired > 10_000_000
+        total_variance = (x - x.mean(0)).pow(2).sum()
+        out = sae(x, dead_mask=dead_mask, total_variance=total_variance)
+        (out.fvu + (1 / 32) * out.auxk_loss).backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        opt.zero_grad()
+        with torch.no_grad():
+            since_fired.add_(x.shape[0])
+            since_fired[out.latent_indices.flatten()] = 0
+
+    step(data[0])  # warm-up, untimed
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(data[i])
+    return steps * batch / (time.perf_counter() - start)
+
+
+def reference_rate_subprocess(python: str, which: str, d_in: int, d_sae: int, k: int, batch: int, steps: int,
+                              repeats: int) -> Rate:
+    """Run a reference measurement (`which`: "saelens" or "sparsify") in another interpreter, one with that
+    package installed (saeflow comes from this checkout via PYTHONPATH), `repeats` times."""
+    fn = {"saelens": "saelens_rate", "sparsify": "sparsify_rate"}[which]
+    src = str(Path(__file__).resolve().parents[2])  # the directory holding the saeflow package
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same thread count as this process
-    code = ("import sys, json; from saeflow.bench.perf import saelens_rate as r; a = json.loads(sys.argv[1]); "
+    code = (f"import sys, json; from saeflow.bench.perf import {fn} as r; a = json.loads(sys.argv[1]); "
             "print(json.dumps([r(*a['args']) for _ in range(a['repeats'])]))")
     cmd = [python, "-c", code, json.dumps({"args": [d_in, d_sae, k, batch, steps], "repeats": repeats})]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
-        raise RuntimeError(f"SAELens reference failed in {python}: {out.stderr.strip()[-2000:]}")
-    runs = json.loads(out.stdout.strip().splitlines()[-1])
-    return Rate.of(runs)
+        raise RuntimeError(f"{which} reference failed in {python}: {out.stderr.strip()[-2000:]}")
+    return Rate.of(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def python_has(python: str, module: str) -> bool:
+    """Whether `module` imports in interpreter `python` (without importing it here)."""
+    if python == sys.executable:
+        import importlib.util
+
+        return importlib.util.find_spec(module) is not None
+    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    out = subprocess.run([python, "-c", code], capture_output=True, check=False)
+    return out.returncode == 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,3 +279,56 @@ def dry_run_seconds(snakefile: Path, configfile: Path, workdir: Path, extra: lis
         if len(parts) == 2 and parts[0] == "total" and parts[1].isdigit():
             jobs = int(parts[1])
     return seconds, jobs
+
+
+# --------------------------------------------------------------------------------------------------
+# spliced evaluation: one SAE's job, full passes vs the shared cache
+# --------------------------------------------------------------------------------------------------
+
+
+def eval_job(mode: str, model_dir: str, sae_dir: str, texts: str, cache: str, layer: int, tokens: int,
+             batch_size: int, max_length: int) -> dict:
+    """What one evaluate_sae job does, in this process: `full` (today's path: tokenise, clean + spliced full
+    forward passes), `cached` / `cached-ours` (load the shared cache, upper passes only; with / without the
+    SAELens-convention pass) or `build` (the shared per-eval-set job writing `cache`)."""
+    from saeflow.evaluate import (
+        BaselineResult,
+        EvalCache,
+        build_cache,
+        eval_batches,
+        evaluate_sae,
+        evaluate_sae_cached,
+    )
+    from saeflow.io import read_jsonl
+    from saeflow.models.causal_lm import load_lm
+    from saeflow.sae.boosted import load_for_evaluation
+
+    torch.set_num_threads(1)
+    lm = load_lm(model_dir)
+    if mode in ("full", "build"):
+        docs = [d["text"] for d in read_jsonl(texts)]
+        batches = eval_batches(lm, docs, max_tokens=tokens, batch_size=batch_size, max_length=max_length)
+        if mode == "build":
+            build_cache(lm, layer, batches).save(cache, cache + ".json")
+            return {}
+        sae = load_for_evaluation(sae_dir)
+        # the baseline is its own job (not part of an SAE's cost); a placeholder CE_zero
+        return evaluate_sae(lm, layer, sae, batches, BaselineResult(1, 1.0, 2.0)).row()
+    c = EvalCache.load(cache, cache + ".json")
+    return evaluate_sae_cached(lm, load_for_evaluation(sae_dir), c, saelens=mode == "cached").row()
+
+
+def eval_job_cpu_seconds(python: str, **kwargs) -> tuple[float, dict]:
+    """(CPU seconds, metrics) of :func:`eval_job` in a fresh single-threaded interpreter: start-up, imports
+    and model load included, as a workflow job pays them."""
+    code = ("import sys, json; from saeflow.bench.perf import eval_job; "
+            "print(json.dumps(eval_job(**json.loads(sys.argv[1]))))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([python, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, env=env,
+                         check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise RuntimeError(f"eval job {kwargs['mode']} failed: {out.stderr.strip()[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,15 +1,32 @@
-"""JumpReLU SAE: f_i = z_i · H(z_i − θ_i) with a learned per-latent threshold θ = exp(log_threshold).
+"""JumpReLU SAE: f_i = z_i · H(z_i − θ_i) with a learned per-latent threshold θ = exp(log θ).
 
 θ learns through straight-through estimators with a rectangle kernel of bandwidth ε (saeflow.sae.penalties);
 sparsity comes from an L0 penalty, which has a gradient only through θ. Settings in `extra`:
 
-* `bandwidth` ε (default 0.001, for inputs scaled to E‖x‖ = √d as the trainer does).
-* `target_l0`: if set, the sparsity term is the batch-level λ·(L0/target − 1)², which steers L0 to the target
+* `bandwidth` ε (default 0.001 without a target, 0.02 with one; for inputs scaled to E‖x‖ = √d as the trainer
+  does).
+* `target_l0`: if set, the sparsity term is the batch-level λ·d·(L0/target − 1)², which steers L0 to the target
   (how we match L0 across architectures); otherwise the per-token λ·L0 penalty of the JumpReLU paper.
-* `l0_coefficient` λ (default 1.0 with a target, 0.001 without).
+* `l0_coefficient` λ (default 5.0 with a target, 0.001 without).
+* `threshold_lr_scale` s (default 30 with a target, 1 without): θ is stored as log θ / s, so Adam moves log θ
+  about s times the learning rate per step instead of once.
 * `threshold_init`: a number, or "data" (default): on the first training batch each θ_i is set so that latent i
-  fires on a share target/d_sae of the batch (target = target_l0 or k). Short runs cannot move a θ that starts
-  far off: Adam moves log θ by about the learning rate per step.
+  fires on a share target/d_sae of the batch (target = target_l0 or k).
+
+What the reference implementations do, and where we differ (measured: tests/sae/test_architectures.py and
+docs/studies/architectures.md). dictionary_learning's JumpReluTrainer holds L0 near a target with the same
+quadratic penalty on the batch-mean L0, λ = 1, bandwidth 0.001, the penalty's coefficient ramped up linearly
+over its first 2,000 steps, and θ trained by the same Adam learning rate as the weights; SAELens' JumpReLU
+trainer has no target (a per-token λ·L0 with a linear warm-up of λ) and stores log θ, as we do. Both train for
+10⁴–10⁵ steps. Our default run has about 120 steps, and there neither helps: (1) Adam moves log θ by about the
+learning rate per step, a few percent over the whole run, while each pre-activation, a sum over d encoder
+weights, moves much faster, so L0 followed the encoder's drift (17.5 for a target of 32) with θ frozen;
+hence `threshold_lr_scale` (**ours**). (2) With λ = 1 the penalty's pull on θ is ~100× weaker than the
+reconstruction error's (summed over d), so even a mobile θ settled far from the target; hence λ is multiplied
+by d, as OrtSAE's γ is here, and defaults to 5 (**ours**). (3) With ε = 0.001 a latent's θ gets a gradient only
+from the rare tokens within ε/2 of it, so a mobile θ jumps on a few tokens' say and reconstruction suffered
+(toy FVU 1.26 against 0.89); ε = 0.02 gives it a gradient most steps (**ours**). A warm-up of λ would only
+delay the pull in a run this short, so there is none.
 
 The threshold is saved as `threshold` ([d_sae], SAELens' JumpReLU layout); latents do not depend on the input
 scale, so θ needs no rescaling on save.
@@ -27,7 +44,10 @@ from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
 from saeflow.sae.kernels import sparse_decode
 from saeflow.sae.penalties import jump_relu, jump_relu_l0
 
-DEFAULT_BANDWIDTH = 1e-3
+DEFAULT_BANDWIDTH = 1e-3  # the JumpReLU paper's, SAELens' and dictionary_learning's
+TARGET_BANDWIDTH = 0.02  # with a target_l0 (module docstring)
+TARGET_L0_COEFFICIENT = 5.0  # λ of λ·d·(L0/target − 1)² (module docstring)
+TARGET_THRESHOLD_LR_SCALE = 30.0
 
 
 @register
@@ -38,27 +58,37 @@ class JumpReLUSAE(SparseAutoencoder):
     def __init__(self, cfg: SAEConfig, *, input_scale: float = 1.0):
         super().__init__(cfg, input_scale=input_scale)
         extra = cfg.extra
-        self.bandwidth = float(extra.get("bandwidth", DEFAULT_BANDWIDTH))
         self.target_l0 = extra.get("target_l0")
+        targeted = self.target_l0 is not None
+        self.bandwidth = float(extra.get("bandwidth", TARGET_BANDWIDTH if targeted else DEFAULT_BANDWIDTH))
         if self.target_l0 is not None and not 0 < float(self.target_l0) <= cfg.d_sae:
             raise ConfigError(f"sae.extra.target_l0 must be in (0, d_sae={cfg.d_sae}]; got {self.target_l0}")
-        self.l0_coefficient = float(extra.get("l0_coefficient", 1.0 if self.target_l0 is not None else 1e-3))
+        self.l0_coefficient = float(extra.get("l0_coefficient", TARGET_L0_COEFFICIENT if targeted else 1e-3))
+        self.lr_scale = float(extra.get("threshold_lr_scale", TARGET_THRESHOLD_LR_SCALE if targeted else 1.0))
+        if self.lr_scale <= 0:
+            raise ConfigError(f"sae.extra.threshold_lr_scale must be positive; got {self.lr_scale}")
         init = extra.get("threshold_init", "data")
         if init != "data" and not (isinstance(init, int | float) and init > 0):
             raise ConfigError(f"sae.extra.threshold_init must be 'data' or a positive number; got {init!r}")
         self._init_value = self.bandwidth if init == "data" else float(init)
-        self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(self._init_value)))
+        log_theta = math.log(self._init_value) / self.lr_scale
+        self.scaled_log_threshold = nn.Parameter(torch.full((cfg.d_sae,), log_theta))
+        """log θ / s: the parameter Adam trains (s = threshold_lr_scale)."""
         self.register_buffer("threshold_initialised", torch.tensor(init != "data"))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         super().reset_parameters(generator)
-        if hasattr(self, "log_threshold"):
-            with torch.no_grad():
-                self.log_threshold.fill_(math.log(self._init_value))
+        if hasattr(self, "scaled_log_threshold"):
+            self._set_threshold_(torch.full_like(self.scaled_log_threshold, self._init_value))
 
     @property
     def threshold(self) -> Tensor:
-        return self.log_threshold.exp()
+        return (self.scaled_log_threshold * self.lr_scale).exp()
+
+    @torch.no_grad()
+    def _set_threshold_(self, theta: Tensor) -> None:
+        theta = theta.to(self.scaled_log_threshold.dtype).clamp_min(torch.finfo(theta.dtype).tiny)
+        self.scaled_log_threshold.copy_(theta.log() / self.lr_scale)
 
     def activation(self, pre: Tensor) -> Tensor:
         return jump_relu(pre, self.threshold, self.bandwidth)
@@ -70,7 +100,7 @@ class JumpReLUSAE(SparseAutoencoder):
         target = float(self.target_l0 if self.target_l0 is not None else min(self.cfg.k, m))
         r = min(n - 1, max(1, round(target / m * n)))
         theta = pre.topk(r + 1, dim=0).values[r]  # (r+1)-th largest: r tokens are strictly above
-        self.log_threshold.copy_(theta.clamp_min(self.bandwidth).log())
+        self._set_threshold_(theta.clamp_min(self.bandwidth))
         self.threshold_initialised.fill_(True)
 
     def training_loss(self, x: Tensor) -> LossTerms:
@@ -87,7 +117,7 @@ class JumpReLUSAE(SparseAutoencoder):
         mse = (recon - x).pow(2).sum(dim=-1)
         if self.target_l0 is not None:
             sparsity = torch.zeros_like(mse)
-            aux = self.l0_coefficient * (l0.mean() / float(self.target_l0) - 1).pow(2)
+            aux = self.l0_coefficient * x.shape[1] * (l0.mean() / float(self.target_l0) - 1).pow(2)
         else:
             sparsity = self.l0_coefficient * l0
             aux = x.new_zeros(())
@@ -101,7 +131,5 @@ class JumpReLUSAE(SparseAutoencoder):
     def load_saved_weights(self, weights: dict[str, Tensor], input_scale: float) -> None:
         super().load_saved_weights(weights, input_scale)
         if "threshold" in weights:
-            with torch.no_grad():
-                theta = weights["threshold"].to(self.log_threshold.dtype).expand_as(self.log_threshold)
-                self.log_threshold.copy_(theta.clamp_min(torch.finfo(theta.dtype).tiny).log())
-                self.threshold_initialised.fill_(True)
+            self._set_threshold_(weights["threshold"].expand_as(self.scaled_log_threshold))
+            self.threshold_initialised.fill_(True)

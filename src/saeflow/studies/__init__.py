@@ -2,7 +2,8 @@
 
 Each study package exposes ``STUDY`` (saeflow.study.Study) and ships its config section's JSON Schema as
 ``schema.yaml`` beside its code; its rules are ``workflow/rules/studies/<name>.smk``. A study runs when its
-config section is present and not null. docs/adding-a-study.md has the recipe.
+config section is present and not null. docs/adding-a-study.md has the recipe. A new study: import its STUDY
+below (imports stay sorted) and add it to STUDIES (after the studies whose SAEs it reads).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from saeflow.reference import Reference
 from saeflow.studies.architectures import STUDY as ARCHITECTURES
 from saeflow.studies.bias_in_bios import STUDY as BIAS_IN_BIOS
 from saeflow.studies.boosting import STUDY as BOOSTING
+from saeflow.studies.interpret import STUDY as INTERPRET
+from saeflow.studies.maira2 import STUDY as MAIRA2
+from saeflow.studies.protein import STUDY as PROTEIN
+from saeflow.studies.recsys import STUDY as RECSYS
 from saeflow.studies.ssae import STUDY as SSAE
-# new studies: import here (alphabetical) and append to STUDIES below
 from saeflow.study import Study
 
-STUDIES: tuple[Study, ...] = (SSAE, ARCHITECTURES, BOOSTING, BIAS_IN_BIOS)
+STUDIES: tuple[Study, ...] = (SSAE, ARCHITECTURES, BOOSTING, BIAS_IN_BIOS, MAIRA2, INTERPRET, PROTEIN, RECSYS)
 
 
 def active_studies(config: Mapping[str, Any]) -> list[Study]:

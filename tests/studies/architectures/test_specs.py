@@ -155,3 +155,11 @@ def test_common_overrides_equal_to_the_reference_do_not_retrain_it():
     cfg = _config()
     cfg["architectures"]["common"] = {"epochs": 2, "lr": 0.001}  # gsae's own values
     assert "arch-topk" not in architecture_specs(cfg) and architecture_saes(cfg)["topk"] == "gsae"
+
+
+def test_relu_copy_reads_its_l1_search():
+    cfg = _config(architectures={"names": ["relu"]})
+    cfg["results_dir"] = "res"
+    spec = architecture_specs(cfg)["arch-relu"]
+    assert spec["architecture"] == "relu"
+    assert spec["extra"] == {"l1_search": "res/architectures/l1_search/arch-relu.json"}

@@ -43,8 +43,8 @@ rule bib_sets:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=SIZES.mem_mb("corpus"),
+        runtime=SIZES.runtime("corpus"),
     params:
         bib=bib_params(),
         seed=config["seed"],
@@ -68,8 +68,8 @@ rule bib_activations:
         "../../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=SIZES.mem_mb("extract"),
+        runtime=SIZES.runtime("extract"),
         gpu=config["gpu"],
     params:
         model=model_params() | {"batch_size": config["model"]["batch_size"]},
@@ -97,8 +97,8 @@ rule bib_latents:
         "../../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=SIZES.mem_mb("lm_eval"),
+        runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
     params:
         sae=lambda w: sae_spec(w.sae),
@@ -122,8 +122,8 @@ rule bib_baseline:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
     params:
         bib=bib_params(),
         seed=config["seed"],
@@ -145,8 +145,8 @@ rule bib_shift:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
     params:
         bib=bib_params(),
         label=lambda w: bib_label(w.sae),
@@ -185,8 +185,8 @@ rule bib_tables:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         bib=bib_params(),
         saes=BIB_SAES,
@@ -215,8 +215,8 @@ rule bib_select:
         "../../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=3000,
-        runtime=15,
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
     params:
         budget_tokens=BIB_SSAE["budget_tokens"],
         top_k=BIB_SSAE["top_k"],

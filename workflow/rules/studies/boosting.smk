@@ -13,9 +13,9 @@ boosting_inputs = BOOST_W.inputs
 
 rule evaluate_boosted:
     input:
-        texts=lambda w: texts(f"{w.eval_set}.heldout"),
         model=model_marker(),
         baseline=lambda w: baseline_json(w.eval_set, MODEL, sae_spec(BOOST_W.base)["layer"]),
+        cache=lambda w: eval_cache(w.eval_set, MODEL, sae_spec(BOOST_W.base)["layer"]),
         sae=lambda w: f"{sae_dir(BOOST_W.base)}/cfg.json",
         weights=lambda w: sae_weights(BOOST_W.base),
         residuals=[f"{sae_dir(r)}/cfg.json" for r in RESIDUAL_SAES],
@@ -30,8 +30,8 @@ rule evaluate_boosted:
         "../../../envs/saeflow.yaml"
     threads: EVAL_THREADS
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=SIZES.mem_mb("lm_eval"),
+        runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
     params:
         sae=STACKED,
@@ -64,8 +64,8 @@ rule boosting_table:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         entries=BOOST_W.entries(),
         code=code("boosting_table.py"),

@@ -43,8 +43,8 @@ rule embed_corpus:
         "../../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=3000,
-        runtime=30,
+        mem_mb=SIZES.mem_mb("embed"),
+        runtime=SIZES.runtime("embed"),
     params:
         n_documents=lambda w: embed_documents_count(config, w.corpus),
         source=lambda w: embedder_source(w.embedder),
@@ -69,8 +69,8 @@ rule select_texts:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
     params:
         method=lambda w: w.method,
         subdomain=lambda w: w.subdomain,
@@ -100,8 +100,8 @@ rule concept_texts:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         note="held-out documents, extracted with their own budget (ssae.concepts.tokens)",
     shell:
@@ -125,8 +125,8 @@ rule token_frequencies:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
     params:
         max_length=config["model"]["max_length"],
         max_documents=SSAE["concepts"]["frequency_documents"],
@@ -151,8 +151,8 @@ rule concept_metrics:
         "../../../envs/saeflow.yaml"
     threads: MAX_THREADS
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=SIZES.mem_mb("lm_eval"),
+        runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
     params:
         sae=lambda w: w.sae,
@@ -198,8 +198,8 @@ rule ssae_report:
         "../../../envs/saeflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         entries=SSAE_W.report_entries(),
         selections=SSAE_W.selection_jsons(),

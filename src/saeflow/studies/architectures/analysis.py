@@ -18,7 +18,7 @@ import torch
 from saeflow.io import atomic_path, read_json
 
 ARCHITECTURE_COLUMNS = ["architecture", "sae", "eval_set", "l0", "fvu", "delta_ce", "mean_max_cos",
-                        "distinct_fraction", "absorption", "dead_fraction"]
+                        "distinct_fraction", "absorption", "dead_fraction", "l1_coefficient", "l1_search"]
 
 
 # --------------------------------------------------------------------------------------------- tables, figure
@@ -34,16 +34,27 @@ def architectures_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df[cols].sort_values(["eval_set", "architecture"]).reset_index(drop=True)
 
 
+def l1_search_trace(search: Mapping[str, Any]) -> str:
+    """The probes of an L1-coefficient search as one cell: "λ→L0" in order, e.g. "5→61.2, 20→28.4, 16.1→32.3"."""
+    return ", ".join(f"{p['l1_coefficient']:.3g}→{p['l0']:.1f}" for p in search["probes"])
+
+
 def architecture_rows(saes: Mapping[str, str], eval_paths: Mapping[tuple[str, str], str | Path],
-                      analysis_paths: Mapping[str, str | Path]) -> list[dict[str, Any]]:
-    """Join evaluations ((sae, eval_set) -> eval JSON) with each SAE's analysis JSON; `saes` maps SAE -> label."""
+                      analysis_paths: Mapping[str, str | Path],
+                      l1_search_paths: Mapping[str, str | Path] | None = None) -> list[dict[str, Any]]:
+    """Join evaluations ((sae, eval_set) -> eval JSON) with each SAE's analysis JSON; `saes` maps SAE -> label.
+    An SAE with an L1-coefficient search (`l1_search_paths`) also gets its coefficient and the search's trace."""
     rows = []
     for (sae, eval_set), path in eval_paths.items():
         ev, an = read_json(path), read_json(analysis_paths[sae])
-        rows.append({"architecture": saes[sae], "sae": sae, "eval_set": eval_set, **ev,
-                     "mean_max_cos": an["geometry"]["mean_max_abs_cos"],
-                     "distinct_fraction": an["geometry"]["distinct_fraction"],
-                     "absorption": an["absorption"]["absorption"]})
+        row = {"architecture": saes[sae], "sae": sae, "eval_set": eval_set, **ev,
+               "mean_max_cos": an["geometry"]["mean_max_abs_cos"],
+               "distinct_fraction": an["geometry"]["distinct_fraction"],
+               "absorption": an["absorption"]["absorption"]}
+        if l1_search_paths and sae in l1_search_paths:
+            search = read_json(l1_search_paths[sae])
+            row.update(l1_coefficient=search["l1_coefficient"], l1_search=l1_search_trace(search))
+        rows.append(row)
     return rows
 
 

@@ -6,7 +6,9 @@
   steered to the reference's k through ``extra.target_l0`` (saeflow.sae.jumprelu). ``architectures.common``
   overrides keys for every copy (e.g. fewer epochs on a CPU budget); then the reference's architecture is
   retrained under it too (``arch-topk``) so that all rows share one training setup. ``architectures.settings``
-  adds per-architecture keys (merged into the copy, ``extra`` key by key).
+  adds per-architecture keys (merged into the copy, ``extra`` key by key). ReLU + L1 has no k either: its L1
+  coefficient is searched before training so that its L0 matches k (rule ``l1_search``, whose output the copy
+  names in ``extra.l1_search``: saeflow.studies.architectures.l1_search, saeflow.sae.relu).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ ARCH_PREFIX = "arch-"
 # Keys of the reference spec that belong to that SAE, not to its architecture comparison copies.
 _NOT_COPIED = ("architecture", "extra", "init_from", "eval_sets")
 _RESIDUAL_DEFAULTS = {"architecture": "residual_batchtopk", "d_sae": 512, "k": 5}
+
+
+def l1_search_json(config: Mapping[str, Any], sae: str) -> str:
+    """Where the L1-coefficient search of ReLU copy `sae` writes its result (read by its training)."""
+    return f"{config['results_dir']}/architectures/l1_search/{sae}.json"
 
 
 def _section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -88,6 +95,8 @@ def architecture_specs(config: Mapping[str, Any], defined: Mapping[str, Any] | N
         spec = merge_spec({**copy.deepcopy(common), "architecture": arch, "extra": extra}, settings.get(arch) or {})
         if arch == "jumprelu":
             spec["extra"].setdefault("target_l0", k)  # matched L0 through the L0 penalty's target
+        if arch == "relu":
+            spec["extra"].setdefault("l1_search", l1_search_json(config, f"{ARCH_PREFIX}{arch}"))
         if cfg.get("eval_sets"):
             spec["eval_sets"] = list(cfg["eval_sets"])
         out[f"{ARCH_PREFIX}{arch}"] = spec
