@@ -13,8 +13,10 @@ def main():
     redirect_to(snakemake.log[0])
     if "cfg" not in snakemake.output.keys():  # noqa: SIM118 (a Namedlist: `in` tests values)
         record = read_json(snakemake.input.json)
-        write_json(snakemake.output.json, {**record, "sae": snakemake.wildcards.sae,
-                                           "alias_of": snakemake.params.canonical})
+        write_json(
+            snakemake.output.json,
+            {**record, "sae": snakemake.wildcards.sae, "alias_of": snakemake.params.canonical},
+        )
         return
     for key in ("cfg", "weights", "metrics"):
         with atomic_path(snakemake.output[key]) as tmp:

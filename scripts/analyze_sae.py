@@ -1,5 +1,6 @@
-"""Snakemake adapter: decoder geometry and first-letter absorption of one SAE (saeflow.architectures.analyze_sae)
-on a held-out activation set, the token strings from the prepared model's tokenizer."""
+"""Snakemake adapter: decoder geometry and first-letter absorption of one SAE
+(saeflow.architectures.analyze_sae) on a held-out activation set, the token strings from the prepared model's
+tokenizer."""
 
 from pathlib import Path
 
@@ -26,10 +27,21 @@ def main():
     token_ids = torch.cat([r.token_ids for r in rows]).tolist()
     tokenizer = AutoTokenizer.from_pretrained(str(Path(snakemake.input.model).parent))
     sae = load_sae(Path(snakemake.input.sae).parent)
-    result = analyze_sae(sae, acts, token_letters(token_ids, tokenizer),
-                         distinct_threshold=p.analysis["distinct_threshold"], absorption=p.analysis["absorption"])
-    write_json(snakemake.output.json, {"sae": p.sae, **result.to_dict(), "provenance": provenance(
-        {"analysis": p.analysis}, inputs=[snakemake.input.acts])})
+    result = analyze_sae(
+        sae,
+        acts,
+        token_letters(token_ids, tokenizer),
+        distinct_threshold=p.analysis["distinct_threshold"],
+        absorption=p.analysis["absorption"],
+    )
+    write_json(
+        snakemake.output.json,
+        {
+            "sae": p.sae,
+            **result.to_dict(),
+            "provenance": provenance({"analysis": p.analysis}, inputs=[snakemake.input.acts]),
+        },
+    )
 
 
 run_main(main)

@@ -18,12 +18,25 @@ def main():
     check_device(p.device, visible=True)
     store = ActivationStore(snakemake.input.acts)
     out = Path(snakemake.output.json)
-    result = run_l1_search(p.sae, store, float(p.target_l0), L1SearchSettings.from_dict(p.search),
-                           out.parent / f".{out.stem}.probes", device=p.device)
+    result = run_l1_search(
+        p.sae,
+        store,
+        float(p.target_l0),
+        L1SearchSettings.from_dict(p.search),
+        out.parent / f".{out.stem}.probes",
+        device=p.device,
+    )
     for probe in result.probes:
         print(f"λ = {probe['l1_coefficient']:.4g}: L0 {probe['l0']:.2f}", flush=True)
-    write_json(out, {**result.to_dict(), "provenance": provenance(
-        {"sae": p.sae, "search": p.search}, seed=p.sae.get("seed"), inputs=[snakemake.input.acts])})
+    write_json(
+        out,
+        {
+            **result.to_dict(),
+            "provenance": provenance(
+                {"sae": p.sae, "search": p.search}, seed=p.sae.get("seed"), inputs=[snakemake.input.acts]
+            ),
+        },
+    )
 
 
 run_main(main)

@@ -1,5 +1,5 @@
-"""Snakemake adapter: the architecture table (evaluations joined with each SAE's analysis, and ReLU's L1-coefficient
-search) and the decoder geometry histogram."""
+"""Snakemake adapter: the architecture table (evaluations joined with each SAE's analysis, and ReLU's
+L1-coefficient search) and the decoder geometry histogram."""
 
 from saeflow.io import read_json
 from saeflow.runtime import redirect_to, run_main
@@ -18,8 +18,11 @@ def main():
     searches = {e["sae"]: e["l1_search"] for e in entries.values() if "l1_search" in e}
     df = architectures_table(architecture_rows(labels, evals, analyses, searches))
     write_table(df, snakemake.output.csv, snakemake.output.md)
-    decoder_cos_hist({label: read_json(e["analysis"])["geometry"]["max_abs_cos"] for label, e in entries.items()},
-                     snakemake.output.figure, distinct_threshold=snakemake.params.distinct_threshold)
+    decoder_cos_hist(
+        {label: read_json(e["analysis"])["geometry"]["max_abs_cos"] for label, e in entries.items()},
+        snakemake.output.figure,
+        distinct_threshold=snakemake.params.distinct_threshold,
+    )
 
 
 run_main(main)

@@ -1,4 +1,5 @@
-"""Snakemake adapter: per-token residuals of one Bias-in-Bios set (position 0 excluded) and their mean per text."""
+"""Snakemake adapter: per-token residuals of one Bias-in-Bios set (position 0 excluded) and their mean per
+text."""
 
 from pathlib import Path
 
@@ -19,9 +20,18 @@ def main():
     lm = load_lm(Path(snakemake.input.model).parent, dtype=p.model["dtype"], device=p.device)
     out_dir = Path(snakemake.output.manifest).parent
     docs = frame[["id", "text"]].to_dict("records")
-    extract_activations(lm, docs, p.model["layer"], out_dir, max_tokens=len(docs) * p.max_length,
-                        batch_size=p.model["batch_size"], max_length=p.max_length, shard_rows=p.shard_rows,
-                        dtype=p.dtype, progress=False)
+    extract_activations(
+        lm,
+        docs,
+        p.model["layer"],
+        out_dir,
+        max_tokens=len(docs) * p.max_length,
+        batch_size=p.model["batch_size"],
+        max_length=p.max_length,
+        shard_rows=p.shard_rows,
+        dtype=p.dtype,
+        progress=False,
+    )
     store = ActivationStore(snakemake.output.manifest)
     check_docs(store, frame.id.tolist())
     save_arrays(snakemake.output.pooled, x=pool_by_doc(store, len(frame)))

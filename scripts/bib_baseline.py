@@ -11,11 +11,22 @@ snakemake = globals()["snakemake"]
 def main():
     redirect_to(snakemake.log[0])
     cfg = shift_config(snakemake.params.bib, snakemake.params.seed)
-    sets = {name: labelled(read_set(snakemake.input[name]), load_array(snakemake.input[f"{name}_x"], "x"))
-            for name in ("ambiguous", "test", "oracle")}
+    sets = {
+        name: labelled(read_set(snakemake.input[name]), load_array(snakemake.input[f"{name}_x"], "x"))
+        for name in ("ambiguous", "test", "oracle")
+    }
     rows = baseline_rows(sets["ambiguous"], sets["test"], sets["oracle"], cfg)
-    write_json(snakemake.output.json, {"rows": rows, "provenance": provenance(
-        snakemake.params.bib, seed=cfg.seed, inputs=[snakemake.input[k] for k in ("ambiguous", "test", "oracle")])})
+    write_json(
+        snakemake.output.json,
+        {
+            "rows": rows,
+            "provenance": provenance(
+                snakemake.params.bib,
+                seed=cfg.seed,
+                inputs=[snakemake.input[k] for k in ("ambiguous", "test", "oracle")],
+            ),
+        },
+    )
 
 
 run_main(main)

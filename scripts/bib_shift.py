@@ -14,18 +14,39 @@ def main():
     redirect_to(snakemake.log[0])
     p, inp = snakemake.params, snakemake.input
     cfg = shift_config(p.bib, p.seed)
-    sets = {name: labelled(read_set(inp[name]), load_array(inp[f"{name}_x"], "x"))
-            for name in ("ambiguous", "test", "oracle")}
+    sets = {
+        name: labelled(read_set(inp[name]), load_array(inp[f"{name}_x"], "x"))
+        for name in ("ambiguous", "test", "oracle")
+    }
     f = {name: load_array(inp[f"{name}_f"], "f") for name in ("ambiguous", "test", "oracle")}
     W_dec = load_file(inp.weights)["W_dec"].double().numpy()
     base = {r["method"]: r for r in read_json(inp.baseline)["rows"]}
-    result = shift_study(p.label, sets["ambiguous"], sets["test"], sets["oracle"], f["ambiguous"], f["test"],
-                         f["oracle"], W_dec, base, cfg)
-    write_json(snakemake.output.json, {
-        "label": p.label, "sae": p.sae, "rows": result.rows, "scr": result.scr, "latents": result.latents,
-        "n_candidates": result.n_candidates, "selection": cfg.selection, "gender_gap": result.gender_gap,
-        "provenance": provenance({"bias_in_bios": p.bib, "sae": p.sae_spec}, seed=cfg.seed),
-    })
+    result = shift_study(
+        p.label,
+        sets["ambiguous"],
+        sets["test"],
+        sets["oracle"],
+        f["ambiguous"],
+        f["test"],
+        f["oracle"],
+        W_dec,
+        base,
+        cfg,
+    )
+    write_json(
+        snakemake.output.json,
+        {
+            "label": p.label,
+            "sae": p.sae,
+            "rows": result.rows,
+            "scr": result.scr,
+            "latents": result.latents,
+            "n_candidates": result.n_candidates,
+            "selection": cfg.selection,
+            "gender_gap": result.gender_gap,
+            "provenance": provenance({"bias_in_bios": p.bib, "sae": p.sae_spec}, seed=cfg.seed),
+        },
+    )
 
 
 run_main(main)

@@ -16,8 +16,16 @@ def main():
     with atomic_path(snakemake.output.csv) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(snakemake.output.md) as tmp:
-        tmp.write_text(markdown_table(table, read_json(snakemake.input.stats), p.model["name"], p.model["layer"],
-                                      p.bib["n_latents"], note=gap_note(shifts)))
+        tmp.write_text(
+            markdown_table(
+                table,
+                read_json(snakemake.input.stats),
+                p.model["name"],
+                p.model["layer"],
+                p.bib["n_latents"],
+                note=gap_note(shifts),
+            )
+        )
     with atomic_path(snakemake.output.scr) as tmp:
         scr_table(shifts).to_csv(tmp, index=False)
 

@@ -1,4 +1,5 @@
-"""Snakemake adapter: the boosting table (base vs base + residual vs full finetune per subdomain, and stacked)."""
+"""Snakemake adapter: the boosting table (base vs base + residual vs full finetune per subdomain, and
+stacked)."""
 
 from saeflow.io import read_json
 from saeflow.runtime import redirect_to, run_main
@@ -12,8 +13,14 @@ def main():
     redirect_to(snakemake.log[0])
     e = snakemake.params.entries
     evals = {name: {es: read_json(path) for es, path in paths.items()} for name, paths in e["evals"].items()}
-    df = boosting_table(evals, base=e["base"], residuals=e["residuals"], finetunes=e["finetunes"],
-                        stacked=e["stacked"], general=e["general"])
+    df = boosting_table(
+        evals,
+        base=e["base"],
+        residuals=e["residuals"],
+        finetunes=e["finetunes"],
+        stacked=e["stacked"],
+        general=e["general"],
+    )
     write_table(df, snakemake.output.csv, snakemake.output.md)
 
 

@@ -22,12 +22,26 @@ def main():
     general_counts = np.load(inp.freq)
     c = p.concepts
     report = concept_report(
-        sae, lambda: store.iter_rows(4096), general_counts, edges=c["frequency_edges"], top_n=c["top_n"],
-        dominance=c["dominance"], min_count=c["min_count"], rare_max_count=c["rare_max_count"],
-        fire_threshold=c["fire_threshold"], device=p.device,
+        sae,
+        lambda: store.iter_rows(4096),
+        general_counts,
+        edges=c["frequency_edges"],
+        top_n=c["top_n"],
+        dominance=c["dominance"],
+        min_count=c["min_count"],
+        rare_max_count=c["rare_max_count"],
+        fire_threshold=c["fire_threshold"],
+        device=p.device,
     )
-    write_json(snakemake.output.json, {"sae": p.sae, "subdomain": p.subdomain, **report.to_dict(),
-                                       "provenance": provenance(c, inputs=[inp.acts])})
+    write_json(
+        snakemake.output.json,
+        {
+            "sae": p.sae,
+            "subdomain": p.subdomain,
+            **report.to_dict(),
+            "provenance": provenance(c, inputs=[inp.acts]),
+        },
+    )
 
 
 run_main(main)

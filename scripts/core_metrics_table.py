@@ -9,8 +9,12 @@ snakemake = globals()["snakemake"]
 def main():
     redirect_to(snakemake.log[0])
     df = core_metrics_table(snakemake.input.evals)
-    write_table(df, snakemake.output.csv, snakemake.output.md,
-                preamble="# Core metrics (spliced at the SAE's layer, held-out text)\n\n")
+    write_table(
+        df,
+        snakemake.output.csv,
+        snakemake.output.md,
+        preamble="# Core metrics (spliced at the SAE's layer, held-out text)\n\n",
+    )
 
 
 run_main(main)

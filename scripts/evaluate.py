@@ -1,6 +1,6 @@
 """Snakemake adapter: the shared evaluation cache of one eval set × model × layer (input.texts: token batches,
-residual stream, clean CE and KL terms, zero-ablation CEs), or the spliced evaluation of one SAE from that cache
-(a residual SAE: boosted on its base; with input.residuals: the SAE plus those residual SAEs)."""
+residual stream, clean CE and KL terms, zero-ablation CEs), or the spliced evaluation of one SAE from that
+cache (a residual SAE: boosted on its base; with input.residuals: the SAE plus those residual SAEs)."""
 
 from pathlib import Path
 
@@ -22,8 +22,13 @@ def main():
     ratio = p.evaluation["outlier_norm_ratio"]
     if p.sae is None:
         texts = [doc["text"] for doc in read_jsonl(snakemake.input.texts)]
-        batches = eval_batches(lm, texts, max_tokens=p.evaluation["tokens"],
-                               batch_size=p.evaluation["batch_size"], max_length=p.model["max_length"])
+        batches = eval_batches(
+            lm,
+            texts,
+            max_tokens=p.evaluation["tokens"],
+            batch_size=p.evaluation["batch_size"],
+            max_length=p.model["max_length"],
+        )
         cache = build_cache(lm, layer, batches, ratio)
         cache.stats["eval_set"] = p.eval_set
         cache.save(snakemake.output.cache, snakemake.output.json)
@@ -33,16 +38,23 @@ def main():
     cache = EvalCache.load(cache_file, baseline)
     cache.stats.pop("eval_set", None)
     if cache.layer != layer:
-        raise ValueError(f"evaluation cache {cache_file} is of layer {cache.layer}; the SAE is at layer {layer}")
+        raise ValueError(
+            f"evaluation cache {cache_file} is of layer {cache.layer}; the SAE is at layer {layer}"
+        )
     # a residual SAE is evaluated boosted on its base; input.residuals (stacked boosting): added to the SAE
     residuals = getattr(snakemake.input, "residuals", [])
     residuals = [Path(r).parent for r in ([residuals] if isinstance(residuals, str) else residuals)]
     sae = load_for_evaluation(Path(snakemake.input.sae).parent, residuals, device=p.device)
     result = evaluate_sae_cached(lm, sae, cache, ratio)
-    write_json(snakemake.output.json, {
-        "sae": p.sae, "eval_set": p.eval_set, **result.row(),
-        "provenance": provenance({"evaluation": p.evaluation, "model": p.model}, inputs=[baseline]),
-    })
+    write_json(
+        snakemake.output.json,
+        {
+            "sae": p.sae,
+            "eval_set": p.eval_set,
+            **result.row(),
+            "provenance": provenance({"evaluation": p.evaluation, "model": p.model}, inputs=[baseline]),
+        },
+    )
 
 
 run_main(main)

@@ -1,5 +1,5 @@
-"""Snakemake adapter: one SAE's top activations, explanations + scores (beside the shuffled control) and dashboard
-(saeflow.studies.interpret.analysis)."""
+"""Snakemake adapter: one SAE's top activations, explanations + scores (beside the shuffled control) and
+dashboard (saeflow.studies.interpret.analysis)."""
 
 import time
 from pathlib import Path
@@ -31,7 +31,9 @@ def main():
     start = time.perf_counter()
     sae = load_sae(Path(snakemake.input.cfg).parent)
     store = ActivationStore(snakemake.input.acts)
-    acts = top_activations(sae, store, LatentsConfig.from_dict({"seed": cfg["seed"], **(cfg["latents"] or {})}))
+    acts = top_activations(
+        sae, store, LatentsConfig.from_dict({"seed": cfg["seed"], **(cfg["latents"] or {})})
+    )
     acts.save(Path(out.latents).parent)
     print(f"top activations: {acts.n_rows} rows x {acts.d_sae} latents in {acts.seconds:.1f} s")
     latents = sample_latents(acts, cfg["n_latents"], cfg["min_activations"], cfg["seed"])
@@ -43,8 +45,10 @@ def main():
     W_U = lm.model.get_output_embeddings().weight.detach()
     write_sae_dashboard(Path(out.dashboard).parent, p.sae, acts, result, decode, sae.W_dec.detach(), W_U, cfg)
     det = result.scores[result.scores.scorer == "detection"]
-    print(f"{len(latents)} latents; detection balanced accuracy {det.balanced_accuracy.mean():.3f} vs control "
-          f"{det.control_balanced_accuracy.mean():.3f}; {time.perf_counter() - start:.1f} s")
+    print(
+        f"{len(latents)} latents; detection balanced accuracy {det.balanced_accuracy.mean():.3f} vs control "
+        f"{det.control_balanced_accuracy.mean():.3f}; {time.perf_counter() - start:.1f} s"
+    )
 
 
 run_main(main)

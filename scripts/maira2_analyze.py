@@ -1,5 +1,6 @@
-"""Snakemake adapter: MAIRA-2-style token filtering, explanations + scores of sampled latents of the study's SAE on
-the kept tokens, each finding's best-latent AUROC against the report labels, the summary, and a dashboard."""
+"""Snakemake adapter: MAIRA-2-style token filtering, explanations + scores of sampled latents of the study's
+SAE on the kept tokens, each finding's best-latent AUROC against the report labels, the summary, and a
+dashboard."""
 
 from pathlib import Path
 
@@ -36,16 +37,24 @@ def main():
     lm = load_lm(Path(snakemake.input.model).parent)
     store = ActivationStore(snakemake.input.acts)
     extracted = set(store.manifest.docs)
-    filt = token_filter(lm.tokenizer, [d for d in data.documents() if d["id"] in extracted], max_length=p.max_length)
-    write_table(filt.summary, out.filtering_csv, out.filtering_md, floatfmt=".3f",
-                preamble=f"MAIRA-2-style token filtering of the {len(extracted)} extracted radlabels reports (all "
-                         "their tokens as the extraction tokenises them, before its token budget cuts the last): kept, "
-                         "or why filtered (first matching filter; special = tokens without characters, e.g. BOS).\n\n")
+    filt = token_filter(
+        lm.tokenizer, [d for d in data.documents() if d["id"] in extracted], max_length=p.max_length
+    )
+    write_table(
+        filt.summary,
+        out.filtering_csv,
+        out.filtering_md,
+        floatfmt=".3f",
+        preamble=f"MAIRA-2-style token filtering of the {len(extracted)} extracted radlabels reports (all "
+        "their tokens as the extraction tokenises them, before its token budget cuts the last): kept, "
+        "or why filtered (first matching filter; special = tokens without characters, e.g. BOS).\n\n",
+    )
     mask = row_mask(store, filt.masks)
     print(f"{int(mask.sum())} of {len(mask)} stored tokens kept")
     sae = load_sae(Path(snakemake.input.cfg).parent)
-    acts = top_activations(sae, store, LatentsConfig.from_dict({"seed": cfg["seed"], **(cfg["latents"] or {})}),
-                           row_mask=mask)
+    acts = top_activations(
+        sae, store, LatentsConfig.from_dict({"seed": cfg["seed"], **(cfg["latents"] or {})}), row_mask=mask
+    )
     decode = cached_decode(token_strings(lm.tokenizer))
     latents = sample_latents(acts, cfg["n_latents"], cfg["min_activations"], cfg["seed"])
     embed = sentence_transformer(p.embedder) if "embedding" in (cfg["scorers"] or []) else None
@@ -55,19 +64,44 @@ def main():
     labels = report_labels(data, store.manifest.docs)
     findings = findings_table(doc_max, labels, data.findings, int(p.min_positives))
     explainer = TokenPatternExplainer(TokenPatternConfig(**(cfg.get("token") or {})))
-    findings["explanation"] = [explainer.explain(latent_examples(acts, int(lat), decode)).text
-                               for lat in findings.best_latent]
-    write_table(findings, out.findings_csv, out.findings_md, floatfmt=".3f",
-                preamble=f"Per finding (>= {p.min_positives} positive reports of {len(doc_max)}), the latent whose "
-                         "maximum over the report's kept tokens best separates reports labelled 'definitely present' "
-                         "from the rest (AUROC), with its token-pattern explanation.\n\n")
+    findings["explanation"] = [
+        explainer.explain(latent_examples(acts, int(lat), decode)).text for lat in findings.best_latent
+    ]
+    write_table(
+        findings,
+        out.findings_csv,
+        out.findings_md,
+        floatfmt=".3f",
+        preamble=f"Per finding (>= {p.min_positives} positive reports of {len(doc_max)}), the latent whose "
+        "maximum over the report's kept tokens best separates reports labelled 'definitely present' "
+        "from the rest (AUROC), with its token-pattern explanation.\n\n",
+    )
     n_live = int((acts.frequency > 0).sum())
-    summary = summary_table(filtering=filt.summary, scores=result.scores, findings=findings,
-                            threshold=float(cfg["threshold"]), n_live=n_live, d_sae=acts.d_sae)
-    write_table(summary, out.summary_csv, out.summary_md, floatfmt=".3f",
-                preamble=f"{p.sae} (Matryoshka BatchTopK, layer {p.layer}) on {len(doc_max)} radlabels reports.\n\n")
-    write_sae_dashboard(Path(out.dashboard).parent, p.sae, acts, result, decode, sae.W_dec.detach(),
-                        lm.model.get_output_embeddings().weight.detach(), cfg)
+    summary = summary_table(
+        filtering=filt.summary,
+        scores=result.scores,
+        findings=findings,
+        threshold=float(cfg["threshold"]),
+        n_live=n_live,
+        d_sae=acts.d_sae,
+    )
+    write_table(
+        summary,
+        out.summary_csv,
+        out.summary_md,
+        floatfmt=".3f",
+        preamble=f"{p.sae} (Matryoshka BatchTopK, layer {p.layer}) on {len(doc_max)} radlabels reports.\n\n",
+    )
+    write_sae_dashboard(
+        Path(out.dashboard).parent,
+        p.sae,
+        acts,
+        result,
+        decode,
+        sae.W_dec.detach(),
+        lm.model.get_output_embeddings().weight.detach(),
+        cfg,
+    )
     print(pd.DataFrame(summary).to_string())
 
 

@@ -22,8 +22,9 @@ def main() -> None:
     redirect_to(snakemake.log[0])
     set_threads(snakemake.threads)
     model, source = snakemake.params.model, snakemake.params.source
-    layers = lm_layers({**snakemake.config, "model": {**snakemake.config["model"], **model}},
-                       sae_specs(snakemake.config))
+    layers = lm_layers(
+        {**snakemake.config, "model": {**snakemake.config["model"], **model}}, sae_specs(snakemake.config)
+    )
     known = model_layer_count(source)
     if known is not None:  # fail fast, before a de-quantisation or a copy
         check_layers(layers, known[0], model["name"], known[1])

@@ -14,9 +14,17 @@ def main():
     p = snakemake.params
     model = load_protein_model(p.model, p.source, p.device)
     ex = p.extraction
-    extract_split(model, read_records(snakemake.input.records), int(p.model["layer"]),
-                  Path(snakemake.output.manifest).parent, snakemake.output.records, max_tokens=int(ex["max_tokens"]),
-                  batch_size=int(ex["batch_size"]), shard_rows=int(ex["shard_rows"]), dtype=ex["dtype"])
+    extract_split(
+        model,
+        read_records(snakemake.input.records),
+        int(p.model["layer"]),
+        Path(snakemake.output.manifest).parent,
+        snakemake.output.records,
+        max_tokens=int(ex["max_tokens"]),
+        batch_size=int(ex["batch_size"]),
+        shard_rows=int(ex["shard_rows"]),
+        dtype=ex["dtype"],
+    )
 
 
 run_main(main)

@@ -1,8 +1,7 @@
-"""Snakemake adapter: the H/E/C oracle that scores generated proteins (trained on the stored training chains)."""
+"""Snakemake adapter: the H/E/C oracle that scores generated proteins (trained on the stored training
+chains)."""
 
-import pickle
-
-from saeflow.io import atomic_path
+from saeflow.io import write_json
 from saeflow.runtime import redirect_to, run_main
 from saeflow.studies.protein.pipeline import fit_oracle, read_records
 
@@ -14,8 +13,7 @@ def main():
     records = {s: read_records(snakemake.input[s]) for s in ("train", "val")}
     oracle = fit_oracle(records, seed=int(snakemake.params.seed))
     print(f"oracle held-out 3-state accuracy: {oracle.accuracy:.3f}")
-    with atomic_path(snakemake.output.oracle) as tmp:
-        tmp.write_bytes(pickle.dumps(oracle))
+    write_json(snakemake.output.oracle, oracle.to_dict())
 
 
 run_main(main)

@@ -1,12 +1,13 @@
-"""Snakemake adapter: steering trials of one protein SAE, or (no SAE) the controls: strength 0, difference of means."""
+"""Snakemake adapter: steering trials of one protein SAE, or (no SAE) the controls: strength 0, difference of
+means."""
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
+from saeflow.io import read_json
 from saeflow.runtime import redirect_to, run_main, set_threads
-from saeflow.studies.protein.oracle import composition
+from saeflow.studies.protein.oracle import SecondaryStructureOracle, composition
 from saeflow.studies.protein.pipeline import (
     helix_direction,
     load_protein_model,
@@ -24,11 +25,16 @@ def main():
     set_threads(snakemake.threads)
     p, inp = snakemake.params, snakemake.input
     model = load_protein_model(p.model, p.source, p.device)
-    oracle = pickle.loads(Path(inp.oracle).read_bytes())
+    oracle = SecondaryStructureOracle.from_dict(read_json(inp.oracle))
     train = read_records(inp.records_train)
     background = composition([r.sequence for r in train])
-    common = {"layer": int(p.model["layer"]), "settings": p.steering, "oracle": oracle, "background": background,
-              "seed": int(p.seed)}
+    common = {
+        "layer": int(p.model["layer"]),
+        "settings": p.steering,
+        "oracle": oracle,
+        "background": background,
+        "seed": int(p.seed),
+    }
     if p.sae:
         arrays = dict(np.load(inp.arrays))
         sae = load_units("sae", Path(inp.sae_cfg).parent, int(p.seed))

@@ -15,11 +15,15 @@ def main():
     redirect_to(snakemake.log[0])
     set_threads(snakemake.threads)
     p = snakemake.params
-    df = model_table(load_sasrec(Path(snakemake.input.weights).parent), load_data(p.data), p.negatives, p.seed)
+    df = model_table(
+        load_sasrec(Path(snakemake.input.weights).parent), load_data(p.data), p.negatives, p.seed
+    )
     t = read_json(snakemake.input.training)
-    pre = (f"SASRec: best validation NDCG@10 {t['best_valid_ndcg10']:.4f} at epoch {t['best_epoch']} of "
-           f"{t['epochs']} ({t['seconds']:.0f} s); {t['n_users']} users, {t['n_items']} items. Test = each "
-           "user's last item.\n\n")
+    pre = (
+        f"SASRec: best validation NDCG@10 {t['best_valid_ndcg10']:.4f} at epoch {t['best_epoch']} of "
+        f"{t['epochs']} ({t['seconds']:.0f} s); {t['n_users']} users, {t['n_items']} items. Test = each "
+        "user's last item.\n\n"
+    )
     write_table(df, snakemake.output.csv, snakemake.output.md, preamble=pre)
 
 

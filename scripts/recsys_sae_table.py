@@ -21,9 +21,13 @@ def main():
     dirs = {Path(f).parent.name: Path(f).parent for f in snakemake.input if f.endswith("/cfg.json")}
     saes = {name: ("sae", load_sae(dirs[name]).eval()) for name in p.saes}
     u = p.untrained
-    saes[UNTRAINED] = ("untrained SAE", untrained_sae(store.d_model, u["d_sae"], u["k"], store.manifest.mean_norm,
-                                                      u["seed"]))
-    df = sae_table(load_sasrec(Path(snakemake.input.weights).parent), load_data(p.data), store_rows(store), saes)
+    saes[UNTRAINED] = (
+        "untrained SAE",
+        untrained_sae(store.d_model, u["d_sae"], u["k"], store.manifest.mean_norm, u["seed"]),
+    )
+    df = sae_table(
+        load_sasrec(Path(snakemake.input.weights).parent), load_data(p.data), store_rows(store), saes
+    )
     write_table(df, snakemake.output.csv, snakemake.output.md)
 
 

@@ -14,8 +14,14 @@ def main():
     set_threads(snakemake.threads)
     p = snakemake.params
     data = load_data(p.data)
-    info = train_model(data, p.model, p.train, p.seed, Path(snakemake.output.weights).parent,
-                       log=logging.getLogger("recsys").info)
+    info = train_model(
+        data,
+        p.model,
+        p.train,
+        p.seed,
+        Path(snakemake.output.weights).parent,
+        log=logging.getLogger("recsys").info,
+    )
     logging.getLogger("recsys").info("trained: %s", info)
 
 

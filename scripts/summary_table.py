@@ -1,4 +1,5 @@
-"""Snakemake adapter: gather every table of the run into results/tables/summary.md beside the papers' numbers."""
+"""Snakemake adapter: gather every table of the run into results/tables/summary.md beside the papers'
+numbers."""
 
 from saeflow.runtime import redirect_to, run_main
 from saeflow.summary import write_summary

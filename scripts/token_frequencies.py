@@ -25,8 +25,15 @@ def main():
         counts += count_token_types(ids, len(tok))
     with atomic_path(snakemake.output.npy) as tmp, open(tmp, "wb") as fh:
         np.save(fh, counts)
-    write_json(snakemake.output.json, {"documents": len(texts), "tokens": int(counts.sum()),
-                                       "types_seen": int((counts > 0).sum()), "vocab_size": len(counts)})
+    write_json(
+        snakemake.output.json,
+        {
+            "documents": len(texts),
+            "tokens": int(counts.sum()),
+            "types_seen": int((counts > 0).sum()),
+            "vocab_size": len(counts),
+        },
+    )
 
 
 run_main(main)

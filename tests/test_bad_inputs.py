@@ -1,9 +1,10 @@
-"""Bad inputs a new user makes: each gives exactly one line that names the culprit (file, key, SAE), no traceback,
-and leaves no complete-looking output where a run had started.
+"""Bad inputs a new user makes: each gives exactly one line that names the culprit (file, key, SAE), no
+traceback, and leaves no complete-looking output where a run had started.
 
-Most cases call the library the way a script entry point does (`saeflow.runtime.run_main`: a SaeflowError becomes
-one `saeflow error: ...` line on stderr); the script cases run the real adapters with a stand-in `snakemake`
-object; a few run `snakemake -n` on a copy of the project (the config-time checks of the Snakefile).
+Most cases call the library the way a script entry point does (`saeflow.runtime.run_main`: a SaeflowError
+becomes one `saeflow error: ...` line on stderr); the script cases run the real adapters with a stand-in
+`snakemake` object; a few run `snakemake -n` on a copy of the project (the config-time checks of the
+Snakefile).
 """
 
 from __future__ import annotations
@@ -183,7 +184,9 @@ def test_unknown_eval_set(capsys):
 def test_unknown_corpus_name(capsys):
     from saeflow.corpus import corpus_spec
 
-    one_line(capsys, lambda: corpus_spec(base_config(), "wiki"), "unknown corpus 'wiki'", "configured corpora")
+    one_line(
+        capsys, lambda: corpus_spec(base_config(), "wiki"), "unknown corpus 'wiki'", "configured corpora"
+    )
 
 
 def test_bias_in_bios_unknown_data_key(capsys):
@@ -201,15 +204,18 @@ def _prepared(root: Path, config: dict, n_layers: int) -> None:
     paths = RunPaths.from_config(config)
     marker = root / paths.model_marker()
     marker.parent.mkdir(parents=True)
-    marker.write_text(json.dumps({"source": paths.resolve(config["model"]["source"]), "n_layers": n_layers,
-                                  "d_model": 576}))
+    marker.write_text(
+        json.dumps({"source": paths.resolve(config["model"]["source"]), "n_layers": n_layers, "d_model": 576})
+    )
 
 
 def test_model_layer_beyond_the_prepared_model(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     config = validate_config(base_config(model__layer=40), SCHEMA)
     _prepared(tmp_path, config, 30)
-    one_line(capsys, lambda: check_model_layers(config, {}), "model.layer is 40", "30 layers", "prepared.json")
+    one_line(
+        capsys, lambda: check_model_layers(config, {}), "model.layer is 40", "30 layers", "prepared.json"
+    )
 
 
 def test_an_sae_layer_beyond_the_prepared_model(tmp_path, monkeypatch, capsys):
@@ -227,8 +233,10 @@ def _fake_gguf(path: Path, block_count: int) -> Path:
     def string(s: str) -> bytes:
         return struct.pack("<Q", len(s)) + s.encode()
 
-    kv = [string("general.architecture") + struct.pack("<I", 8) + string("llama"),
-          string("llama.block_count") + struct.pack("<I", 4) + struct.pack("<I", block_count)]
+    kv = [
+        string("general.architecture") + struct.pack("<I", 8) + string("llama"),
+        string("llama.block_count") + struct.pack("<I", 4) + struct.pack("<I", block_count),
+    ]
     path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)) + b"".join(kv))
     return path
 
@@ -261,7 +269,9 @@ def test_asset_not_fetched_says_how(tmp_path, capsys):
 def test_model_source_that_does_not_exist(tmp_path, capsys):
     from saeflow.models.causal_lm import prepare_model
 
-    one_line(capsys, lambda: prepare_model(str(tmp_path / "no.gguf"), tmp_path / "out"), "no.gguf", "model.source")
+    one_line(
+        capsys, lambda: prepare_model(str(tmp_path / "no.gguf"), tmp_path / "out"), "no.gguf", "model.source"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -269,7 +279,9 @@ def test_model_source_that_is_not_gguf(tmp_path, capsys):
     from saeflow.models.causal_lm import prepare_model
 
     (tmp_path / "weights.bin").write_bytes(b"x")
-    one_line(capsys, lambda: prepare_model(str(tmp_path / "weights.bin"), tmp_path / "out"), "weights.bin", ".gguf")
+    one_line(
+        capsys, lambda: prepare_model(str(tmp_path / "weights.bin"), tmp_path / "out"), "weights.bin", ".gguf"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -327,8 +339,11 @@ def test_corpus_source_file_missing(tmp_path, capsys):
 
 
 def _bios_csv(path: Path, **columns) -> Path:
-    base = {"Bio": ["a bio of someone who works at the hospital"] * 4, "Profession": ["nurse", "surgeon"] * 2,
-            "Gender": ["M", "F", "F", "M"]}
+    base = {
+        "Bio": ["a bio of someone who works at the hospital"] * 4,
+        "Profession": ["nurse", "surgeon"] * 2,
+        "Gender": ["M", "F", "F", "M"],
+    }
     pd.DataFrame({**base, **columns}).to_csv(path, index=False)
     return path
 
@@ -344,33 +359,53 @@ def test_bios_gender_labels_that_need_mapping(tmp_path, capsys):
     from saeflow.studies.bias_in_bios.data import read_bios
 
     path = _bios_csv(tmp_path / "train.csv", Gender=["H", "W", "W", "H"])
-    one_line(capsys, lambda: read_bios({"path": str(path), "text_field": "Bio"}), "train.csv", "Gender",
-             "gender_labels")
+    one_line(
+        capsys,
+        lambda: read_bios({"path": str(path), "text_field": "Bio"}),
+        "train.csv",
+        "Gender",
+        "gender_labels",
+    )
 
 
 def test_bios_profession_that_does_not_occur(tmp_path, capsys):
     from saeflow.studies.bias_in_bios.data import read_bios
 
     path = _bios_csv(tmp_path / "train.csv")
-    one_line(capsys, lambda: read_bios({"path": str(path), "text_field": "Bio"}, professions=["professor", "nurse"]),
-             "train.csv", "professor", "professions there")
+    one_line(
+        capsys,
+        lambda: read_bios({"path": str(path), "text_field": "Bio"}, professions=["professor", "nurse"]),
+        "train.csv",
+        "professor",
+        "professions there",
+    )
 
 
 def test_bios_group_too_small(capsys):
     from saeflow.studies.bias_in_bios.data import SetSizes, build_sets, prepare_pool
 
-    rows = [{"text": f"bio {i} of a {g} {p} who works long hours", "profession": p, "gender": g, "schema": "find"}
-            for p in ("surgeon", "nurse") for g in "MF" for i in range(5)]
+    rows = [
+        {"text": f"bio {i} of a {g} {p} who works long hours", "profession": p, "gender": g, "schema": "find"}
+        for p in ("surgeon", "nurse")
+        for g in "MF"
+        for i in range(5)
+    ]
     pool = prepare_pool(pd.DataFrame(rows), ["surgeon", "nurse"])
-    one_line(capsys, lambda: build_sets(pool, SetSizes(3, 3, 3), 0), "group", "requested", "lower the set sizes")
+    one_line(
+        capsys, lambda: build_sets(pool, SetSizes(3, 3, 3), 0), "group", "requested", "lower the set sizes"
+    )
 
 
 def test_bios_split_column_missing(tmp_path, capsys):
     from saeflow.studies.bias_in_bios.data import read_bios
 
     path = _bios_csv(tmp_path / "train.csv")
-    one_line(capsys, lambda: read_bios({"path": str(path), "text_field": "Bio", "split": "test"}), "train.csv",
-             "split_field")
+    one_line(
+        capsys,
+        lambda: read_bios({"path": str(path), "text_field": "Bio", "split": "test"}),
+        "train.csv",
+        "split_field",
+    )
 
 
 # --------------------------------------------------------------------------- SAE files
@@ -383,7 +418,9 @@ def _saved_sae(tmp_path: Path) -> Path:
     out = tmp_path / "sae"
     out.mkdir()
     (out / "cfg.json").write_text(json.dumps({"saeflow": {"sae": sae.cfg.to_dict()}}))
-    save_file({k: v.contiguous() for k, v in sae.weights_for_saving().items()}, str(out / "sae_weights.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in sae.weights_for_saving().items()}, str(out / "sae_weights.safetensors")
+    )
     return out
 
 
@@ -400,8 +437,15 @@ def test_sae_weights_of_the_wrong_shape(tmp_path, capsys):
     from saeflow.sae import load_sae
 
     out = _saved_sae(tmp_path)
-    save_file({"W_enc": torch.zeros(8, 4), "b_enc": torch.zeros(4), "W_dec": torch.zeros(4, 8),
-               "b_dec": torch.zeros(8)}, str(out / "sae_weights.safetensors"))
+    save_file(
+        {
+            "W_enc": torch.zeros(8, 4),
+            "b_enc": torch.zeros(4),
+            "W_dec": torch.zeros(4, 8),
+            "b_dec": torch.zeros(8),
+        },
+        str(out / "sae_weights.safetensors"),
+    )
     one_line(capsys, lambda: load_sae(out), "sae_weights.safetensors", "W_enc")
 
 
@@ -426,7 +470,9 @@ def test_sae_folder_without_weights(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def acts(tmp_path_factory):
-    return write_store(tmp_path_factory.mktemp("acts") / "acts", sparse_data(256, 16, 24, 3, seed=0), shard_rows=100)
+    return write_store(
+        tmp_path_factory.mktemp("acts") / "acts", sparse_data(256, 16, 24, 3, seed=0), shard_rows=100
+    )
 
 
 def _copy_store(acts: Path, tmp_path: Path) -> Path:
@@ -464,14 +510,18 @@ def test_activations_of_another_width(acts, tmp_path, capsys):
     from saeflow.train import TrainConfig, train_sae
 
     def run():
-        train_sae(SAEConfig(architecture="topk", d_in=32, d_sae=64, k=4), TrainConfig(batch_size=64),
-                  ActivationStore(acts), tmp_path / "sae")
+        train_sae(
+            SAEConfig(architecture="topk", d_in=32, d_sae=64, k=4),
+            TrainConfig(batch_size=64),
+            ActivationStore(acts),
+            tmp_path / "sae",
+        )
 
     one_line(capsys, run, "d_in", "d_model")
     assert not (tmp_path / "sae" / "cfg.json").exists()
 
 
-# --------------------------------------------------------------------------- checkpoints: recovered, not executed
+# ----------------------------------------------------------------------- checkpoints: recovered, not executed
 
 
 def _train(acts, out, **kw):
@@ -480,8 +530,9 @@ def _train(acts, out, **kw):
     from saeflow.train import TrainConfig, train_sae
 
     cfg = SAEConfig(architecture="topk", d_in=16, d_sae=32, k=3, dead_tokens=128)
-    tcfg = TrainConfig(**{"lr": 3e-3, "batch_size": 64, "epochs": 1, "warmup_steps": 1, "checkpoint_every": 2,
-                          **kw})
+    tcfg = TrainConfig(
+        **{"lr": 3e-3, "batch_size": 64, "epochs": 1, "warmup_steps": 1, "checkpoint_every": 2, **kw}
+    )
     return train_sae(cfg, tcfg, ActivationStore(acts), out)
 
 
@@ -494,7 +545,9 @@ def test_corrupt_checkpoint_is_discarded_with_one_warning(acts, tmp_path, caplog
     with caplog.at_level("WARNING", logger="saeflow"):
         _train(acts, tmp_path / "sae")
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "discarding checkpoint" in warnings[0] and str(ckpt) in warnings[0], warnings
+    assert len(warnings) == 1 and "discarding checkpoint" in warnings[0] and str(ckpt) in warnings[0], (
+        warnings
+    )
     assert (tmp_path / "sae" / "cfg.json").is_file()
 
 
@@ -525,7 +578,9 @@ def _run_script(name: str, capsys, **snakemake) -> str:
         runpy.run_path(str(ROOT / "scripts" / name), init_globals={"snakemake": fake}, run_name="__main__")
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("20")]  # log lines carry a date
+    lines = [
+        ln for ln in err.splitlines() if ln.strip() and not ln.startswith("20")
+    ]  # log lines carry a date
     assert len(lines) == 1 and lines[0].startswith("saeflow error: ") and "Traceback" not in err, err
     return lines[0]
 
@@ -536,11 +591,17 @@ def test_extraction_refuses_a_layer_beyond_the_model_before_any_work(tmp_path, c
     (model_dir / "prepared.json").write_text(json.dumps({"n_layers": 2, "d_model": 8}))
     out = tmp_path / "acts" / "manifest.json"
     line = _run_script(
-        "extract_activations.py", capsys, log=[str(tmp_path / "x.log")],
+        "extract_activations.py",
+        capsys,
+        log=[str(tmp_path / "x.log")],
         input=SimpleNamespace(model=str(model_dir / "prepared.json"), texts=str(tmp_path / "t.jsonl")),
         output=SimpleNamespace(manifest=str(out)),
-        params=SimpleNamespace(model={"name": "tiny", "layer": 5, "dtype": "float32", "max_length": 8},
-                               extraction={}, device="cpu"))
+        params=SimpleNamespace(
+            model={"name": "tiny", "layer": 5, "dtype": "float32", "max_length": 8},
+            extraction={},
+            device="cpu",
+        ),
+    )
     assert "model.layer is 5" in line and "prepared.json" in line
     assert not out.parent.exists()
 
@@ -549,9 +610,14 @@ def test_prepare_model_fails_fast_on_a_layer_beyond_the_source(tmp_path, capsys)
     gguf = _fake_gguf(tmp_path / "m.gguf", 6)
     config = validate_config(base_config(model__source=str(gguf), model__layer=8), SCHEMA)
     marker = tmp_path / "models" / "m" / "prepared.json"
-    line = _run_script("prepare_model.py", capsys, log=[str(tmp_path / "x.log")], config=config,
-                       output=SimpleNamespace(marker=str(marker)),
-                       params=SimpleNamespace(model={"name": "m", "layer": 8, "dtype": "float32"}, source=str(gguf)))
+    line = _run_script(
+        "prepare_model.py",
+        capsys,
+        log=[str(tmp_path / "x.log")],
+        config=config,
+        output=SimpleNamespace(marker=str(marker)),
+        params=SimpleNamespace(model={"name": "m", "layer": 8, "dtype": "float32"}, source=str(gguf)),
+    )
     assert "model.layer is 8" in line and "m.gguf" in line
     assert not marker.parent.exists()
 
@@ -561,14 +627,19 @@ def test_training_on_a_missing_gpu_stops_before_any_work(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(runtime, "torch_version", lambda: "2.13.0+cpu")
     out = tmp_path / "sae" / "cfg.json"
-    line = _run_script("train_sae.py", capsys, log=[str(tmp_path / "x.log")],
-                       input=SimpleNamespace(acts=str(tmp_path / "none.json")),
-                       output=SimpleNamespace(cfg=str(out), metrics=str(tmp_path / "m.json")),
-                       params=SimpleNamespace(sae={}, device="cuda", name="gsae", model={}), config={})
+    line = _run_script(
+        "train_sae.py",
+        capsys,
+        log=[str(tmp_path / "x.log")],
+        input=SimpleNamespace(acts=str(tmp_path / "none.json")),
+        output=SimpleNamespace(cfg=str(out), metrics=str(tmp_path / "m.json")),
+        params=SimpleNamespace(sae={}, device="cuda", name="gsae", model={}),
+        config={},
+    )
     assert "'device'" in line and not out.parent.exists()
 
 
-# --------------------------------------------------------------------------- snakemake -n on a copy of the project
+# ---------------------------------------------------------------------- snakemake -n on a copy of the project
 
 
 @pytest.fixture(scope="module")
@@ -584,9 +655,26 @@ def project(tmp_path_factory):
 
 def _dry_run(root: Path, workdir: Path, *args: str) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--snakefile",
-                          str(root / "Snakefile"), "--directory", str(workdir), *args],
-                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--snakefile",
+            str(root / "Snakefile"),
+            "--directory",
+            str(workdir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode != 0
     err = out.stdout + out.stderr
     lines = [ln for ln in err.splitlines() if ln.startswith("saeflow config error")]
@@ -615,7 +703,9 @@ def test_dry_run_refuses_a_duplicated_key_in_an_overlay(project, tmp_path):
 def test_dry_run_checks_sae_specs_and_layers_at_config_time(project, tmp_path):
     overlay = tmp_path / "mine.yaml"
     overlay.write_text("saes:\n  gsae:\n    k: 100000\n")
-    assert "SAE 'gsae': k must be between 1 and d_sae" in _dry_run(project, tmp_path, "--configfile", str(overlay))
+    assert "SAE 'gsae': k must be between 1 and d_sae" in _dry_run(
+        project, tmp_path, "--configfile", str(overlay)
+    )
     config = validate_config(base_config(model__layer=44), SCHEMA)
     _prepared(tmp_path, config, 30)
     overlay.write_text("model:\n  layer: 44\n")

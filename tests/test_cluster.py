@@ -1,4 +1,5 @@
-"""saeflow.cluster: job sizes by kind and scale, capped at the site; the startup check against stand-in SLURM commands."""
+"""saeflow.cluster: job sizes by kind and scale, capped at the site; the startup check against stand-in SLURM
+commands."""
 
 import os
 from pathlib import Path
@@ -27,7 +28,10 @@ def test_scale_follows_the_extraction_budget():
 def test_every_kind_has_both_scales_and_paper_is_not_smaller():
     for kind, sizes in JOB_KINDS.items():
         assert set(sizes) == set(cluster.SCALES), kind
-        assert sizes["paper"].mem_mb >= sizes["small"].mem_mb and sizes["paper"].runtime >= sizes["small"].runtime
+        assert (
+            sizes["paper"].mem_mb >= sizes["small"].mem_mb
+            and sizes["paper"].runtime >= sizes["small"].runtime
+        )
 
 
 def test_uncapped_requests_grow_with_the_attempt():
@@ -68,8 +72,11 @@ def test_callables_take_what_snakemake_passes():
 
 def test_site_from_snakemakes_own_settings():
     """The two site values as Snakemake parses them from the profile (--max-threads, --default-resources)."""
-    defaults = Resources.parse(["slurm_partition='cpu'", "max_mem_mb=20000", "max_runtime=600", "mem_mb=4000"],
-                               allow_expressions=True, defaults="full")
+    defaults = Resources.parse(
+        ["slurm_partition='cpu'", "max_mem_mb=20000", "max_runtime=600", "mem_mb=4000"],
+        allow_expressions=True,
+        defaults="full",
+    )
     workflow = SimpleNamespace(resource_settings=ResourceSettings(max_threads=2, default_resources=defaults))
     assert Site.from_workflow(workflow) == Site(cpus=2, mem_mb=20000, runtime=600)
     bare = SimpleNamespace(resource_settings=ResourceSettings())
@@ -78,7 +85,9 @@ def test_site_from_snakemakes_own_settings():
 
 def test_the_slurm_profile_declares_the_two_site_values():
     profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
-    assert isinstance(profile["max-threads"], int) and isinstance(profile["default-resources"]["max_mem_mb"], int)
+    assert isinstance(profile["max-threads"], int) and isinstance(
+        profile["default-resources"]["max_mem_mb"], int
+    )
     # memory and runtime come from saeflow.cluster, not from per-rule lines in the profile
     for rule, res in (profile.get("set-resources") or {}).items():
         assert not {"mem_mb", "runtime"} & set(res or {}), rule
@@ -89,7 +98,9 @@ def test_the_slurm_profile_declares_the_two_site_values():
 def fake_slurm(tmp_path, monkeypatch, *, accounting, cpus=2, mem=20000, min_job_age=300):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    sacct = "echo '1|COMPLETED'\n" if accounting else "echo 'Slurm accounting storage is disabled' >&2; exit 1\n"
+    sacct = (
+        "echo '1|COMPLETED'\n" if accounting else "echo 'Slurm accounting storage is disabled' >&2; exit 1\n"
+    )
     scripts = {
         "sbatch": "exit 0\n",
         "sinfo": f"printf 'cpu*|{cpus}|{mem}\\ngpu|{cpus}|{mem}\\nbig|64|512000\\n'\n",

@@ -8,7 +8,10 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def test_closure_follows_imports_transitively():
-    files = {Path(f).relative_to(SCRIPTS.parent / "src").as_posix() for f in module_closure(str(SCRIPTS / "train_sae.py"))}
+    files = {
+        Path(f).relative_to(SCRIPTS.parent / "src").as_posix()
+        for f in module_closure(str(SCRIPTS / "train_sae.py"))
+    }
     assert "saeflow/train.py" in files and "saeflow/sae/base.py" in files  # direct, then through saeflow.sae
     assert "saeflow/activations.py" in files and "saeflow/outliers.py" in files
     assert not any(f.startswith("saeflow/studies/") for f in files)  # training does not reach any study

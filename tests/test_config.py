@@ -92,7 +92,9 @@ def test_duplicate_key_inside_a_list_item_names_its_path(tmp_path):
 
     path = tmp_path / "c.yaml"
     path.write_text("bias_in_bios:\n  saes:\n    - {label: G, sae: gsae, sae: other}\n")
-    with pytest.raises(ConfigError, match=r"key 'bias_in_bios\.saes\[0\]\.sae' is given twice \(lines 3 and 3\)"):
+    with pytest.raises(
+        ConfigError, match=r"key 'bias_in_bios\.saes\[0\]\.sae' is given twice \(lines 3 and 3\)"
+    ):
         load_yaml_file(path)
 
 
@@ -104,10 +106,12 @@ def test_gguf_layer_count_skips_arrays_before_the_block_count(tmp_path):
     def s(text):
         return struct.pack("<Q", len(text)) + text.encode()
 
-    kv = [s("general.architecture") + struct.pack("<I", 8) + s("qwen2"),
-          s("tokenizer.scores") + struct.pack("<IIQ", 9, 6, 3) + struct.pack("<3f", 0.1, 0.2, 0.3),
-          s("tokenizer.tokens") + struct.pack("<IIQ", 9, 8, 2) + s("a") + s("b"),
-          s("qwen2.block_count") + struct.pack("<I", 4) + struct.pack("<I", 24)]
+    kv = [
+        s("general.architecture") + struct.pack("<I", 8) + s("qwen2"),
+        s("tokenizer.scores") + struct.pack("<IIQ", 9, 6, 3) + struct.pack("<3f", 0.1, 0.2, 0.3),
+        s("tokenizer.tokens") + struct.pack("<IIQ", 9, 8, 2) + s("a") + s("b"),
+        s("qwen2.block_count") + struct.pack("<I", 4) + struct.pack("<I", 24),
+    ]
     path = tmp_path / "m.gguf"
     path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)) + b"".join(kv))
     assert model_layer_count(path) == (24, str(path))
@@ -119,7 +123,9 @@ def test_device_check_accepts_cpu_and_names_the_key(monkeypatch):
     from saeflow import runtime
 
     assert runtime.check_device("cpu") == "cpu"
-    monkeypatch.setattr(runtime, "torch_version", lambda: None)  # jobs bring their own torch: nothing to check
+    monkeypatch.setattr(
+        runtime, "torch_version", lambda: None
+    )  # jobs bring their own torch: nothing to check
     assert runtime.check_device("cuda:1") == "cuda:1"
     with pytest.raises(ConfigError, match="config key 'extraction.device'"):
         runtime.check_device("tpu", key="extraction.device")

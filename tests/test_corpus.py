@@ -366,7 +366,7 @@ def test_write_corpus_round_trip(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-# --------------------------------------------------------------------------- the embedded config and real data
+# -------------------------------------------------------------------------- the embedded config and real data
 
 
 def test_embedded_corpora_specs_parse():

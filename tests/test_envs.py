@@ -8,11 +8,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import yaml
+from conftest import snakemake_command, snakemake_env
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -46,14 +46,20 @@ def env_pip():
 
 
 def env_conda_packages():
-    return {re.split(r"[=<>!]", d, maxsplit=1)[0]: d for d in env_spec()["dependencies"] if isinstance(d, str)}
+    return {
+        re.split(r"[=<>!]", d, maxsplit=1)[0]: d for d in env_spec()["dependencies"] if isinstance(d, str)
+    }
 
 
 def test_pip_pins_match_pyproject():
     project = PYPROJECT["project"]
     expected = pins(project["dependencies"] + project["optional-dependencies"]["hub"])
     got = pins(env_pip())
-    drift = {n: (expected.get(n), got.get(n)) for n in expected.keys() | got.keys() if expected.get(n) != got.get(n)}
+    drift = {
+        n: (expected.get(n), got.get(n))
+        for n in expected.keys() | got.keys()
+        if expected.get(n) != got.get(n)
+    }
     assert not drift, f"envs/saeflow.yaml drifted from pyproject.toml {{name: (pyproject, env)}}: {drift}"
 
 
@@ -78,8 +84,8 @@ def rule_blocks(text):
     """(name, body) of every rule/checkpoint of a .smk file (the body ends at the next top-level line)."""
     starts = list(re.finditer(r"^(?:rule|checkpoint) (\w+):\n", text, flags=re.MULTILINE))
     for m in starts:
-        end = re.search(r"^\S", text[m.end():], flags=re.MULTILINE)
-        yield m.group(1), text[m.end(): m.end() + end.start() if end else len(text)]
+        end = re.search(r"^\S", text[m.end() :], flags=re.MULTILINE)
+        yield m.group(1), text[m.end() : m.end() + end.start() if end else len(text)]
 
 
 def test_every_rule_runs_in_the_saeflow_env():
@@ -96,9 +102,9 @@ def test_every_rule_runs_in_the_saeflow_env():
 
 
 def test_conda_dry_run_plans_the_one_environment(tmp_path):
-    """`snakemake -n --sdm conda` resolves every rule's environment file. Without conda, a stand-in answers the
-    version and configuration queries Snakemake makes before planning (a dry-run creates nothing)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    """`snakemake -n --sdm conda` resolves every rule's environment file. Without conda, a stand-in answers
+    the version and configuration queries Snakemake makes before planning (a dry-run creates nothing)."""
+    env = snakemake_env()
     if shutil.which("conda") is None:
         fake = tmp_path / "bin" / "conda"
         fake.parent.mkdir()
@@ -116,8 +122,14 @@ def test_conda_dry_run_plans_the_one_environment(tmp_path):
         env["PATH"] = f"{fake.parent}{os.pathsep}{env['PATH']}"
     work = tmp_path / "work"
     work.mkdir()
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "-n", "--sdm", "conda", "--cores", "2"]
+    cmd = [
+        *snakemake_command(work),
+        "-n",
+        "--sdm",
+        "conda",
+        "--cores",
+        "2",
+    ]
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]

@@ -1,5 +1,5 @@
-"""Spliced evaluation on tiny random LMs: an identity SAE leaves the LM untouched, the shared cache gives the numbers
-of full forward passes, and SAELens' convention matches a hand computation."""
+"""Spliced evaluation on tiny random LMs: an identity SAE leaves the LM untouched, the shared cache gives the
+numbers of full forward passes, and SAELens' convention matches a hand computation."""
 
 import math
 
@@ -71,10 +71,22 @@ def test_eval_batches_respect_token_budget_and_skip_first_prediction(lm):
     assert not batches[0].predict[:, 0].any()
 
 
-# --- the shared cache: the same numbers as full forward passes -------------------------------------------------
+# --- the shared cache: the same numbers as full forward passes ----------------------------------------------
 
-METRICS = ("l0", "fvu", "explained_variance", "ce_clean", "ce_sae", "ce_zero", "delta_ce", "kl", "ce_loss_score",
-           "n_tokens", "n_outliers", "dead_fraction")
+METRICS = (
+    "l0",
+    "fvu",
+    "explained_variance",
+    "ce_clean",
+    "ce_sae",
+    "ce_zero",
+    "delta_ce",
+    "kl",
+    "ce_loss_score",
+    "n_tokens",
+    "n_outliers",
+    "dead_fraction",
+)
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "neox"])
@@ -95,7 +107,9 @@ def test_cached_evaluation_matches_full_forward_passes(tmp_path, arch):
         assert cached[key] == pytest.approx(full[key], rel=1e-5, abs=1e-6), key
     # a non-linear head falls back to re-running the clean upper pass: same numbers
     cache.ebar = None
-    assert evaluate_sae_cached(model, sae, cache, saelens=False).row()["kl"] == pytest.approx(full["kl"], rel=1e-5)
+    assert evaluate_sae_cached(model, sae, cache, saelens=False).row()["kl"] == pytest.approx(
+        full["kl"], rel=1e-5
+    )
 
 
 def test_run_from_layer_equals_the_full_forward(lm):
@@ -144,6 +158,7 @@ def test_saelens_convention_by_hand(lm):
     assert got["ce_zero_saelens"] == pytest.approx(math.log(96), abs=1e-4)  # zeros everywhere: uniform
     assert got["ce_sae_saelens"] == pytest.approx(ce["sae"], rel=1e-5)
     assert got["ce_loss_score_saelens"] == pytest.approx(
-        (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"]), rel=1e-4)
+        (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"]), rel=1e-4
+    )
     ev = explained_variance(torch.cat(xs).float(), torch.cat(x_hats).float())
     assert got["explained_variance_saelens"] == pytest.approx(ev, rel=1e-5, abs=1e-6)

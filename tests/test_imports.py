@@ -10,12 +10,16 @@ import saeflow
 
 
 def _modules():
-    return sorted(m.name for m in pkgutil.walk_packages(saeflow.__path__, "saeflow.") if not m.name.endswith("__main__"))
+    return sorted(
+        m.name for m in pkgutil.walk_packages(saeflow.__path__, "saeflow.") if not m.name.endswith("__main__")
+    )
 
 
 @pytest.mark.parametrize("module", _modules())
 def test_module_imports_on_its_own(module):
-    out = subprocess.run([sys.executable, "-c", f"import {module}"], check=False, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
 
 

@@ -104,8 +104,15 @@ def test_a_corrupt_sae_weights_file_is_one_line_naming_it(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    save_file({"W_enc": torch.zeros(4, 9), "b_enc": torch.zeros(8), "W_dec": torch.zeros(8, 4),
-               "b_dec": torch.zeros(4)}, str(weights))
+    save_file(
+        {
+            "W_enc": torch.zeros(4, 9),
+            "b_enc": torch.zeros(8),
+            "W_dec": torch.zeros(8, 4),
+            "b_dec": torch.zeros(4),
+        },
+        str(weights),
+    )
     with pytest.raises(DataError, match=r"'W_enc' has shape \[4, 9\].*implies \[4, 8\]"):
         load_sae(out)
     save_file({"W_enc": torch.zeros(4, 8)}, str(weights))

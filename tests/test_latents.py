@@ -1,4 +1,5 @@
-"""Top activations: the streamed top-N / quantile / random contexts against brute force on a small random set."""
+"""Top activations: the streamed top-N / quantile / random contexts against brute force on a small random
+set."""
 
 import torch
 from store_helpers import write_store
@@ -22,8 +23,16 @@ def _setup(tmp_path, n=300, d=8, m=12):
 
 def test_streamed_top_n_equals_brute_force(tmp_path):
     store, sae, acts, tok, doc = _setup(tmp_path)
-    cfg = LatentsConfig(n_top=7, n_quantiles=3, per_quantile=2, n_random=5, random_pool=50, window_left=3,
-                        window_right=1, batch_size=37)
+    cfg = LatentsConfig(
+        n_top=7,
+        n_quantiles=3,
+        per_quantile=2,
+        n_random=5,
+        random_pool=50,
+        window_left=3,
+        window_right=1,
+        batch_size=37,
+    )
     res = top_activations(sae, store, cfg)
     f = sae.encode(acts).detach()
     for i in range(f.shape[1]):

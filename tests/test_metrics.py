@@ -118,7 +118,7 @@ def test_streaming_equals_one_shot_uneven_batches():
     acc = ReconstructionAccumulator()
     start = 0
     for size in (1, 17, 5, 0, 77):
-        acc.update(x[start:start + size], x_hat[start:start + size], f[start:start + size])
+        acc.update(x[start : start + size], x_hat[start : start + size], f[start : start + size])
         start += size
     assert start == n
     r = acc.result()
@@ -267,8 +267,11 @@ def test_ce_accumulator_matches_reference_across_batches():
         lc, ls, tg = clean[:, :-1][mask], sae[:, :-1][mask], ids[:, 1:][mask]
         nll_c.append(F.cross_entropy(lc.double(), tg, reduction="sum"))
         nll_s.append(F.cross_entropy(ls.double(), tg, reduction="sum"))
-        kl.append(F.kl_div(ls.double().log_softmax(-1), lc.double().log_softmax(-1), log_target=True,
-                           reduction="sum"))
+        kl.append(
+            F.kl_div(
+                ls.double().log_softmax(-1), lc.double().log_softmax(-1), log_target=True, reduction="sum"
+            )
+        )
         n += int(mask.sum())
         # the one-batch functions agree with the reference too
         assert next_token_ce(sae, ids, mask).sum_nll == pytest.approx(nll_s[-1].item(), rel=1e-5)
@@ -346,8 +349,18 @@ def test_core_metrics_table_carries_the_saelens_convention(tmp_path):
     from saeflow.io import write_json
     from saeflow.tables import core_metrics_table
 
-    rows = [{"sae": s, "eval_set": "general", "fvu": 0.3, "ce_loss_score": 0.9, "ce_loss_score_saelens": 0.8,
-             "explained_variance_saelens": 0.98, "provenance": {}} for s in ("b", "a")]
+    rows = [
+        {
+            "sae": s,
+            "eval_set": "general",
+            "fvu": 0.3,
+            "ce_loss_score": 0.9,
+            "ce_loss_score_saelens": 0.8,
+            "explained_variance_saelens": 0.98,
+            "provenance": {},
+        }
+        for s in ("b", "a")
+    ]
     paths = []
     for r in rows:
         paths.append(tmp_path / f"{r['sae']}.json")

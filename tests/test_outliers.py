@@ -47,8 +47,9 @@ def test_training_ignores_outliers_and_records_the_cut(tmp_path):
     result = train_sae(cfg, kept, store, tmp_path / "sae")
     median = float(acts.float().norm(dim=1).median())
     assert math.isclose(result.metrics["outlier_max_norm"], 10 * median, rel_tol=0.05)  # sampled median, fp16
-    everything = train_sae(cfg, TrainConfig(**{**kept.__dict__, "outlier_norm_ratio": 0.0}), store,
-                           tmp_path / "sae_all")
+    everything = train_sae(
+        cfg, TrainConfig(**{**kept.__dict__, "outlier_norm_ratio": 0.0}), store, tmp_path / "sae_all"
+    )
     assert everything.metrics["outlier_max_norm"] is None
     # the two outliers dominate the input scale when kept
     assert everything.metrics["input_scale"] < result.metrics["input_scale"] / 2
@@ -69,7 +70,11 @@ def test_splice_leaves_position_0_padding_and_outliers_clean():
     out = _splice_inliers(zero, batch, 10.0, counts)(h)
     assert seen == [4]  # positions (0,1), (0,3), (1,1), (1,2)
     assert counts == {"outliers": 1}
-    assert torch.equal(out[:, 0], h[:, 0]) and torch.equal(out[0, 2], h[0, 2]) and torch.equal(out[1, 3], h[1, 3])
+    assert (
+        torch.equal(out[:, 0], h[:, 0])
+        and torch.equal(out[0, 2], h[0, 2])
+        and torch.equal(out[1, 3], h[1, 3])
+    )
     assert out[0, 1].abs().sum() == 0 and out[0, 3].abs().sum() == 0 and out[1, 1:3].abs().sum() == 0
     everything = _splice_inliers(zero, batch, 0.0, {})(h)
     assert everything[0, 2].abs().sum() == 0

@@ -47,14 +47,18 @@ def test_bad_sweep_names_the_key():
 def test_extraction_settings_budgets():
     from saeflow.registry import extraction_settings
 
-    config = {"extraction": {"train_tokens": 1000, "heldout_tokens": 100, "shard_rows": 64},
-              "model": {"batch_size": 4}}
+    config = {
+        "extraction": {"train_tokens": 1000, "heldout_tokens": 100, "shard_rows": 64},
+        "model": {"batch_size": 4},
+    }
     train = extraction_settings(config, "general.train")
     assert train == {"max_tokens": 1000, "batch_size": 4, "shard_rows": 64, "dtype": "float16"}
     assert extraction_settings(config, "general.heldout")["max_tokens"] == 100
     # an active study's budget wins for its own text sets (the first one that answers); None passes
-    config.update(corpora={"medical": {}}, ssae={"subdomains": ["medical"], "budget_tokens": 7,
-                                                  "concepts": {"tokens": 9}})
+    config.update(
+        corpora={"medical": {}},
+        ssae={"subdomains": ["medical"], "budget_tokens": 7, "concepts": {"tokens": 9}},
+    )
     assert extraction_settings(config, "medical.sel-dense")["max_tokens"] == 7
     assert extraction_settings(config, "medical.concepts")["max_tokens"] == 9
     assert extraction_settings(config, "medical.heldout")["max_tokens"] == 100
@@ -66,9 +70,15 @@ def test_init_from_cycle_names_the_saes():
     from saeflow.errors import ConfigError
     from saeflow.registry import sae_specs
 
-    config = {"seed": 0, "model": {"name": "m", "layer": 0}, "corpora": {"general": {}},
-              "saes": {"a": {"train_on": "general.train", "init_from": "b"},
-                       "b": {"train_on": "general.train", "init_from": "a"}}}
+    config = {
+        "seed": 0,
+        "model": {"name": "m", "layer": 0},
+        "corpora": {"general": {}},
+        "saes": {
+            "a": {"train_on": "general.train", "init_from": "b"},
+            "b": {"train_on": "general.train", "init_from": "a"},
+        },
+    }
     with pytest.raises(ConfigError, match=r"init_from cycle a -> b -> a"):
         sae_specs(config)
 
@@ -77,8 +87,12 @@ def test_unknown_train_on_corpus_is_refused_even_with_a_split():
     from saeflow.errors import ConfigError
     from saeflow.registry import sae_specs
 
-    config = {"seed": 0, "model": {"name": "m", "layer": 0}, "corpora": {"general": {}},
-              "saes": {"a": {"train_on": "legal.train"}}}
+    config = {
+        "seed": 0,
+        "model": {"name": "m", "layer": 0},
+        "corpora": {"general": {}},
+        "saes": {"a": {"train_on": "legal.train"}},
+    }
     with pytest.raises(ConfigError, match=r"saes.a.train_on: unknown corpus 'legal' in 'legal.train'"):
         sae_specs(config)
     config["saes"]["a"] = {"train_on": "general.train", "eval_sets": ["legal"]}
@@ -97,13 +111,18 @@ def test_registry_cli_prints_every_sae(capsys):
 def test_identical_specs_train_once_and_the_alias_keeps_its_name():
     from saeflow.registry import canonical_names, registry_table, sae_aliases
 
-    config = {"model": {"name": "m", "layer": 3}, "corpora": {"general": {}, "medical": {}},
-              "saes": {"a": {"train_on": "general.train", "k": 8, "d_sae": 64},
-                       "b": {"train_on": "general.train", "k": 8, "d_sae": 64, "eval_sets": ["medical"]},
-                       "c": {"train_on": "general.train", "k": 16, "d_sae": 64},
-                       "ft-a": {"train_on": "medical.train", "init_from": "a", "d_sae": 64},
-                       "ft-b": {"train_on": "medical.train", "init_from": "b", "d_sae": 64},
-                       "sel": {"train_on": "medical.sel-domain", "init_from": "a", "d_sae": 64}}}
+    config = {
+        "model": {"name": "m", "layer": 3},
+        "corpora": {"general": {}, "medical": {}},
+        "saes": {
+            "a": {"train_on": "general.train", "k": 8, "d_sae": 64},
+            "b": {"train_on": "general.train", "k": 8, "d_sae": 64, "eval_sets": ["medical"]},
+            "c": {"train_on": "general.train", "k": 16, "d_sae": 64},
+            "ft-a": {"train_on": "medical.train", "init_from": "a", "d_sae": 64},
+            "ft-b": {"train_on": "medical.train", "init_from": "b", "d_sae": 64},
+            "sel": {"train_on": "medical.sel-domain", "init_from": "a", "d_sae": 64},
+        },
+    }
     specs = sae_specs(config)
     # eval_sets do not change what is learned; a finetune of identical parents is identical too
     assert sae_aliases(specs) == {"b": "a", "ft-b": "ft-a"}

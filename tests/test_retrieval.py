@@ -24,8 +24,11 @@ MINILM = Path(__file__).resolve().parents[1] / "resources/assets/minilm/gt_all_m
 
 
 def _cands(n, tokens=10):
-    return Candidates(tuple(f"d{i}" for i in range(n)), tuple(f"text {i}" for i in range(n)),
-                      np.full(n, tokens, dtype=np.int64))
+    return Candidates(
+        tuple(f"d{i}" for i in range(n)),
+        tuple(f"text {i}" for i in range(n)),
+        np.full(n, tokens, dtype=np.int64),
+    )
 
 
 def test_round_robin_union_by_hand():
@@ -90,9 +93,14 @@ def test_dense_select_prefers_the_seeds_cluster_and_respects_budget():
 
 
 def test_bm25_select_is_lexical():
-    texts = ("the patient received a kidney transplant", "the patient was discharged after surgery",
-             "football match ended in a draw", "the band released a new album", "kidney disease in patients",
-             "a new album by the singer")
+    texts = (
+        "the patient received a kidney transplant",
+        "the patient was discharged after surgery",
+        "football match ended in a draw",
+        "the band released a new album",
+        "kidney disease in patients",
+        "a new album by the singer",
+    )
     cands = Candidates(tuple(f"d{i}" for i in range(6)), texts, np.array([5, 5, 5, 5, 5, 5]))
     sel = bm25_select(["kidney patient"], cands, budget_tokens=15, top_k=6)
     assert set(sel.indices.tolist()) == {0, 1, 4}
@@ -145,8 +153,11 @@ def test_packaged_minilm_loads_offline_and_ranks_by_meaning(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     emb = load_embedder(MINILM)
-    texts = ["The patient was treated for pneumonia in hospital.", "The striker scored twice in the final.",
-             "Doctors prescribed antibiotics for the infection."]
+    texts = [
+        "The patient was treated for pneumonia in hospital.",
+        "The striker scored twice in the final.",
+        "Doctors prescribed antibiotics for the infection.",
+    ]
     e = embed_texts(emb, texts)
     assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     cands = Candidates(("p", "s", "d"), tuple(texts), np.array([5, 5, 5]))

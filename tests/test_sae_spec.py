@@ -47,12 +47,18 @@ def test_extra_keys_match_what_the_architectures_read():
     assert {a for a, cls in ARCHITECTURES.items() if cls.uses_k} == USES_K
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"architecture": "ortsae", "extra": {"ortho_gama": 0.1}}, r"unknown key extra.ortho_gama for architecture ortsae"),
-    ({"architecture": "topkk"}, r"architecture must be one of"),
-    ({"k": 5000, "d_sae": 64}, r"k must be between 1 and d_sae \(64\); got 5000"),
-    ({"lr_typo": 1}, r"unknown key 'lr_typo'"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        (
+            {"architecture": "ortsae", "extra": {"ortho_gama": 0.1}},
+            r"unknown key extra.ortho_gama for architecture ortsae",
+        ),
+        ({"architecture": "topkk"}, r"architecture must be one of"),
+        ({"k": 5000, "d_sae": 64}, r"k must be between 1 and d_sae \(64\); got 5000"),
+        ({"lr_typo": 1}, r"unknown key 'lr_typo'"),
+    ],
+)
 def test_bad_specs_are_one_line_config_errors(spec, match):
     with pytest.raises(ConfigError, match=match) as err:
         resolve_sae("s", {"train_on": "general.train", **spec}, CONFIG)

@@ -4,9 +4,9 @@ import pandas as pd
 
 from saeflow.reference import references_for
 from saeflow.studies import all_references
+from saeflow.summary import summary_markdown, write_summary
 
 REFERENCES = all_references()
-from saeflow.summary import summary_markdown, write_summary
 
 
 def _table(path, title, df):
@@ -23,14 +23,19 @@ def test_reference_numbers_are_the_papers():
 
 
 def test_references_match_by_table_name():
-    assert [r.key for r in references_for("bias_in_bios_shift", REFERENCES)] == ["ssae_shift_pythia", "shift_gemma"]
+    assert [r.key for r in references_for("bias_in_bios_shift", REFERENCES)] == [
+        "ssae_shift_pythia",
+        "shift_gemma",
+    ]
     assert [r.key for r in references_for("boosted_domains", REFERENCES)] == ["boosted"]
     assert references_for("core_metrics", REFERENCES) == []
 
 
 def test_summary_of_any_subset(tmp_path):
     core = _table(tmp_path / "core_metrics.md", "Core metrics", pd.DataFrame({"sae": ["gsae"], "l0": [31.5]}))
-    bib = _table(tmp_path / "bias_in_bios.md", "Bias in Bios", pd.DataFrame({"method": ["Original"], "worst": [0.5]}))
+    bib = _table(
+        tmp_path / "bias_in_bios.md", "Bias in Bios", pd.DataFrame({"method": ["Original"], "worst": [0.5]})
+    )
     text = summary_markdown([core, bib], base_dir=tmp_path)
     assert text.index("## Core metrics") < text.index("## Bias in Bios") < text.index("88.5")
     assert "No paper reports numbers for this table." in text  # core metrics
@@ -54,4 +59,7 @@ def test_a_reference_is_printed_once(tmp_path):
     a = _table(tmp_path / "ssae.md", "SSAE", pd.DataFrame({"x": [1]}))
     b = _table(tmp_path / "ssae_retrieval.md", "Retrieval", pd.DataFrame({"x": [2]}))
     text = summary_markdown([a, b], base_dir=tmp_path)
-    assert text.count("Dense+TracIn") == 1 and "Paper reference: SSAE: data selection and Tilted ERM, above." in text
+    assert (
+        text.count("Dense+TracIn") == 1
+        and "Paper reference: SSAE: data selection and Tilted ERM, above." in text
+    )

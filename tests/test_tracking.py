@@ -29,10 +29,14 @@ def test_mode_and_group_reach_wandb(monkeypatch):
     """`wandb_mode: online` in the config is what train_sae passes as mode; runs are grouped by experiment."""
     calls = []
     fake = types.ModuleType("wandb")
-    fake.init = lambda **kw: calls.append(kw) or types.SimpleNamespace(log=lambda *a, **k: None, finish=lambda: None)
+    fake.init = lambda **kw: (
+        calls.append(kw) or types.SimpleNamespace(log=lambda *a, **k: None, finish=lambda: None)
+    )
     monkeypatch.setitem(sys.modules, "wandb", fake)
     Tracker(mode="online", group="shift_pythia70m", name="gsae", config={"k": 1}).finish()
-    assert calls[0]["mode"] == "online" and calls[0]["group"] == "shift_pythia70m" and calls[0]["name"] == "gsae"
+    assert (
+        calls[0]["mode"] == "online" and calls[0]["group"] == "shift_pythia70m" and calls[0]["name"] == "gsae"
+    )
 
 
 def test_offline_writes_a_run_dir(tmp_path, monkeypatch):
@@ -42,8 +46,14 @@ def test_offline_writes_a_run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
-    tracker = Tracker(mode="offline", project="saeflow-test", group="experiment-a", name="gsae",
-                      config={"d_sae": 8}, dir=str(tmp_path))
+    tracker = Tracker(
+        mode="offline",
+        project="saeflow-test",
+        group="experiment-a",
+        name="gsae",
+        config={"d_sae": 8},
+        dir=str(tmp_path),
+    )
     assert tracker.run is not None
     assert tracker.run.group == "experiment-a"
     for step in range(3):

@@ -30,8 +30,15 @@ def _cfg(arch="topk", **kw):
 
 
 def _tcfg(**kw):
-    base = {"lr": 3e-3, "batch_size": 64, "epochs": 1, "warmup_steps": 2, "checkpoint_every": 0,
-            "log_every": 1, "seed": 0}
+    base = {
+        "lr": 3e-3,
+        "batch_size": 64,
+        "epochs": 1,
+        "warmup_steps": 2,
+        "checkpoint_every": 0,
+        "log_every": 1,
+        "seed": 0,
+    }
     return TrainConfig(**{**base, **kw})
 
 

@@ -28,7 +28,14 @@ def _cfg():
 
 def _tcfg(**kw):
     # 16 steps, checkpoints at 4, 8, 12
-    base = {"lr": 3e-3, "batch_size": 64, "epochs": 2, "warmup_steps": 2, "checkpoint_every": 4, "log_every": 1}
+    base = {
+        "lr": 3e-3,
+        "batch_size": 64,
+        "epochs": 2,
+        "warmup_steps": 2,
+        "checkpoint_every": 4,
+        "log_every": 1,
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -133,9 +140,17 @@ def _wrong_opt_shape(path):
         lambda d: _wrong_opt_shape(d / "tensors.safetensors"),
         lambda d: _truncate(d / "state.json"),
         lambda d: (d / "state.json").write_text(
-            (d / "state.json").read_text().replace('"rng"', '"rng_gone"')),
+            (d / "state.json").read_text().replace('"rng"', '"rng_gone"')
+        ),
     ],
-    ids=["truncated", "tensors-missing", "wrong-shape", "wrong-opt-shape", "json-truncated", "json-key-missing"],
+    ids=[
+        "truncated",
+        "tensors-missing",
+        "wrong-shape",
+        "wrong-opt-shape",
+        "json-truncated",
+        "json-key-missing",
+    ],
 )
 def test_a_damaged_checkpoint_is_discarded_with_a_warning(tmp_path, store, caplog, damage):
     out = tmp_path / "sae"

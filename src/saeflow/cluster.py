@@ -5,8 +5,10 @@ Sizes: every rule names a *kind* (``JOB_KINDS``); its memory and runtime come fr
 ``attempt``, and are capped at the largest job the site accepts (``Site``). The site is declared in the SLURM
 profile by two values, read back by ``Site.from_workflow``:
 
-- ``max-threads``: CPUs of a node (Snakemake itself caps every job's threads, i.e. ``--cpus-per-task``, to it);
-- ``default-resources: max_mem_mb``: memory (MB) of a node; optional ``max_runtime`` (minutes): the partitions'
+- ``max-threads``: CPUs of a node (Snakemake itself caps every job's threads, i.e. ``--cpus-per-task``, to
+it);
+- ``default-resources: max_mem_mb``: memory (MB) of a node; optional ``max_runtime`` (minutes): the
+partitions'
   time limit.
 
 A retry that cannot get more than its failed attempt (the request already sat at the cap) is refused with one
@@ -29,8 +31,8 @@ from pathlib import Path
 from saeflow.errors import SaeflowError
 
 SCALES = ("small", "paper")
-# extraction.train_tokens from which a config counts as paper-scale (the embedded default extracts 120k tokens,
-# the test config 6k, the paper configs 50M)
+# extraction.train_tokens from which a config counts as paper-scale (the embedded default extracts 120k
+# tokens, the test config 6k, the paper configs 50M)
 PAPER_TOKENS = 1_000_000
 
 
@@ -49,9 +51,15 @@ JOB_KINDS: dict[str, dict[str, Size]] = {
     "corpus": {"small": Size(2000, 30), "paper": Size(32000, 240)},  # build_corpus, bib_sets
     "extract": {"small": Size(4000, 120), "paper": Size(64000, 720)},  # extract_activations, bib_activations
     "train": {"small": Size(4000, 120), "paper": Size(64000, 1440)},  # train_sae
-    "lm_eval": {"small": Size(6000, 60), "paper": Size(32000, 240)},  # evaluations splicing the SAE into the LM
+    "lm_eval": {
+        "small": Size(6000, 60),
+        "paper": Size(32000, 240),
+    },  # evaluations splicing the SAE into the LM
     "embed": {"small": Size(3000, 30), "paper": Size(32000, 480)},  # embed_corpus
-    "analysis": {"small": Size(3000, 20), "paper": Size(32000, 240)},  # selection, frequencies, SAE statistics
+    "analysis": {
+        "small": Size(3000, 20),
+        "paper": Size(32000, 240),
+    },  # selection, frequencies, SAE statistics
     "table": {"small": Size(1000, 5), "paper": Size(4000, 30)},  # tables, reports, small text sets
 }
 
@@ -123,7 +131,8 @@ class JobSizes:
         if attempt > 1 and min(_grow(base, attempt - 1), cap) >= cap:
             raise SiteLimitError(
                 f"rule {rule}: attempt {attempt - 1} already asked for the site's largest memory "
-                f"(max_mem_mb={cap} in {self.hint}); a retry cannot get more: lower mem_mb, i.e. the config's "
+                f"(max_mem_mb={cap} in {self.hint}); a retry cannot get more: lower mem_mb, i.e. the "
+                "config's "
                 "scale (batch_size, shard_rows, d_sae, documents), or raise max_mem_mb if nodes are larger"
             )
         return min(_grow(base, attempt), cap)
@@ -172,7 +181,9 @@ def accounting_works() -> tuple[bool, str]:
     if shutil.which("sacct") is None:
         return False, "no sacct on PATH"
     # the plugin's own query, minus the job name
-    rc, out = _run(["sacct", "-X", "--parsable2", "--noheader", "--format=JobIdRaw,State", "--starttime", "now-1hours"])
+    rc, out = _run(
+        ["sacct", "-X", "--parsable2", "--noheader", "--format=JobIdRaw,State", "--starttime", "now-1hours"]
+    )
     if rc != 0:
         return False, (out.splitlines() or [f"exit status {rc}"])[0]
     return True, "sacct answers"
@@ -238,27 +249,46 @@ def check(profile: Path, noacct_profile: Path = NOACCT_PROFILE) -> int:
         print(f"accounting: {why}: keep the plugin's status command (sacct)")
     else:
         profiles = f"--profile {profile} --profile {_shown(noacct_profile)}"
-        print(f"accounting: none ({why}): the plugin's sacct status check would never see a job finish; "
-              f"add the slurm-noacct profile (slurm-status-command: squeue)")
+        print(
+            f"accounting: none ({why}): the plugin's sacct status check would never see a job finish; "
+            f"add the slurm-noacct profile (slurm-status-command: squeue)"
+        )
         age = min_job_age()
         if age is not None and age < 3 * init:
             problems += 1
-            print(f"  MinJobAge={age}s < 3 x slurm-init-seconds-before-status-checks ({init}): the plugin would "
-                  f"fall back to sacct; set slurm-init-seconds-before-status-checks <= {age // 3}")
+            print(
+                f"  MinJobAge={age}s < 3 x slurm-init-seconds-before-status-checks ({init}): the plugin "
+                "would "
+                f"fall back to sacct; set slurm-init-seconds-before-status-checks <= {age // 3}"
+            )
 
     defaults = prof.get("default-resources") or {}
-    partitions = sorted({str(defaults.get("slurm_partition", ""))} | {
-        str(r.get("slurm_partition")) for r in (prof.get("set-resources") or {}).values()
-        if isinstance(r, dict) and r.get("slurm_partition")} - {""})
+    partitions = sorted(
+        {str(defaults.get("slurm_partition", ""))}
+        | {
+            str(r.get("slurm_partition"))
+            for r in (prof.get("set-resources") or {}).values()
+            if isinstance(r, dict) and r.get("slurm_partition")
+        }
+        - {""}
+    )
     sizes = node_sizes(partitions or None)
     if sizes is None:
-        print(f"nodes: sinfo lists no node of partitions {partitions}: set slurm_partition (sinfo -s lists them)")
+        print(
+            f"nodes: sinfo lists no node of partitions {partitions}: set slurm_partition (sinfo -s lists "
+            "them)"
+        )
         return 1
     cpus, mem = sizes
     print(f"nodes of partitions {', '.join(partitions) or '(all)'}: the smallest has {cpus} CPUs, {mem} MB")
     for key, have, site, what in (
         ("max-threads", _as_int(prof.get("max-threads")), cpus, "a larger --cpus-per-task pends forever"),
-        ("max_mem_mb (default-resources)", _as_int(defaults.get("max_mem_mb")), mem, "sbatch rejects a larger --mem"),
+        (
+            "max_mem_mb (default-resources)",
+            _as_int(defaults.get("max_mem_mb")),
+            mem,
+            "sbatch rejects a larger --mem",
+        ),
     ):
         if have is None or have > site:
             problems += 1

@@ -25,14 +25,19 @@ def _module_file(module: str) -> Path | None:
 
 
 def _imports(path: Path) -> set[str]:
-    """saeflow modules named by `path`'s import statements (``from saeflow.x import y`` also tries saeflow.x.y)."""
+    """saeflow modules named by `path`'s import statements (``from saeflow.x import y`` also tries
+    saeflow.x.y)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
-        elif (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-              and node.module.split(".")[0] == PACKAGE):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == PACKAGE
+        ):
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
     return found

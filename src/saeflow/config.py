@@ -1,10 +1,10 @@
 """Config validation: JSON Schema (with defaults filled in) that names the offending key in one line.
 
-Config files are read by :func:`load_yaml_file`: a YAML syntax error names the file and line, a key given twice
-in one mapping is refused (naming the file, the key and both lines; plain YAML keeps the last silently). The
-Snakefile checks `config/config.yaml` and every ``--configfile`` overlay this way (:func:`check_config_files`)
-and then :func:`load_workflow_config` validates the merged config, the device, the SAE registry and, once the
-model's config is known, every layer an SAE reads.
+Config files are read by :func:`load_yaml_file`: a YAML syntax error names the file and line, a key given
+twice in one mapping is refused (naming the file, the key and both lines; plain YAML keeps the last
+silently). The Snakefile checks `config/config.yaml` and every ``--configfile`` overlay this way
+(:func:`check_config_files`) and then :func:`load_workflow_config` validates the merged config, the device,
+the SAE registry and, once the model's config is known, every layer an SAE reads.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def workflow_schema(core_schema: str | Path) -> dict:
     schema = yaml.safe_load(Path(core_schema).read_text())
     for study in STUDIES:
         if study.name in schema["properties"]:
-            raise ConfigError(f"{core_schema}: section '{study.name}' belongs to the {study.name} study's schema")
+            raise ConfigError(
+                f"{core_schema}: section '{study.name}' belongs to the {study.name} study's schema"
+            )
         schema["properties"][study.name] = study_schema(study.name)
     return schema
 
@@ -91,7 +93,9 @@ def merge_config(base: dict, update: Mapping) -> dict:
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _check_duplicate_keys(node: yaml.Node, where: str, path: str = "", seen_nodes: set[int] | None = None) -> None:
+def _check_duplicate_keys(
+    node: yaml.Node, where: str, path: str = "", seen_nodes: set[int] | None = None
+) -> None:
     """Refuse a key given twice in one mapping (at any depth), naming the key path and both lines."""
     seen_nodes = set() if seen_nodes is None else seen_nodes
     if id(node) in seen_nodes:  # an alias of a node already checked
@@ -105,8 +109,10 @@ def _check_duplicate_keys(node: yaml.Node, where: str, path: str = "", seen_node
                 full = f"{path}.{key}" if path else key
                 line = key_node.start_mark.line + 1
                 if key in lines:
-                    raise ConfigError(f"{where}: key '{full}' is given twice (lines {lines[key]} and {line}); "
-                                      "YAML would silently keep the last one: delete one of them")
+                    raise ConfigError(
+                        f"{where}: key '{full}' is given twice (lines {lines[key]} and {line}); "
+                        "YAML would silently keep the last one: delete one of them"
+                    )
                 lines[key] = line
                 _check_duplicate_keys(value_node, where, full, seen_nodes)
             else:
@@ -129,7 +135,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_yaml(text: str, where: str = "config") -> Any:
-    """Parse YAML safely; a syntax error or a duplicated key is a one-line ConfigError naming `where` and the line."""
+    """Parse YAML safely; a syntax error or a duplicated key is a one-line ConfigError naming `where` and the
+    line."""
     loader = _UniqueKeyLoader(text)
     loader.where = where
     try:
@@ -138,8 +145,9 @@ def load_yaml(text: str, where: str = "config") -> Any:
         mark = err.problem_mark or err.context_mark
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         what = " ".join(str(part) for part in (err.context, err.problem) if part)
-        raise ConfigError(f"{where}: YAML syntax error at {at}: {what}; check the indentation and quoting there") \
-            from None
+        raise ConfigError(
+            f"{where}: YAML syntax error at {at}: {what}; check the indentation and quoting there"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from None
     finally:
@@ -159,13 +167,15 @@ def load_yaml_file(path: str | Path, *, mapping: bool = True) -> Any:
     if data is None:
         return {}
     if mapping and not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys at the top level, got a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of config keys at the top level, got a {type(data).__name__}"
+        )
     return data
 
 
 def check_config_files(*paths: str | Path) -> None:
-    """For the Snakefile, before Snakemake reads them: each file parses, has no duplicated key and is a mapping;
-    otherwise exit with one line naming the file (and the line)."""
+    """For the Snakefile, before Snakemake reads them: each file parses, has no duplicated key and is a
+    mapping; otherwise exit with one line naming the file (and the line)."""
     try:
         for path in paths:
             load_yaml_file(path)
@@ -174,8 +184,8 @@ def check_config_files(*paths: str | Path) -> None:
 
 
 def load_config_files(root: str | Path, *overlays: str | Path) -> dict:
-    """`config/config.yaml` of the project at `root` with `overlays` merged on top (as `snakemake --configfile`
-    does), validated against `config/schema.yaml` with defaults filled in."""
+    """`config/config.yaml` of the project at `root` with `overlays` merged on top (as `snakemake
+    --configfile` does), validated against `config/schema.yaml` with defaults filled in."""
     root = Path(root)
     config = load_yaml_file(root / "config" / "config.yaml")
     for overlay in overlays:
@@ -189,7 +199,19 @@ def load_config_files(root: str | Path, *overlays: str | Path) -> dict:
 def _gguf_block_count(path: Path) -> int | None:
     """`<architecture>.block_count` from a GGUF file's header (key/value section only: milliseconds, no
     tensor data read); None when the file does not say."""
-    scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+    scalar = {
+        0: "<B",
+        1: "<b",
+        2: "<H",
+        3: "<h",
+        4: "<I",
+        5: "<i",
+        6: "<f",
+        7: "<?",
+        10: "<Q",
+        11: "<q",
+        12: "<d",
+    }
     with open(path, "rb") as fh:
 
         def read(fmt: str):
@@ -267,15 +289,18 @@ def model_layer_count(model_dir_or_source: str | Path) -> tuple[int, str] | None
     return None
 
 
-def lm_layers(config: Mapping[str, Any], saes: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, int]:
-    """Every layer of the run's causal LM that something reads, keyed by who asks: `model.layer` and each SAE of
-    that model with its own layer (`SAE 'name' layer`)."""
+def lm_layers(
+    config: Mapping[str, Any], saes: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, int]:
+    """Every layer of the run's causal LM that something reads, keyed by who asks: `model.layer` and each SAE
+    of that model with its own layer (`SAE 'name' layer`)."""
     model = config["model"]
     layers = {"model.layer": int(model["layer"])}
     for name, spec in (saes or {}).items():
-        if spec.get("model", model["name"]) == model["name"] and int(spec.get("layer", model["layer"])) != layers[
-            "model.layer"
-        ]:
+        if (
+            spec.get("model", model["name"]) == model["name"]
+            and int(spec.get("layer", model["layer"])) != layers["model.layer"]
+        ):
             layers[f"SAE '{name}' layer"] = int(spec["layer"])
     return layers
 
@@ -284,11 +309,15 @@ def check_layers(layers: Mapping[str, int], n_layers: int, model: str, where: st
     """Each layer must be one of the model's 0..n_layers-1; otherwise a ConfigError naming the key."""
     for key, layer in layers.items():
         if not 0 <= int(layer) < n_layers:
-            raise ConfigError(f"{key} is {layer}, but {model} has {n_layers} layers (0..{n_layers - 1}, "
-                              f"from {where}); choose a layer in that range")
+            raise ConfigError(
+                f"{key} is {layer}, but {model} has {n_layers} layers (0..{n_layers - 1}, "
+                f"from {where}); choose a layer in that range"
+            )
 
 
-def check_model_layers(config: Mapping[str, Any], saes: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+def check_model_layers(
+    config: Mapping[str, Any], saes: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
     """At config time: once the model's config is known here (the prepared model, or a local source already on
     disk), every layer an SAE of the run's LM reads must exist."""
     from saeflow.paths import RunPaths
@@ -316,11 +345,13 @@ def _jobs_bring_their_own_software(workflow: Any) -> bool:
 
 
 def check_run_device(config: Mapping, workflow: Any = None) -> None:
-    """The Snakefile's `onstart` check (before any job runs; a dry-run plans without it, so a paper config with
-    device cuda still plans on a CPU machine): `device` against this torch, unless the jobs bring their own."""
+    """The Snakefile's `onstart` check (before any job runs; a dry-run plans without it, so a paper config
+    with device cuda still plans on a CPU machine): `device` against this torch, when jobs run here with it.
+    Jobs a cluster runs elsewhere, or in their own conda / container environment, check the device themselves
+    before any work (the job scripts call check_device with the GPU's visibility)."""
     from saeflow.runtime import check_device
 
-    if _jobs_bring_their_own_software(workflow):
+    if _jobs_bring_their_own_software(workflow) or not getattr(workflow, "local_exec", True):
         return
     try:
         check_device(config["device"], key="device")
@@ -343,8 +374,8 @@ def load_workflow_config(config: dict, schema_path: str | Path, *, workflow: Any
 
 
 def config_entry(config: Mapping, section: str, name: str, *, noun: str) -> dict:
-    """A copy of `config[section][name]` as a plain dict (rules take it as `params:`, so a changed value reruns
-    exactly the jobs that use it); an unknown name is a ConfigError listing the configured ones."""
+    """A copy of `config[section][name]` as a plain dict (rules take it as `params:`, so a changed value
+    reruns exactly the jobs that use it); an unknown name is a ConfigError listing the configured ones."""
     entries = config.get(section) or {}
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none"

@@ -78,8 +78,10 @@ class EvalResult(NamedTuple):
 
     def row(self) -> dict[str, Any]:
         return {
-            **{f: getattr(self.recon, f) for f in ("l0", "fvu", "explained_variance", "mse", "dead_fraction",
-                                                   "dense_fraction")},
+            **{
+                f: getattr(self.recon, f)
+                for f in ("l0", "fvu", "explained_variance", "mse", "dead_fraction", "dense_fraction")
+            },
             "n_tokens": self.lm.n_tokens,
             "ce_clean": self.lm.ce_clean,
             "ce_sae": self.lm.ce_sae,
@@ -94,8 +96,15 @@ class EvalResult(NamedTuple):
         }
 
 
-def eval_batches(lm: LoadedLM, texts: Sequence[str], *, max_tokens: int, batch_size: int,
-                 max_length: int, encode_chunk: int = 256) -> list[EvalBatch]:
+def eval_batches(
+    lm: LoadedLM,
+    texts: Sequence[str],
+    *,
+    max_tokens: int,
+    batch_size: int,
+    max_length: int,
+    encode_chunk: int = 256,
+) -> list[EvalBatch]:
     """The first texts (in order) holding `max_tokens` scored predictions, batched by length (less padding).
 
     A text of n tokens scores n − 2 predictions (the one made from position 0 does not count).
@@ -103,7 +112,7 @@ def eval_batches(lm: LoadedLM, texts: Sequence[str], *, max_tokens: int, batch_s
     chosen: list[list[int]] = []
     total = 0
     for start in range(0, len(texts), encode_chunk):
-        for toks in encode(lm.tokenizer, texts[start:start + encode_chunk], max_length):
+        for toks in encode(lm.tokenizer, texts[start : start + encode_chunk], max_length):
             if len(toks) < 3:
                 continue
             chosen.append(toks)
@@ -132,8 +141,9 @@ def spliced_positions(h: Tensor, attention_mask: Tensor, ratio: float) -> Tensor
     return valid & (norms <= outlier_threshold(norms[valid], ratio))
 
 
-def _splice_inliers(fn: Callable[[Tensor], Tensor], batch: EvalBatch, ratio: float,
-                    counts: dict[str, int]) -> Callable[[Tensor], Tensor]:
+def _splice_inliers(
+    fn: Callable[[Tensor], Tensor], batch: EvalBatch, ratio: float, counts: dict[str, int]
+) -> Callable[[Tensor], Tensor]:
     """A splice function replacing h by fn(h) at the real positions ≥ 1 that are not norm outliers
     (saeflow.outliers); position 0, padding and outliers keep their clean value. fn gets [n, d] rows."""
 
@@ -154,11 +164,12 @@ def _logits(lm: LoadedLM, batch: EvalBatch) -> Tensor:
     return lm.model(input_ids=ids, attention_mask=mask).logits.float()
 
 
-# ------------------------------------------------------------------------------ reference: full forward passes
+# ----------------------------------------------------------------------------- reference: full forward passes
 
 
-def evaluate_baseline(lm: LoadedLM, layer: int, batches: Iterable[EvalBatch],
-                      outlier_ratio: float = DEFAULT_OUTLIER_RATIO) -> BaselineResult:
+def evaluate_baseline(
+    lm: LoadedLM, layer: int, batches: Iterable[EvalBatch], outlier_ratio: float = DEFAULT_OUTLIER_RATIO
+) -> BaselineResult:
     """Clean CE and CE with the layer's output zero-ablated (where an SAE would be spliced), by full forward
     passes (the reference of :func:`build_cache`)."""
     nll_clean = nll_zero = 0.0
@@ -172,8 +183,14 @@ def evaluate_baseline(lm: LoadedLM, layer: int, batches: Iterable[EvalBatch],
     return BaselineResult(n, nll_clean / n, nll_zero / n)
 
 
-def evaluate_sae(lm: LoadedLM, layer: int, sae: SparseAutoencoder, batches: Iterable[EvalBatch],
-                 baseline: BaselineResult, outlier_ratio: float = DEFAULT_OUTLIER_RATIO) -> EvalResult:
+def evaluate_sae(
+    lm: LoadedLM,
+    layer: int,
+    sae: SparseAutoencoder,
+    batches: Iterable[EvalBatch],
+    baseline: BaselineResult,
+    outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
+) -> EvalResult:
     """Reconstruction and spliced-LM metrics of `sae` (anything with `reconstruct_raw`, e.g. a BoostedSAE) by
     a full clean and a full spliced forward pass per batch (the reference of :func:`evaluate_sae_cached`;
     saeflow's convention only)."""
@@ -201,7 +218,9 @@ _TUPLE_OUTPUT: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKe
 
 
 @contextmanager
-def _forward_replaced(modules: Sequence[torch.nn.Module], forwards: Sequence[Callable[..., Any]]) -> Iterator[None]:
+def _forward_replaced(
+    modules: Sequence[torch.nn.Module], forwards: Sequence[Callable[..., Any]]
+) -> Iterator[None]:
     """Within the block, each module's forward is the given function; an instance-level forward it had before
     (e.g. one set by accelerate) is restored afterwards."""
     saved = [m.__dict__.get("forward") for m in modules]
@@ -249,25 +268,35 @@ def _skip_to_layer(lm: LoadedLM, layer: int, hidden: Tensor) -> Iterator[None]:
     (no computation below the layer); the model itself still builds its masks, position ids and rotary
     embeddings, so every architecture whose layers find_layers knows runs unchanged above the layer."""
     as_tuple = _layer_returns_tuple(lm)
-    patched = lm.layers[:layer + 1]
+    patched = lm.layers[: layer + 1]
 
     def make(i: int):
         def forward(*args: Any, **kwargs: Any):
             h = hidden if i == layer else (kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
             return (h,) if as_tuple else h
+
         return forward
 
     with _forward_replaced(list(patched), [make(i) for i in range(len(patched))]):
         yield
 
 
-def run_from_layer(lm: LoadedLM, layer: int, input_ids: Tensor, attention_mask: Tensor, hidden: Tensor,
-                   *, head_input: bool = False, rows: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-    """Float32 logits [B, T, V] of the model with layer `layer`'s output set to `hidden` [B, T, d], running only
-    the layers above it (+ final norm + head); with head_input, also the LM head's input [B, T, d].
+def run_from_layer(
+    lm: LoadedLM,
+    layer: int,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    hidden: Tensor,
+    *,
+    head_input: bool = False,
+    rows: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Float32 logits [B, T, V] of the model with layer `layer`'s output set to `hidden` [B, T, d], running
+    only the layers above it (+ final norm + head); with head_input, also the LM head's input [B, T, d].
 
     With `rows` ([B, T] bool; the head must be an nn.Linear whose output is the logits), the head runs only
-    there: logits [n, V] and head input [n, d] of those positions (row-major), not of padding or unscored ones.
+    there: logits [n, V] and head input [n, d] of those positions (row-major), not of padding or unscored
+    ones.
     """
     captured: list[Tensor] = []
     head = lm.model.get_output_embeddings()
@@ -276,8 +305,11 @@ def run_from_layer(lm: LoadedLM, layer: int, input_ids: Tensor, attention_mask: 
     identity = _forward_replaced([head], [lambda x: x]) if rows is not None else nullcontext()
     try:
         with torch.inference_mode(), identity, _skip_to_layer(lm, layer, hidden.to(lm.device, lm.dtype)):
-            out = lm.model(input_ids=input_ids.to(lm.device), attention_mask=attention_mask.to(lm.device),
-                           use_cache=False).logits
+            out = lm.model(
+                input_ids=input_ids.to(lm.device),
+                attention_mask=attention_mask.to(lm.device),
+                use_cache=False,
+            ).logits
     finally:
         if handle is not None:
             handle.remove()
@@ -331,8 +363,16 @@ class EvalCache:
                 tensors[f"{i}.ebar"] = self.ebar[i].detach().cpu().contiguous()
         with atomic_path(safetensors_path) as tmp:
             save_file(tensors, str(tmp), metadata={"format": str(CACHE_FORMAT)})
-        write_json(json_path, {**self.stats, "layer": self.layer, "n_batches": len(self.batches),
-                               "linear_head": self.ebar is not None, "format": CACHE_FORMAT})
+        write_json(
+            json_path,
+            {
+                **self.stats,
+                "layer": self.layer,
+                "n_batches": len(self.batches),
+                "linear_head": self.ebar is not None,
+                "format": CACHE_FORMAT,
+            },
+        )
 
     @classmethod
     def load(cls, safetensors_path: str | Path, json_path: str | Path) -> EvalCache:
@@ -347,8 +387,13 @@ class EvalCache:
         layer = int(stats.pop("layer"))
         stats.pop("format", None)
         batches = [_batch(t[f"{i}.input_ids"], t[f"{i}.attention_mask"]) for i in range(n)]
-        return cls(layer, batches, [t[f"{i}.hidden"] for i in range(n)],
-                   [t[f"{i}.ebar"] for i in range(n)] if linear else None, stats)
+        return cls(
+            layer,
+            batches,
+            [t[f"{i}.hidden"] for i in range(n)],
+            [t[f"{i}.ebar"] for i in range(n)] if linear else None,
+            stats,
+        )
 
 
 def _scored(logits: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -359,14 +404,20 @@ def _head_linear(lm: LoadedLM, logits: Tensor, head_in: Tensor) -> bool:
     head = lm.model.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
         return False
-    ref = torch.nn.functional.linear(head_in.float(), head.weight.float(),
-                                     None if head.bias is None else head.bias.float())
+    ref = torch.nn.functional.linear(
+        head_in.float(), head.weight.float(), None if head.bias is None else head.bias.float()
+    )
     return bool(torch.allclose(ref, logits, rtol=1e-4, atol=1e-4 * float(logits.abs().max().clamp_min(1.0))))
 
 
 @torch.inference_mode()
-def build_cache(lm: LoadedLM, layer: int, batches: Sequence[EvalBatch],
-                outlier_ratio: float = DEFAULT_OUTLIER_RATIO, chunk: int = DEFAULT_CHUNK) -> EvalCache:
+def build_cache(
+    lm: LoadedLM,
+    layer: int,
+    batches: Sequence[EvalBatch],
+    outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
+    chunk: int = DEFAULT_CHUNK,
+) -> EvalCache:
     """One clean forward per batch (residual at the layer, clean CE, ē) and two upper passes with the layer
     zero-ablated (saeflow's positions; SAELens' every real position)."""
     head = lm.model.get_output_embeddings()
@@ -381,8 +432,10 @@ def build_cache(lm: LoadedLM, layer: int, batches: Sequence[EvalBatch],
         def keep(_m, _a, out, got=got):
             got["h"] = out[0] if isinstance(out, tuple) else out
 
-        hooks = [lm.layers[layer].register_forward_hook(keep),
-                 head.register_forward_pre_hook(lambda _m, args, got=got: got.__setitem__("head_in", args[0]))]
+        hooks = [
+            lm.layers[layer].register_forward_hook(keep),
+            head.register_forward_pre_hook(lambda _m, args, got=got: got.__setitem__("head_in", args[0])),
+        ]
         try:
             logits = _logits(lm, batch)
         finally:
@@ -402,7 +455,7 @@ def build_cache(lm: LoadedLM, layer: int, batches: Sequence[EvalBatch],
             bi, ti = _scored(logits, batch.predict)
             parts = []
             for s in range(0, bi.numel(), chunk):
-                lp = torch.log_softmax(logits[bi[s:s + chunk], ti[s:s + chunk]], dim=-1)
+                lp = torch.log_softmax(logits[bi[s : s + chunk], ti[s : s + chunk]], dim=-1)
                 p = lp.exp()
                 sums["neg_entropy"] += float(torch.where(p > 0, p * lp, torch.zeros_like(p)).double().sum())
                 if b_ is not None:
@@ -419,9 +472,14 @@ def build_cache(lm: LoadedLM, layer: int, batches: Sequence[EvalBatch],
         zero_all[batch.attention_mask.bool().to(h.device)] = 0
         zl, _ = run_from_layer(lm, layer, batch.input_ids, batch.attention_mask, zero_all)
         sums["nll_zero_all"] += next_token_ce(zl, batch.input_ids, everything).sum_nll
-    stats = {"n_tokens": n, "ce_clean": sums["nll_clean"] / n, "ce_zero": sums["nll_zero"] / n,
-             "n_tokens_saelens": n_all, "ce_clean_saelens": sums["nll_clean_all"] / n_all,
-             "ce_zero_saelens": sums["nll_zero_all"] / n_all}
+    stats = {
+        "n_tokens": n,
+        "ce_clean": sums["nll_clean"] / n,
+        "ce_zero": sums["nll_zero"] / n,
+        "n_tokens_saelens": n_all,
+        "ce_clean_saelens": sums["nll_clean_all"] / n_all,
+        "ce_zero_saelens": sums["nll_zero_all"] / n_all,
+    }
     if linear:
         stats.update(sum_neg_entropy=sums["neg_entropy"], sum_pb=sums["pb"])
     return EvalCache(layer, list(batches), hidden, ebars if linear else None, stats)
@@ -431,9 +489,9 @@ def _row_nll(logits: Tensor, targets: Tensor, chunk: int) -> tuple[float, Tensor
     """Σ NLL over rows of logits [n, V] with targets [n], and lse per row [n] (float64)."""
     nll, lses = 0.0, []
     for s in range(0, logits.shape[0], chunk):
-        z = logits[s:s + chunk]
+        z = logits[s : s + chunk]
         lse = torch.logsumexp(z, dim=-1)
-        nll += float((lse - z.gather(-1, targets[s:s + chunk].unsqueeze(-1)).squeeze(-1)).double().sum())
+        nll += float((lse - z.gather(-1, targets[s : s + chunk].unsqueeze(-1)).squeeze(-1)).double().sum())
         lses.append(lse.double())
     return nll, (torch.cat(lses) if lses else torch.zeros(0, dtype=torch.float64))
 
@@ -443,12 +501,18 @@ def _targets(input_ids: Tensor, mask: Tensor) -> Tensor:
 
 
 @torch.inference_mode()
-def evaluate_sae_cached(lm: LoadedLM, sae: SparseAutoencoder, cache: EvalCache,
-                        outlier_ratio: float = DEFAULT_OUTLIER_RATIO, *, saelens: bool = True,
-                        chunk: int = DEFAULT_CHUNK) -> EvalResult:
-    """:func:`evaluate_sae`'s metrics (same numbers within float tolerance) from the cache: per batch one upper
-    pass on the spliced residual (+ one for SAELens' convention with `saelens`), the head only at the scored
-    positions; KL from the cached ē (a non-linear head: the clean upper pass is re-run instead)."""
+def evaluate_sae_cached(
+    lm: LoadedLM,
+    sae: SparseAutoencoder,
+    cache: EvalCache,
+    outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
+    *,
+    saelens: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+) -> EvalResult:
+    """:func:`evaluate_sae`'s metrics (same numbers within float tolerance) from the cache: per batch one
+    upper pass on the spliced residual (+ one for SAELens' convention with `saelens`), the head only at the
+    scored positions; KL from the cached ē (a non-linear head: the clean upper pass is re-run instead)."""
     layer = cache.layer
     linear = cache.ebar is not None
     recon_acc, recon_all = ReconstructionAccumulator(), ReconstructionAccumulator()
@@ -470,8 +534,9 @@ def evaluate_sae_cached(lm: LoadedLM, sae: SparseAutoencoder, cache: EvalCache,
         spliced = h.clone()
         spliced[:, 1:][chosen] = x_hat_all[sel].to(h.dtype)
         if linear:
-            logits, head_in = run_from_layer(lm, layer, ids, batch.attention_mask, spliced,
-                                             rows=_head_rows(batch.predict))
+            logits, head_in = run_from_layer(
+                lm, layer, ids, batch.attention_mask, spliced, rows=_head_rows(batch.predict)
+            )
             a, lse = _row_nll(logits, _targets(ids, batch.predict), chunk)
             dot = (cache.ebar[i].to(head_in.device).double() * head_in.double()).sum(-1)
             nll_sae, kl_rest, n = nll_sae + a, kl_rest + float((lse - dot).sum()), n + logits.shape[0]
@@ -486,7 +551,9 @@ def evaluate_sae_cached(lm: LoadedLM, sae: SparseAutoencoder, cache: EvalCache,
             spliced[real] = x_hat_all.to(h.dtype)
             every = prediction_mask(batch.attention_mask, skip_first=0)
             if linear:
-                logits, _ = run_from_layer(lm, layer, ids, batch.attention_mask, spliced, rows=_head_rows(every))
+                logits, _ = run_from_layer(
+                    lm, layer, ids, batch.attention_mask, spliced, rows=_head_rows(every)
+                )
                 a, _ = _row_nll(logits, _targets(ids, every), chunk)
                 nll_all, n_all = nll_all + a, n_all + logits.shape[0]
             else:
@@ -500,16 +567,25 @@ def evaluate_sae_cached(lm: LoadedLM, sae: SparseAutoencoder, cache: EvalCache,
     else:
         ce_sae = nll_sae / n
         kl = (st["sum_neg_entropy"] - st["sum_pb"] + kl_rest) / n
-        lm_metrics = LMMetrics(n_tokens=n, ce_clean=st["ce_clean"], ce_sae=ce_sae, kl=kl,
-                               perplexity_clean=perplexity(st["ce_clean"]), perplexity_sae=perplexity(ce_sae),
-                               delta_ce=ce_sae - st["ce_clean"])
+        lm_metrics = LMMetrics(
+            n_tokens=n,
+            ce_clean=st["ce_clean"],
+            ce_sae=ce_sae,
+            kl=kl,
+            perplexity_clean=perplexity(st["ce_clean"]),
+            perplexity_sae=perplexity(ce_sae),
+            delta_ce=ce_sae - st["ce_clean"],
+        )
     score = ce_loss_score(lm_metrics.ce_clean, lm_metrics.ce_sae, st["ce_zero"])
     extra = None
     if saelens:
         ce_sae_all = nll_all / n_all
-        extra = {"n_tokens_saelens": n_all, "ce_clean_saelens": st["ce_clean_saelens"],
-                 "ce_sae_saelens": ce_sae_all, "ce_zero_saelens": st["ce_zero_saelens"],
-                 "ce_loss_score_saelens": ce_loss_score(st["ce_clean_saelens"], ce_sae_all,
-                                                        st["ce_zero_saelens"]),
-                 "explained_variance_saelens": recon_all.result().explained_variance}
+        extra = {
+            "n_tokens_saelens": n_all,
+            "ce_clean_saelens": st["ce_clean_saelens"],
+            "ce_sae_saelens": ce_sae_all,
+            "ce_zero_saelens": st["ce_zero_saelens"],
+            "ce_loss_score_saelens": ce_loss_score(st["ce_clean_saelens"], ce_sae_all, st["ce_zero_saelens"]),
+            "explained_variance_saelens": recon_all.result().explained_variance,
+        }
     return EvalResult(recon_acc.result(), lm_metrics, st["ce_zero"], score, n_outliers, extra)

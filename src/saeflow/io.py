@@ -1,8 +1,8 @@
 """Atomic file writing and small JSON/JSONL helpers: nothing half-written is left looking complete.
 
-Outputs get the mode the umask gives ordinary files (0644 under umask 022), so a shared results directory stays
-readable by the group, whatever the writer did to the temporary file (mkstemp creates 0600 files, and libraries
-such as safetensors replace the file with a fresh private one).
+Outputs get the mode the umask gives ordinary files (0644 under umask 022), so a shared results directory
+stays readable by the group, whatever the writer did to the temporary file (mkstemp creates 0600 files, and
+libraries such as safetensors replace the file with a fresh private one).
 """
 
 from __future__ import annotations
@@ -92,7 +92,11 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
-                what = "not valid JSON" if line.endswith("\n") else "truncated (no newline at the end of the file)"
+                what = (
+                    "not valid JSON"
+                    if line.endswith("\n")
+                    else "truncated (no newline at the end of the file)"
+                )
                 raise DataError(
                     f"{path}: line {lineno} is {what}: {err.msg} at column {err.colno}; "
                     "regenerate the file or remove the line"

@@ -3,10 +3,12 @@
 Three passes over the stored rows, each encoding one block at a time:
 
 1. running top-N per latent (``torch.topk`` over the running top-N and the block, concatenated), activation
-   frequency, and which rows of a seeded random pool leave each latent at zero (random non-activating contexts);
+   frequency, and which rows of a seeded random pool leave each latent at zero (random non-activating
+   contexts);
 2. per-latent histogram over (0, max], and a seeded uniform sample of K contexts in each of ``n_quantiles``
    equal-width intervals of (0, max] (top-N rows excluded, so these are held out from the explanation);
-3. the latent's activation at every token of each context window (only the rows those windows touch are encoded).
+3. the latent's activation at every token of each context window (only the rows those windows touch are
+encoded).
 
 Random draws use a hash of (seed, row, latent), so the result does not depend on the block size.
 Saved as ``latents.safetensors`` (tensors) + ``latents.json`` (config, counts): no pickle.
@@ -59,7 +61,15 @@ class LatentsConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("n_top", "n_quantiles", "per_quantile", "n_random", "random_pool", "n_bins", "batch_size"):
+        for name in (
+            "n_top",
+            "n_quantiles",
+            "per_quantile",
+            "n_random",
+            "random_pool",
+            "n_bins",
+            "batch_size",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"latents.{name} must be at least 1; got {getattr(self, name)}")
         if self.window_left < 0 or self.window_right < 0:
@@ -126,17 +136,27 @@ class LatentActivations:
     def save(self, out_dir: str | Path) -> None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        tensors = {k: getattr(self, k).contiguous() for k in ("frequency", "max_value", "mean_active", "histogram",
-                                                              "quantile_bin")}
+        tensors = {
+            k: getattr(self, k).contiguous()
+            for k in ("frequency", "max_value", "mean_active", "histogram", "quantile_bin")
+        }
         for kind in KINDS:
             ctx = getattr(self, kind)
             for f in dataclasses.fields(Contexts):
                 tensors[f"{kind}.{f.name}"] = getattr(ctx, f.name).contiguous()
         with atomic_path(out_dir / TENSORS) as tmp:
             save_file(tensors, str(tmp))
-        write_json(out_dir / META, {"format": FORMAT, "config": dataclasses.asdict(self.config),
-                                    "n_rows": self.n_rows, "d_sae": self.d_sae, "seconds": self.seconds,
-                                    "source": self.source})
+        write_json(
+            out_dir / META,
+            {
+                "format": FORMAT,
+                "config": dataclasses.asdict(self.config),
+                "n_rows": self.n_rows,
+                "d_sae": self.d_sae,
+                "seconds": self.seconds,
+                "source": self.source,
+            },
+        )
 
     @classmethod
     def load(cls, out_dir: str | Path) -> LatentActivations:
@@ -147,11 +167,22 @@ class LatentActivations:
         if meta.get("format") != FORMAT:
             raise DataError(f"{out_dir / META} has format {meta.get('format')!r}; expected {FORMAT}")
         t = load_file(str(out_dir / TENSORS))
-        ctx = {k: Contexts(**{f.name: t[f"{k}.{f.name}"] for f in dataclasses.fields(Contexts)}) for k in KINDS}
-        return cls(config=LatentsConfig(**meta["config"]), n_rows=meta["n_rows"], d_sae=meta["d_sae"],
-                   frequency=t["frequency"], max_value=t["max_value"], mean_active=t["mean_active"],
-                   histogram=t["histogram"], quantile_bin=t["quantile_bin"], seconds=meta["seconds"],
-                   source=meta["source"], **ctx)
+        ctx = {
+            k: Contexts(**{f.name: t[f"{k}.{f.name}"] for f in dataclasses.fields(Contexts)}) for k in KINDS
+        }
+        return cls(
+            config=LatentsConfig(**meta["config"]),
+            n_rows=meta["n_rows"],
+            d_sae=meta["d_sae"],
+            frequency=t["frequency"],
+            max_value=t["max_value"],
+            mean_active=t["mean_active"],
+            histogram=t["histogram"],
+            quantile_bin=t["quantile_bin"],
+            seconds=meta["seconds"],
+            source=meta["source"],
+            **ctx,
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,7 +203,9 @@ def _mix(x: Tensor) -> Tensor:
 def uniform_keys(rows: Tensor, latents: Tensor | int, seed: int) -> Tensor:
     """Deterministic U[0, 1) float64 per (row, latent): the same value whatever the block size."""
     lat = torch.as_tensor(latents, dtype=torch.int64)
-    x = _mix(rows.to(torch.int64) * 0x2545F4914F6CDD1 + _mix(lat + 0x9E3779B9) + int(seed) * 0x632BE59BD9B4E01)
+    x = _mix(
+        rows.to(torch.int64) * 0x2545F4914F6CDD1 + _mix(lat + 0x9E3779B9) + int(seed) * 0x632BE59BD9B4E01
+    )
     return (x >> 9).to(torch.float64) / float(1 << 53)
 
 
@@ -198,8 +231,9 @@ def _grouped_first(group: Tensor, key: Tensor, k: int) -> Tensor:
 
 
 @torch.no_grad()
-def top_activations(sae, store: ActivationStore, cfg: LatentsConfig | None = None, *,
-                    row_mask: Tensor | None = None) -> LatentActivations:
+def top_activations(
+    sae, store: ActivationStore, cfg: LatentsConfig | None = None, *, row_mask: Tensor | None = None
+) -> LatentActivations:
     """Collect top-N, quantile and random contexts, frequency and histogram of every latent of `sae`.
 
     row_mask: [n_rows] bool; rows where it is False (e.g. filtered section headers) count as inactive and are
@@ -208,7 +242,9 @@ def top_activations(sae, store: ActivationStore, cfg: LatentsConfig | None = Non
     start = time.perf_counter()
     n, m, N = store.n_tokens, int(sae.W_dec.shape[0]), cfg.n_top
     if store.d_model != sae.W_dec.shape[1]:
-        raise DataError(f"the SAE reads d={sae.W_dec.shape[1]} activations; {store.path} holds d={store.d_model}")
+        raise DataError(
+            f"the SAE reads d={sae.W_dec.shape[1]} activations; {store.path} holds d={store.d_model}"
+        )
 
     # pass 1: top-N, frequency, random pool
     top_v = torch.zeros(N, m)
@@ -232,8 +268,11 @@ def top_activations(sae, store: ActivationStore, cfg: LatentsConfig | None = Non
     for block in store.iter_rows(cfg.batch_size):
         b = len(block.acts)
         rows = torch.arange(offset, offset + b)
-        token_ids[rows], doc_index[rows], position[rows] = block.token_ids.long(), block.doc_index.long(), \
-            block.position.long()
+        token_ids[rows], doc_index[rows], position[rows] = (
+            block.token_ids.long(),
+            block.doc_index.long(),
+            block.position.long(),
+        )
         f = encode_rows(sae, block.acts).float() * keep_all[rows, None]
         fired += (f > 0).sum(0)
         total += f.sum(0, dtype=torch.float64)
@@ -299,9 +338,19 @@ def top_activations(sae, store: ActivationStore, cfg: LatentsConfig | None = Non
     freq = fired.double() / max(int(keep_all.sum()), 1)
     mean_active = (total / fired.clamp_min(1).double()).float()
     return LatentActivations(
-        config=cfg, n_rows=n, d_sae=m, frequency=freq.float(), max_value=max_value, mean_active=mean_active,
-        histogram=hist.view(m, cfg.n_bins), top=ctx["top"], quantile=ctx["quantile"], quantile_bin=q_bin,
-        random=ctx["random"], seconds=round(time.perf_counter() - start, 3), source=str(store.path),
+        config=cfg,
+        n_rows=n,
+        d_sae=m,
+        frequency=freq.float(),
+        max_value=max_value,
+        mean_active=mean_active,
+        histogram=hist.view(m, cfg.n_bins),
+        top=ctx["top"],
+        quantile=ctx["quantile"],
+        quantile_bin=q_bin,
+        random=ctx["random"],
+        seconds=round(time.perf_counter() - start, 3),
+        source=str(store.path),
     )
 
 
@@ -343,15 +392,20 @@ def _windows(sae, store, cfg, kinds, token_ids, doc_index, position) -> dict[str
         valid = rows >= 0
         c = rows.clamp_min(0)
         out[name] = Contexts(
-            rows=rows, values=torch.where(valid, values, 0.0),
-            doc_index=torch.where(valid, doc_index[c], -1), position=torch.where(valid, position[c], -1),
-            token_ids=tok, acts=acts,
+            rows=rows,
+            values=torch.where(valid, values, 0.0),
+            doc_index=torch.where(valid, doc_index[c], -1),
+            position=torch.where(valid, position[c], -1),
+            token_ids=tok,
+            acts=acts,
         )
     return out
 
 
 @torch.no_grad()
-def document_max(sae, store: ActivationStore, *, batch_size: int = 2048, mask: Tensor | None = None) -> Tensor:
+def document_max(
+    sae, store: ActivationStore, *, batch_size: int = 2048, mask: Tensor | None = None
+) -> Tensor:
     """[n_docs, m] each latent's largest activation over each document's rows (rows where `mask` [n_rows]
     is False are left out), for concept AUROC against document-level labels."""
     m = int(sae.W_dec.shape[0])

@@ -74,8 +74,9 @@ class _Moments:
 
     def update(self, x: torch.Tensor, x_hat: torch.Tensor) -> None:
         if x.shape != x_hat.shape:
-            raise ValueError(f"x and x_hat must have the same shape; got {tuple(x.shape)} and "
-                             f"{tuple(x_hat.shape)}")
+            raise ValueError(
+                f"x and x_hat must have the same shape; got {tuple(x.shape)} and {tuple(x_hat.shape)}"
+            )
         x64 = _rows(x, "x").double()
         nb = x64.shape[0]
         if nb == 0:
@@ -105,8 +106,9 @@ class _Moments:
             raise DataError("fvu: no tokens given")
         total_var = self.m2.sum().item()
         if total_var == 0:
-            return _undefined(f"FVU is undefined: all {self.n} activation vectors are identical "
-                              "(Σ‖x − μ‖² = 0)")
+            return _undefined(
+                f"FVU is undefined: all {self.n} activation vectors are identical (Σ‖x − μ‖² = 0)"
+            )
         return self.sq_err.item() / total_var
 
 
@@ -238,8 +240,10 @@ def _check_mask(mask: torch.Tensor, logits: torch.Tensor, allowed: tuple[int, ..
     b, t = logits.shape[:2]
     if mask.dim() != 2 or mask.shape[0] != b or mask.shape[1] not in [t - k for k in allowed]:
         want = " or ".join(f"[{b}, {t - k}]" for k in allowed)
-        raise ValueError(f"{name}: mask must be {want} (entry t = the prediction made at position t, "
-                         f"see prediction_mask); got {tuple(mask.shape)}")
+        raise ValueError(
+            f"{name}: mask must be {want} (entry t = the prediction made at position t, "
+            f"see prediction_mask); got {tuple(mask.shape)}"
+        )
 
 
 def _log_probs(logits: torch.Tensor, bi: torch.Tensor, ti: torch.Tensor) -> torch.Tensor:
@@ -254,9 +258,15 @@ def _kl_rows(lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
     return torch.where(p > 0, p * (lp - lq), torch.zeros((), dtype=lp.dtype, device=lp.device)).sum(-1)
 
 
-def _lm_sums(logits_clean: torch.Tensor, logits_other: torch.Tensor | None, input_ids: torch.Tensor | None,
-             mask: torch.Tensor, chunk: int, want_ce: bool, want_kl: bool
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def _lm_sums(
+    logits_clean: torch.Tensor,
+    logits_other: torch.Tensor | None,
+    input_ids: torch.Tensor | None,
+    mask: torch.Tensor,
+    chunk: int,
+    want_ce: bool,
+    want_kl: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """float64 sums of NLL(clean), NLL(other), KL(clean‖other) over masked positions, and their count."""
     bi, ti = mask.to(logits_clean.device).bool().nonzero(as_tuple=True)
     zero = torch.zeros((), dtype=torch.float64, device=logits_clean.device)
@@ -264,7 +274,7 @@ def _lm_sums(logits_clean: torch.Tensor, logits_other: torch.Tensor | None, inpu
         input_ids = input_ids.to(logits_clean.device)
     nll_c, nll_o, kl = zero, zero, zero
     for s in range(0, bi.numel(), chunk):
-        b, t = bi[s:s + chunk], ti[s:s + chunk]
+        b, t = bi[s : s + chunk], ti[s : s + chunk]
         lp = _log_probs(logits_clean, b, t)
         lq = None if logits_other is None else _log_probs(logits_other, b, t)
         if want_ce:
@@ -278,8 +288,9 @@ def _lm_sums(logits_clean: torch.Tensor, logits_other: torch.Tensor | None, inpu
     return nll_c, nll_o, kl, bi.numel()
 
 
-def next_token_ce(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor,
-                  chunk: int = DEFAULT_CHUNK) -> CESum:
+def next_token_ce(
+    logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, chunk: int = DEFAULT_CHUNK
+) -> CESum:
     """Summed next-token NLL: logits[b, t] predicts input_ids[b, t+1].
 
     ``mask`` is [B, T−1] bool: mask[b, t] says whether the prediction of input_ids[b, t+1] from
@@ -288,14 +299,16 @@ def next_token_ce(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Ten
     """
     _check_mask(mask, logits, (1,), "next_token_ce")
     if input_ids.shape != logits.shape[:2]:
-        raise ValueError(f"next_token_ce: input_ids must be {tuple(logits.shape[:2])}; "
-                         f"got {tuple(input_ids.shape)}")
+        raise ValueError(
+            f"next_token_ce: input_ids must be {tuple(logits.shape[:2])}; got {tuple(input_ids.shape)}"
+        )
     nll, _, _, n = _lm_sums(logits, None, input_ids, mask, chunk, want_ce=True, want_kl=False)
     return CESum(nll.item(), n)
 
 
-def kl_divergence(logits_clean: torch.Tensor, logits_other: torch.Tensor, mask: torch.Tensor,
-                  chunk: int = DEFAULT_CHUNK) -> KLSum:
+def kl_divergence(
+    logits_clean: torch.Tensor, logits_other: torch.Tensor, mask: torch.Tensor, chunk: int = DEFAULT_CHUNK
+) -> KLSum:
     """Σ over masked positions of KL(p_clean ‖ p_other), p = softmax(logits) at that position.
 
     ``mask`` is [B, T] (any position) or [B, T−1] (the positions that predict a next token, as for
@@ -303,8 +316,10 @@ def kl_divergence(logits_clean: torch.Tensor, logits_other: torch.Tensor, mask: 
     """
     _check_mask(mask, logits_clean, (0, 1), "kl_divergence")
     if logits_other.shape != logits_clean.shape:
-        raise ValueError(f"kl_divergence: logits shapes differ: {tuple(logits_clean.shape)} and "
-                         f"{tuple(logits_other.shape)}")
+        raise ValueError(
+            f"kl_divergence: logits shapes differ: {tuple(logits_clean.shape)} and "
+            f"{tuple(logits_other.shape)}"
+        )
     _, _, kl, n = _lm_sums(logits_clean, logits_other, None, mask, chunk, want_ce=False, want_kl=True)
     return KLSum(kl.item(), n)
 
@@ -318,9 +333,11 @@ def ce_loss_score(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
     """(CE_zero − CE_sae) / (CE_zero − CE_clean): 1 = as good as clean, 0 = as bad as zero-ablation."""
     denom = ce_zero - ce_clean
     if denom == 0 or not math.isfinite(denom):
-        return _undefined(f"CE-loss score is undefined: CE_zero − CE_clean = {denom} "
-                          f"(CE_zero = {ce_zero}, CE_clean = {ce_clean}); zero-ablating the layer "
-                          "did not change the loss")
+        return _undefined(
+            f"CE-loss score is undefined: CE_zero − CE_clean = {denom} "
+            f"(CE_zero = {ce_zero}, CE_clean = {ce_clean}); zero-ablating the layer "
+            "did not change the loss"
+        )
     return (ce_zero - ce_sae) / denom
 
 
@@ -340,22 +357,31 @@ class LMMetrics(NamedTuple):
 
 
 class CEAccumulator:
-    """Sums CE (clean and SAE-spliced) and KL(clean ‖ SAE) across batches, over the same masked predictions."""
+    """Sums CE (clean and SAE-spliced) and KL(clean ‖ SAE) across batches, over the same masked
+    predictions."""
 
     def __init__(self, chunk: int = DEFAULT_CHUNK) -> None:
         self.chunk = chunk
         self.n_tokens = 0
         self._sums: torch.Tensor | None = None  # float64 [3]: nll_clean, nll_sae, kl
 
-    def update(self, logits_clean: torch.Tensor, logits_sae: torch.Tensor, input_ids: torch.Tensor,
-               mask: torch.Tensor) -> None:
+    def update(
+        self,
+        logits_clean: torch.Tensor,
+        logits_sae: torch.Tensor,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> None:
         """``mask`` is [B, T−1] as for :func:`next_token_ce`; KL is taken at the same positions."""
         _check_mask(mask, logits_clean, (1,), "CEAccumulator.update")
         if logits_sae.shape != logits_clean.shape or input_ids.shape != logits_clean.shape[:2]:
-            raise ValueError(f"CEAccumulator.update: shapes differ: logits_clean {tuple(logits_clean.shape)}, "
-                             f"logits_sae {tuple(logits_sae.shape)}, input_ids {tuple(input_ids.shape)}")
-        nll_c, nll_s, kl, n = _lm_sums(logits_clean, logits_sae, input_ids, mask, self.chunk,
-                                       want_ce=True, want_kl=True)
+            raise ValueError(
+                f"CEAccumulator.update: shapes differ: logits_clean {tuple(logits_clean.shape)}, "
+                f"logits_sae {tuple(logits_sae.shape)}, input_ids {tuple(input_ids.shape)}"
+            )
+        nll_c, nll_s, kl, n = _lm_sums(
+            logits_clean, logits_sae, input_ids, mask, self.chunk, want_ce=True, want_kl=True
+        )
         sums = torch.stack([nll_c, nll_s, kl])
         self._sums = sums if self._sums is None else self._sums + sums.to(self._sums.device)
         self.n_tokens += n
@@ -364,9 +390,15 @@ class CEAccumulator:
         if self.n_tokens == 0:
             raise DataError("CEAccumulator: no predictions were counted (empty data or an all-False mask)")
         ce_clean, ce_sae, kl = (v / self.n_tokens for v in self._sums.tolist())
-        return LMMetrics(n_tokens=self.n_tokens, ce_clean=ce_clean, ce_sae=ce_sae, kl=kl,
-                         perplexity_clean=perplexity(ce_clean), perplexity_sae=perplexity(ce_sae),
-                         delta_ce=ce_sae - ce_clean)
+        return LMMetrics(
+            n_tokens=self.n_tokens,
+            ce_clean=ce_clean,
+            ce_sae=ce_sae,
+            kl=kl,
+            perplexity_clean=perplexity(ce_clean),
+            perplexity_sae=perplexity(ce_sae),
+            delta_ce=ce_sae - ce_clean,
+        )
 
 
 # --------------------------------------------------------------------------- decoder geometry
@@ -380,8 +412,9 @@ class DecoderGeometry(NamedTuple):
     """Share of latents whose max |cosine| is < threshold."""
 
 
-def decoder_cosine_stats(W_dec: torch.Tensor, threshold: float = DEFAULT_DISTINCT_THRESHOLD,
-                         chunk: int = 4096) -> DecoderGeometry:
+def decoder_cosine_stats(
+    W_dec: torch.Tensor, threshold: float = DEFAULT_DISTINCT_THRESHOLD, chunk: int = 4096
+) -> DecoderGeometry:
     """Nearest-neighbour |cosine| of decoder rows (``W_dec`` is [m, d], one row per latent).
 
     Computed ``chunk`` rows at a time, so the extra memory is O(chunk · m). A zero row has cosine 0
@@ -403,5 +436,8 @@ def decoder_cosine_stats(W_dec: torch.Tensor, threshold: float = DEFAULT_DISTINC
         out[s:e] = sims.amax(dim=1).clamp_(max=1.0)
         del sims
     out = out.float().cpu()
-    return DecoderGeometry(max_abs_cos=out, mean_max_abs_cos=out.double().mean().item(),
-                           distinct_fraction=(out < threshold).double().mean().item())
+    return DecoderGeometry(
+        max_abs_cos=out,
+        mean_max_abs_cos=out.double().mean().item(),
+        distinct_fraction=(out < threshold).double().mean().item(),
+    )

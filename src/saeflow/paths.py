@@ -1,7 +1,7 @@
 """Where a run's files live: the one place that knows the layout of results/ and resources/.
 
-The workflow's rule files and every study's workflow helpers build paths through a `RunPaths`, so a layout change
-is made here once. Activations and baselines are keyed by model and layer.
+The workflow's rule files and every study's workflow helpers build paths through a `RunPaths`, so a layout
+change is made here once. Activations and baselines are keyed by model and layer.
 """
 
 from __future__ import annotations
@@ -27,15 +27,20 @@ class RunPaths:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RunPaths:
-        return cls(str(config["results_dir"]), str(config["resources_dir"]), str(config["model"]["name"]),
-                   int(config["model"]["layer"]))
+        return cls(
+            str(config["results_dir"]),
+            str(config["resources_dir"]),
+            str(config["model"]["name"]),
+            int(config["model"]["layer"]),
+        )
 
     # --- assets and models
     def asset_marker(self, name: str) -> str:
         return f"{self.resources}/assets/{name}/asset.json"
 
     def uri_inputs(self, uri: str) -> list[str]:
-        """Files a rule must wait for before it can read `uri` (an asset, a local path, or nothing for a hub id)."""
+        """Files a rule must wait for before it can read `uri` (an asset, a local path, or nothing for a hub
+        id)."""
         name = asset_name(uri)
         if name is not None:
             return [self.asset_marker(name)]
@@ -58,7 +63,8 @@ class RunPaths:
         return f"{self.results}/texts/{corpus}.stats.json"
 
     def acts_dir(self, textset: str, model: str | None = None, layer: int | None = None) -> str:
-        return f"{self.results}/activations/{model or self.model}/L{self.layer if layer is None else layer}/{textset}"
+        layer = self.layer if layer is None else layer
+        return f"{self.results}/activations/{model or self.model}/L{layer}/{textset}"
 
     def acts_manifest(self, textset: str, model: str | None = None, layer: int | None = None) -> str:
         return f"{self.acts_dir(textset, model, layer)}/manifest.json"
@@ -77,8 +83,10 @@ class RunPaths:
         return f"{self.results}/eval/{sae}/{eval_set}.json"
 
     def baseline_json(self, eval_set: str, model: str | None = None, layer: int | None = None) -> str:
-        return (f"{self.results}/eval/_baseline/{model or self.model}_L{self.layer if layer is None else layer}/"
-                f"{eval_set}.json")
+        return (
+            f"{self.results}/eval/_baseline/{model or self.model}_L{self.layer if layer is None else layer}/"
+            f"{eval_set}.json"
+        )
 
     def table(self, stem: str, ext: str = "csv") -> str:
         return f"{self.results}/tables/{stem}.{ext}"

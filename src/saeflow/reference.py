@@ -1,10 +1,12 @@
-"""What the papers report: the reference numbers our tables are set beside (docs/methods.md § Reference numbers).
+"""What the papers report: the reference numbers our tables are set beside (docs/methods.md § Reference
+numbers).
 
-Each study lists its own references (``Study.references``). Each `Reference` names the tables of ours it belongs next to by fnmatch patterns over the table's
-file stem (``results/tables/<stem>.md``), so the summary works whatever subset of tables a config produces and
-whatever a study names its table, as long as the name says what it is (``shift*``, ``boost*``, ...).
-Our runs use their own model and data (the embedded default is SmolLM2-135M on BUG sentences), so these are
-the numbers to compare against in kind, not to match digit for digit.
+Each study lists its own references (``Study.references``). Each `Reference` names the tables of ours it
+belongs next to by fnmatch patterns over the table's file stem (``results/tables/<stem>.md``), so the summary
+works whatever subset of tables a config produces and whatever a study names its table, as long as the name
+says what it is (``shift*``, ``boost*``, ...). Our runs use their own model and data (the embedded default is
+SmolLM2-135M on BUG sentences), so these are the numbers to compare against in kind, not to match digit for
+digit.
 """
 
 from __future__ import annotations
@@ -39,5 +41,6 @@ class Reference:
 
 
 def references_for(table_stem: str, references: tuple[Reference, ...]) -> list[Reference]:
-    """The references that belong beside our table `table_stem` (file name without .md), in the given order."""
+    """The references that belong beside our table `table_stem` (file name without .md), in the given
+    order."""
     return [ref for ref in references if ref.matches(table_stem)]

@@ -1,8 +1,8 @@
 """The SAE registry: every SAE of a run, by name, with its fully resolved spec.
 
 The SAEs come from three places, in this order: the hand-written ones under ``saes:``, the grid points of
-``sweeps:``, and those each active study adds (``saeflow.studies.STUDIES``, in list order; a study sees the SAEs
-defined before it). Snakemake rules take ``sae_specs(config)[name]`` as ``params:``, so changing any
+``sweeps:``, and those each active study adds (``saeflow.studies.STUDIES``, in list order; a study sees the
+SAEs defined before it). Snakemake rules take ``sae_specs(config)[name]`` as ``params:``, so changing any
 hyper-parameter of one SAE reruns exactly that SAE and what depends on it.
 
 ``python -m saeflow.registry --configfile X [--configfile Y]`` prints every SAE of a run.
@@ -24,7 +24,8 @@ from saeflow.studies import active_studies
 
 def sweep_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The SAEs of `sweeps:`: each sweep's `base` spec with every combination of its `grid` values (Cartesian
-    product), named `<sweep>-<spec_id>`, so a sweep needs no hand-made names and a point never trains twice."""
+    product), named `<sweep>-<spec_id>`, so a sweep needs no hand-made names and a point never trains
+    twice."""
     out: dict[str, dict[str, Any]] = {}
     for sweep, body in (config.get("sweeps") or {}).items():
         grid = body.get("grid") or {}
@@ -35,8 +36,12 @@ def sweep_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _add(specs: dict[str, dict[str, Any]], new: Mapping[str, Mapping[str, Any]], source: str,
-         config: Mapping[str, Any]) -> None:
+def _add(
+    specs: dict[str, dict[str, Any]],
+    new: Mapping[str, Mapping[str, Any]],
+    source: str,
+    config: Mapping[str, Any],
+) -> None:
     for name, spec in new.items():
         if name in specs:
             raise ConfigError(f"SAE name '{name}' is defined twice (again by {source})")
@@ -52,27 +57,35 @@ def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str
         textset = str(spec["train_on"])
         corpus, _, split = textset.partition(".")
         if not split:
-            raise ConfigError(f"saes.{name}.train_on: '{textset}' is not a text set '<corpus>.<split>' "
-                              "(e.g. 'general.train')")
+            raise ConfigError(
+                f"saes.{name}.train_on: '{textset}' is not a text set '<corpus>.<split>' "
+                "(e.g. 'general.train')"
+            )
         if corpus not in corpora | produced:
-            raise ConfigError(f"saes.{name}.train_on: unknown corpus '{corpus}' in '{textset}'; "
-                              f"configured corpora: {', '.join(sorted(corpora)) or 'none'}")
+            raise ConfigError(
+                f"saes.{name}.train_on: unknown corpus '{corpus}' in '{textset}'; "
+                f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
+            )
         for es in spec.get("eval_sets") or []:
             if es not in corpora:
-                raise ConfigError(f"saes.{name}.eval_sets: unknown corpus '{es}'; "
-                                  f"configured corpora: {', '.join(sorted(corpora)) or 'none'}")
+                raise ConfigError(
+                    f"saes.{name}.eval_sets: unknown corpus '{es}'; "
+                    f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
+                )
 
 
 def _check_parents(specs: Mapping[str, Mapping[str, Any]]) -> None:
     for name, spec in specs.items():
         parent = spec.get("init_from")
         if parent is not None and parent not in specs:
-            raise ConfigError(f"saes.{name}.init_from: unknown SAE '{parent}'; known: {', '.join(sorted(specs))}")
+            raise ConfigError(
+                f"saes.{name}.init_from: unknown SAE '{parent}'; known: {', '.join(sorted(specs))}"
+            )
     for name in specs:
         chain, current = [name], specs[name].get("init_from")
         while current is not None:
             if current in chain:
-                cycle = chain[chain.index(current):] + [current]
+                cycle = chain[chain.index(current) :] + [current]
                 raise ConfigError(f"saes: init_from cycle {' -> '.join(cycle)}")
             chain.append(current)
             current = specs[current].get("init_from")
@@ -94,13 +107,15 @@ TRAINING_IRRELEVANT = frozenset({"eval_sets", "checkpoint_every", "log_every"})
 """Spec keys that do not change what an SAE learns: two SAEs equal but for these are trained once."""
 
 
-def canonical_names(specs: Mapping[str, Mapping[str, Any]],
-                    same_text: Mapping[str, str] | None = None) -> dict[str, str]:
+def canonical_names(
+    specs: Mapping[str, Mapping[str, Any]], same_text: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Every SAE → the first SAE (registry order) whose resolved spec is identical but for
-    ``TRAINING_IRRELEVANT`` keys, with ``init_from`` compared by its parent's canonical name (a finetune of two
-    identical parents is one SAE). `same_text` maps a text set to an identical one it is compared as (e.g. a
-    selection that is provably the first tokens of a corpus split; :func:`text_aliases`). An SAE that is its own canonical name trains; any other is an alias whose
-    files are the canonical SAE's (workflow rule ``alias_sae``), evaluated and tabled under its own name."""
+    ``TRAINING_IRRELEVANT`` keys, with ``init_from`` compared by its parent's canonical name (a finetune of
+    two identical parents is one SAE). `same_text` maps a text set to an identical one it is compared as
+    (e.g. a selection that is provably the first tokens of a corpus split; :func:`text_aliases`). An SAE that
+    is its own canonical name trains; any other is an alias whose files are the canonical SAE's (workflow rule
+    ``alias_sae``), evaluated and tabled under its own name."""
     canon: dict[str, str] = {}
     first: dict[str, str] = {}
 
@@ -132,8 +147,9 @@ def text_aliases(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def sae_aliases(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any] | None = None
-                ) -> dict[str, str]:
+def sae_aliases(
+    specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """alias → canonical SAE, for the SAEs that are not trained themselves (see :func:`canonical_names`)."""
     same = text_aliases(config) if config is not None else {}
     return {a: c for a, c in canonical_names(specs, same).items() if a != c}
@@ -171,10 +187,21 @@ def registry_table(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         origin.update(dict.fromkeys(new, study.name))
         so_far.update({n: specs[n] for n in new})
     model = config.get("model") or {}
-    return [{"name": name, "study": origin.get(name, "?"), "model": spec.get("model", model.get("name")),
-             "layer": spec.get("layer", model.get("layer")), "train_on": spec["train_on"],
-             "init_from": spec.get("init_from") or "", "architecture": spec["architecture"], "k": spec.get("k"),
-             "d_sae": spec.get("d_sae"), "alias_of": aliases.get(name, "")} for name, spec in specs.items()]
+    return [
+        {
+            "name": name,
+            "study": origin.get(name, "?"),
+            "model": spec.get("model", model.get("name")),
+            "layer": spec.get("layer", model.get("layer")),
+            "train_on": spec["train_on"],
+            "init_from": spec.get("init_from") or "",
+            "architecture": spec["architecture"],
+            "k": spec.get("k"),
+            "d_sae": spec.get("d_sae"),
+            "alias_of": aliases.get(name, ""),
+        }
+        for name, spec in specs.items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,9 +1,10 @@
 """Data selection for specialised SAEs: dense retrieval (sentence-transformers + faiss), BM25, random.
 
-Every method returns a :class:`Selection`: candidate documents in the order they were taken, each with a score,
-until a token budget is met. Seeds are texts (a few documents of the subdomain, or free-text queries); each seed
-retrieves its top-k candidates, and the union is filled **round-robin over ranks** (every seed's best hit first,
-then every seed's second hit, ...; inside one rank by score), so no single seed dominates the selection.
+Every method returns a :class:`Selection`: candidate documents in the order they were taken, each with a
+score, until a token budget is met. Seeds are texts (a few documents of the subdomain, or free-text queries);
+each seed retrieves its top-k candidates, and the union is filled **round-robin over ranks** (every seed's
+best hit first, then every seed's second hit, ...; inside one rank by score), so no single seed dominates the
+selection.
 
 Tokens are counted the way activation extraction stores them (see :func:`lm_token_counter`), so a selection of
 ``budget_tokens`` fills an extraction budget of the same size exactly. The last document taken may cross the
@@ -51,7 +52,8 @@ class Candidates:
     def __post_init__(self):
         if not (len(self.ids) == len(self.texts) == len(self.tokens)):
             raise DataError(
-                f"candidates: ids ({len(self.ids)}), texts ({len(self.texts)}) and tokens ({len(self.tokens)}) "
+                f"candidates: ids ({len(self.ids)}), texts ({len(self.texts)}) and tokens "
+                f"({len(self.tokens)}) "
                 "must have the same length"
             )
 
@@ -65,7 +67,9 @@ class Candidates:
         return cls(tuple(str(d["id"]) for d in docs), texts, np.asarray(count_tokens(texts), dtype=np.int64))
 
     def concat(self, other: Candidates) -> Candidates:
-        return Candidates(self.ids + other.ids, self.texts + other.texts, np.concatenate([self.tokens, other.tokens]))
+        return Candidates(
+            self.ids + other.ids, self.texts + other.texts, np.concatenate([self.tokens, other.tokens])
+        )
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,13 @@ class Selection:
     def records(self, candidates: Candidates) -> list[dict]:
         """JSON-ready per-document records: id, score, seed, rank, tokens."""
         return [
-            {"id": candidates.ids[i], "score": None if np.isnan(s) else float(s), "seed": int(q), "rank": int(r),
-             "tokens": int(candidates.tokens[i])}
+            {
+                "id": candidates.ids[i],
+                "score": None if np.isnan(s) else float(s),
+                "seed": int(q),
+                "rank": int(r),
+                "tokens": int(candidates.tokens[i]),
+            }
             for i, s, q, r in zip(self.indices.tolist(), self.scores, self.seed_of, self.rank_of, strict=True)
         ]
 
@@ -140,8 +149,9 @@ def lm_token_counter(model_dir: str | Path, max_length: int) -> TokenCounter:
     def count(texts: Sequence[str]) -> np.ndarray:
         out = np.zeros(len(texts), dtype=np.int64)
         for s in range(0, len(texts), 4096):
-            ids = tok(list(texts[s : s + 4096]), truncation=True, max_length=max_length,
-                      add_special_tokens=True)["input_ids"]
+            ids = tok(
+                list(texts[s : s + 4096]), truncation=True, max_length=max_length, add_special_tokens=True
+            )["input_ids"]
             out[s : s + len(ids)] = [max(0, len(t) - 1) for t in ids]
         return out
 
@@ -165,23 +175,33 @@ def approx_token_counter(chars_per_token: float = 4.0, max_length: int | None = 
 
 
 def load_embedder(path: str | Path, device: str = "cpu") -> Any:
-    """A SentenceTransformer from a local folder, never from the hub (HF_HUB_OFFLINE=1 is set for the load)."""
+    """A SentenceTransformer from a local folder, never from the hub (HF_HUB_OFFLINE=1 is set for the
+    load)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = Path(path)
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise AssetError(f"{path} is not a sentence-transformers model folder (no modules.json or config.json)")
+        raise AssetError(
+            f"{path} is not a sentence-transformers model folder (no modules.json or config.json)"
+        )
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
-def embed_texts(embedder: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+def embed_texts(
+    embedder: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
     """float32 [n, dim] L2-normalised embeddings (inner product = cosine)."""
     if len(texts) == 0:
         dim = embedder.get_sentence_embedding_dimension()
         return np.zeros((0, dim), dtype=np.float32)
-    emb = embedder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                          convert_to_numpy=True, show_progress_bar=progress)
+    emb = embedder.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=progress,
+    )
     return np.ascontiguousarray(emb, dtype=np.float32)
 
 
@@ -190,13 +210,21 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def build_index(embeddings: np.ndarray, kind: str = "flat", *, nlist: int = 256, nprobe: int = 16,
-                hnsw_m: int = 32, ef_search: int = 128, seed: int = 0) -> Any:
+def build_index(
+    embeddings: np.ndarray,
+    kind: str = "flat",
+    *,
+    nlist: int = 256,
+    nprobe: int = 16,
+    hnsw_m: int = 32,
+    ef_search: int = 128,
+    seed: int = 0,
+) -> Any:
     """An inner-product faiss index over (normalised) embeddings.
 
-    flat: exact (IndexFlatIP), right for up to a few hundred thousand rows. ivf: IndexIVFFlat with `nlist` lists
-    (trained on the embeddings; nlist shrinks to n/39 for small sets), `nprobe` lists searched. hnsw: IndexHNSWFlat
-    with `hnsw_m` links per node and `ef_search` candidates per query.
+    flat: exact (IndexFlatIP), right for up to a few hundred thousand rows. ivf: IndexIVFFlat with `nlist`
+    lists (trained on the embeddings; nlist shrinks to n/39 for small sets), `nprobe` lists searched. hnsw:
+    IndexHNSWFlat with `hnsw_m` links per node and `ef_search` candidates per query.
     """
     import faiss
 
@@ -243,7 +271,8 @@ def load_index(path: str | Path) -> Any:
 def search(indexes: Any | Sequence[Any], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k inner-product search over one index or several whose rows are concatenated in order.
 
-    Returns (scores [q, k'], rows [q, k']) with k' = min(k, total rows), best first; rows index the concatenation.
+    Returns (scores [q, k'], rows [q, k']) with k' = min(k, total rows), best first; rows index the
+    concatenation.
     """
     if not isinstance(indexes, (list, tuple)):
         indexes = [indexes]
@@ -262,15 +291,19 @@ def search(indexes: Any | Sequence[Any], queries: np.ndarray, k: int) -> tuple[n
     scores, rows = np.concatenate(all_scores, axis=1), np.concatenate(all_rows, axis=1)
     k_out = min(k, offset)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k_out]
-    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(rows, order, 1).astype(np.int64)
+    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(rows, order, 1).astype(
+        np.int64
+    )
 
 
 # --------------------------------------------------------------------------- filling the budget
 
 
-def fill_round_robin(scores: np.ndarray, rows: np.ndarray, tokens: np.ndarray, budget_tokens: int,
-                     method: str) -> Selection:
-    """Union of per-seed ranked lists up to a token budget: rank 0 of every seed (by score), then rank 1, ..."""
+def fill_round_robin(
+    scores: np.ndarray, rows: np.ndarray, tokens: np.ndarray, budget_tokens: int, method: str
+) -> Selection:
+    """Union of per-seed ranked lists up to a token budget: rank 0 of every seed (by score), then rank 1,
+    ..."""
     if budget_tokens < 1:
         raise ConfigError(f"budget_tokens must be at least 1; got {budget_tokens}")
     taken: dict[int, tuple[float, int, int]] = {}
@@ -291,8 +324,9 @@ def fill_round_robin(scores: np.ndarray, rows: np.ndarray, tokens: np.ndarray, b
     return _selection(method, taken, total, budget_tokens)
 
 
-def take_in_order(order: np.ndarray, tokens: np.ndarray, budget_tokens: int, method: str,
-                  scores: np.ndarray | None = None) -> Selection:
+def take_in_order(
+    order: np.ndarray, tokens: np.ndarray, budget_tokens: int, method: str, scores: np.ndarray | None = None
+) -> Selection:
     """Candidates in the given order until the budget is met (random and reference selections)."""
     if budget_tokens < 1:
         raise ConfigError(f"budget_tokens must be at least 1; got {budget_tokens}")
@@ -322,8 +356,12 @@ def _selection(method: str, taken: dict[int, tuple[float, int, int]], total: int
         exhausted=total < budget,
     )
     if sel.exhausted:
-        log.warning("%s selection: only %d of %d budget tokens available (raise top_k or the pool size)",
-                    method, total, budget)
+        log.warning(
+            "%s selection: only %d of %d budget tokens available (raise top_k or the pool size)",
+            method,
+            total,
+            budget,
+        )
     return sel
 
 
@@ -350,10 +388,12 @@ def dense_select(
         candidates: the pool (ids, texts, token counts); row i of the index/embeddings is candidates[i].
         budget_tokens: stop once the selected documents hold this many tokens (the last may cross it).
         top_k: hits retrieved per seed; the union of all seeds' hits is filled round-robin over ranks.
-        index: a faiss inner-product index over the candidates' normalised embeddings, or a list of indexes whose
-            rows, concatenated in order, are the candidates (e.g. a cached general-corpus index + a small one).
-        embeddings: alternatively, the candidates' embeddings ([n, dim]); an exact flat index is built from them.
-        embedder: a SentenceTransformer (see :func:`load_embedder`), needed when `seed_texts` are given.
+        index: a faiss inner-product index over the candidates' normalised embeddings, or a list of indexes
+        whose
+            rows, concatenated in order, are the candidates (e.g. a cached general-corpus index + a small
+            one).
+        embeddings: alternatively, the candidates' embeddings ([n, dim]); an exact flat index is built from
+        them. embedder: a SentenceTransformer (see :func:`load_embedder`), needed when `seed_texts` are given.
 
     Returns a :class:`Selection` whose scores are cosine similarities to the retrieving seed.
 
@@ -378,24 +418,37 @@ def dense_select(
         index = build_index(normalize_rows(embeddings), "flat")
     total = sum(i.ntotal for i in index) if isinstance(index, (list, tuple)) else index.ntotal
     if total != len(candidates):
-        raise DataError(f"dense_select: the index holds {total} rows but there are {len(candidates)} candidates")
+        raise DataError(
+            f"dense_select: the index holds {total} rows but there are {len(candidates)} candidates"
+        )
     scores, rows = search(index, seed_embeddings, top_k)
     return fill_round_robin(scores, rows, candidates.tokens, budget_tokens, "dense")
 
 
-def bm25_select(seed_texts: Sequence[str], candidates: Candidates, *, budget_tokens: int, top_k: int = 256,
-                k1: float = 1.5, b: float = 0.75, stopwords: str | None = "en") -> Selection:
-    """Select candidates by BM25 (bm25s, Lucene variant) with each seed text as a query, up to a token budget."""
+def bm25_select(
+    seed_texts: Sequence[str],
+    candidates: Candidates,
+    *,
+    budget_tokens: int,
+    top_k: int = 256,
+    k1: float = 1.5,
+    b: float = 0.75,
+    stopwords: str | None = "en",
+) -> Selection:
+    """Select candidates by BM25 (bm25s, Lucene variant) with each seed text as a query, up to a token
+    budget."""
     import bm25s
 
     if not seed_texts:
         raise DataError("bm25_select: no seed texts given")
     if len(candidates) == 0:
-        return fill_round_robin(np.zeros((0, 0)), np.zeros((0, 0), np.int64), candidates.tokens, budget_tokens,
-                                "bm25")
+        return fill_round_robin(
+            np.zeros((0, 0)), np.zeros((0, 0), np.int64), candidates.tokens, budget_tokens, "bm25"
+        )
     retriever = bm25s.BM25(k1=k1, b=b)
-    retriever.index(bm25s.tokenize(list(candidates.texts), stopwords=stopwords, show_progress=False),
-                    show_progress=False)
+    retriever.index(
+        bm25s.tokenize(list(candidates.texts), stopwords=stopwords, show_progress=False), show_progress=False
+    )
     queries = bm25s.tokenize(list(seed_texts), stopwords=stopwords, show_progress=False)
     k = min(top_k, len(candidates))
     rows, scores = retriever.retrieve(queries, k=k, show_progress=False, n_threads=1)
@@ -410,8 +463,9 @@ def random_select(candidates: Candidates, *, budget_tokens: int, seed: int = 0) 
     return take_in_order(order, candidates.tokens, budget_tokens, "random")
 
 
-def retrieval_quality(selection: Selection, candidates: Candidates, positives: set[str] | Sequence[str]
-                      ) -> RetrievalQuality:
+def retrieval_quality(
+    selection: Selection, candidates: Candidates, positives: set[str] | Sequence[str]
+) -> RetrievalQuality:
     """Precision and recall of a selection against known in-domain candidate ids (hidden from the method)."""
     pos = set(positives)
     ids = [candidates.ids[i] for i in selection.indices.tolist()]

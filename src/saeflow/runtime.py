@@ -1,4 +1,5 @@
-"""What every script entry point shares: logging to the rule's log, one-line user errors, seeding, provenance."""
+"""What every script entry point shares: logging to the rule's log, one-line user errors, seeding,
+provenance."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def redirect_to(log_path: str | Path | None, level: int = logging.INFO) -> None:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
     logging.captureWarnings(True)
 
 
@@ -66,8 +69,8 @@ def check_device(device: str, *, key: str = "device", visible: bool = False) -> 
     """Check a torch device string against the installed torch; return it.
 
     Always (cheap, config time): the syntax, and that a CUDA / MPS device has a torch built for it (a ``+cpu``
-    build is refused without importing torch). With `visible` (inside a job, about to use it): that the device is
-    actually there. Each failure is one ConfigError naming `key` and the installed torch.
+    build is refused without importing torch). With `visible` (inside a job, about to use it): that the
+    device is actually there. Each failure is one ConfigError naming `key` and the installed torch.
     """
     device = str(device).strip()
     m = _DEVICE.match(device)
@@ -81,30 +84,41 @@ def check_device(device: str, *, key: str = "device", visible: bool = False) -> 
         return device
     fix = f"set {key}: cpu, or install a torch build with {kind.upper()} support"
     if kind == "cuda" and "+cpu" in version:
-        raise ConfigError(f"config key '{key}' is {device!r}, but the installed torch {version} is a CPU-only build; "
-                          f"{fix}")
+        raise ConfigError(
+            f"config key '{key}' is {device!r}, but the installed torch {version} is a CPU-only build; {fix}"
+        )
     import torch
 
     if kind == "cuda":
         if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
-            raise ConfigError(f"config key '{key}' is {device!r}, but the installed torch {version} was built "
-                              f"without CUDA; {fix}")
+            raise ConfigError(
+                f"config key '{key}' is {device!r}, but the installed torch {version} was built "
+                f"without CUDA; {fix}"
+            )
         if visible:
             n = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if index >= n:
                 seen = os.environ.get("CUDA_VISIBLE_DEVICES")
-                raise ConfigError(f"config key '{key}' is {device!r}, but torch {version} sees {n} CUDA device(s) "
-                                  f"here (CUDA_VISIBLE_DEVICES={seen if seen is not None else 'unset'}); ask the "
-                                  f"scheduler for a GPU (config gpu: 1) or {fix.split(', or')[0]}")
+                raise ConfigError(
+                    f"config key '{key}' is {device!r}, but torch {version} sees {n} CUDA device(s) "
+                    f"here (CUDA_VISIBLE_DEVICES={seen if seen is not None else 'unset'}); ask the "
+                    f"scheduler for a GPU (config gpu: 1) or {fix.split(', or')[0]}"
+                )
     elif kind == "mps":
         if not torch.backends.mps.is_built():
-            raise ConfigError(f"config key '{key}' is {device!r}, but the installed torch {version} was built "
-                              f"without MPS; {fix}")
+            raise ConfigError(
+                f"config key '{key}' is {device!r}, but the installed torch {version} was built "
+                f"without MPS; {fix}"
+            )
         if visible and not torch.backends.mps.is_available():
-            raise ConfigError(f"config key '{key}' is {device!r}, but MPS is not available on this machine "
-                              f"(torch {version}); set {key}: cpu")
+            raise ConfigError(
+                f"config key '{key}' is {device!r}, but MPS is not available on this machine "
+                f"(torch {version}); set {key}: cpu"
+            )
     elif kind == "xpu" and (not hasattr(torch, "xpu") or (visible and not torch.xpu.is_available())):
-        raise ConfigError(f"config key '{key}' is {device!r}, but torch {version} has no usable XPU here; {fix}")
+        raise ConfigError(
+            f"config key '{key}' is {device!r}, but torch {version} has no usable XPU here; {fix}"
+        )
     return device
 
 

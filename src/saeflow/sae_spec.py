@@ -1,8 +1,9 @@
 """One SAE's spec: the defaults every spec is resolved against, and its content hash.
 
-The defaults are those of the dataclasses that consume them (`SAEConfig`, `TrainConfig`): every default that changes
-what an SAE learns is written into the resolved spec, so a rule that takes the spec as `params:` reruns when
-any of them changes. Settings that do not change the result (checkpoint and log intervals) stay out.
+The defaults are those of the dataclasses that consume them (`SAEConfig`, `TrainConfig`): every default that
+changes what an SAE learns is written into the resolved spec, so a rule that takes the spec as `params:`
+reruns when any of them changes. Settings that do not change the result (checkpoint and log intervals) stay
+out.
 """
 
 from __future__ import annotations
@@ -49,14 +50,16 @@ ARCHITECTURE_EXTRA: dict[str, frozenset[str]] = {
     "relu": frozenset({"l1_search"}),
     "topk": frozenset({"fast"}),
     "batchtopk": _BATCHTOPK_EXTRA,
-    "jumprelu": frozenset({"bandwidth", "target_l0", "l0_coefficient", "threshold_init", "threshold_lr_scale"}),
+    "jumprelu": frozenset(
+        {"bandwidth", "target_l0", "l0_coefficient", "threshold_init", "threshold_lr_scale"}
+    ),
     "matryoshka": _BATCHTOPK_EXTRA | {"prefixes", "prefix_fractions"},
     "ortsae": _BATCHTOPK_EXTRA | {"ortho_gamma", "ortho_chunk"},
     "residual_topk": frozenset({"fast", "base", "encoder_init_scale"}),
     "residual_batchtopk": _BATCHTOPK_EXTRA | {"base", "encoder_init_scale"},
 }
-"""The `extra` settings each architecture reads (literal for the parse-time import; tests/test_sae_spec.py checks
-it against the architectures' source): any other key is a typo and refused when the config is read."""
+"""The `extra` settings each architecture reads (literal for the parse-time import; tests/test_sae_spec.py
+checks it against the architectures' source): any other key is a typo and refused when the config is read."""
 USES_K = frozenset({"topk", "batchtopk", "matryoshka", "ortsae", "residual_topk", "residual_batchtopk"})
 
 
@@ -64,16 +67,18 @@ def check_spec(name: str, spec: Mapping[str, Any]) -> None:
     """Refuse, before any job runs, what would only fail (or be silently ignored) inside a training job."""
     arch = spec.get("architecture")
     if arch not in ARCHITECTURE_EXTRA:
-        raise ConfigError(f"SAE '{name}': architecture must be one of {', '.join(sorted(ARCHITECTURE_EXTRA))}; "
-                          f"got {arch!r}")
+        raise ConfigError(
+            f"SAE '{name}': architecture must be one of {', '.join(sorted(ARCHITECTURE_EXTRA))}; got {arch!r}"
+        )
     extra = spec.get("extra") or {}
     if not isinstance(extra, Mapping):
         raise ConfigError(f"SAE '{name}': extra must be a mapping; got {extra!r}")
     unknown = sorted(set(extra) - ARCHITECTURE_EXTRA[arch])
     if unknown:
         allowed = ", ".join(sorted(ARCHITECTURE_EXTRA[arch])) or "none"
-        raise ConfigError(f"SAE '{name}': unknown key extra.{unknown[0]} for architecture {arch} "
-                          f"(allowed: {allowed})")
+        raise ConfigError(
+            f"SAE '{name}': unknown key extra.{unknown[0]} for architecture {arch} (allowed: {allowed})"
+        )
     unknown_top = sorted(set(spec) - set(SAE_DEFAULTS) - _SPEC_KEYS)
     if unknown_top:
         raise ConfigError(f"SAE '{name}': unknown key '{unknown_top[0]}'")
@@ -86,8 +91,8 @@ _SPEC_KEYS = frozenset({"train_on", "eval_sets", "seed", "model", "layer", "chec
 
 
 def resolve_sae(name: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """`spec` over the defaults, with the run's seed, model and layer (config ``model``) unless it names its own;
-    `train_on` is required."""
+    """`spec` over the defaults, with the run's seed, model and layer (config ``model``) unless it names its
+    own; `train_on` is required."""
     resolved = copy.deepcopy(SAE_DEFAULTS)
     resolved.update(copy.deepcopy(dict(spec)))
     resolved.setdefault("seed", config.get("seed", 0))

@@ -38,13 +38,13 @@ class Study:
     name: str
     """Folder name under saeflow/studies/, config section and rule file stem."""
     saes: Callable[[Config, Specs], dict[str, dict[str, Any]]] = _no_saes
-    """config, the resolved SAEs defined so far (under ``saes:``, sweeps, earlier studies) -> the SAEs this study
-    adds (unresolved specs by registry name)."""
+    """config, the resolved SAEs defined so far (under ``saes:``, sweeps, earlier studies) -> the SAEs this
+    study adds (unresolved specs by registry name)."""
     extraction_budget: Callable[[Config, str], int | None] = _no_budget
     """config, text set -> the token budget this study wants extracted for it, or None when not its set."""
     corpora: Callable[[Config], list[str]] = _no_corpora
-    """config -> names of the text corpora this study writes itself (e.g. retrieved selections), which its SAEs
-    may train on like configured corpora."""
+    """config -> names of the text corpora this study writes itself (e.g. retrieved selections), which its
+    SAEs may train on like configured corpora."""
     targets: Callable[[Config, Specs], list[str]] = _no_targets
     """config, all resolved SAEs -> the final outputs (tables, figures) `rule all` asks for."""
     references: tuple[Reference, ...] = field(default=())

@@ -1,4 +1,5 @@
-"""results/tables/summary.md: every table a run produced, each next to the papers' numbers (saeflow.reference)."""
+"""results/tables/summary.md: every table a run produced, each next to the papers' numbers
+(saeflow.reference)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ _HEADING = re.compile(r"^(#+)\s+(.*)$")
 
 
 def _split_title(text: str, fallback: str) -> tuple[str, str]:
-    """A table file's first-level heading (if it starts with one) and the rest, headings demoted below ours."""
+    """A table file's first-level heading (if it starts with one) and the rest, headings demoted below
+    ours."""
     lines = text.strip("\n").splitlines()
     title = fallback
     if lines and (m := _HEADING.match(lines[0])) and len(m.group(1)) == 1:
@@ -30,8 +32,9 @@ def _reference_block(ref: Reference) -> str:
     return f"**Paper reference: {ref.title}.** {ref.paper}; {ref.setting}.\n\n{table}{note}"
 
 
-def summary_markdown(tables: Sequence[str | Path], figures: Sequence[str | Path] = (), *,
-                     base_dir: str | Path | None = None) -> str:
+def summary_markdown(
+    tables: Sequence[str | Path], figures: Sequence[str | Path] = (), *, base_dir: str | Path | None = None
+) -> str:
     """The summary document. `tables` are Markdown table files (results/tables/<stem>.md), in the order given;
     `figures` are image files linked relative to `base_dir` (the summary's folder)."""
     parts = ["# saeflow results summary", ""]

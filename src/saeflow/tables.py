@@ -10,15 +10,37 @@ import pandas as pd
 from saeflow.io import atomic_path, read_json
 
 CORE_COLUMNS = [
-    "sae", "eval_set", "l0", "fvu", "explained_variance", "ce_clean", "ce_sae", "ce_zero", "delta_ce",
-    "perplexity_clean", "perplexity_sae", "ce_loss_score", "kl", "dead_fraction", "dense_fraction", "n_tokens",
+    "sae",
+    "eval_set",
+    "l0",
+    "fvu",
+    "explained_variance",
+    "ce_clean",
+    "ce_sae",
+    "ce_zero",
+    "delta_ce",
+    "perplexity_clean",
+    "perplexity_sae",
+    "ce_loss_score",
+    "kl",
+    "dead_fraction",
+    "dense_fraction",
+    "n_tokens",
     # SAELens' run_evals convention (docs/methods.md § Metric conventions)
-    "ce_loss_score_saelens", "explained_variance_saelens", "alias_of",
+    "ce_loss_score_saelens",
+    "explained_variance_saelens",
+    "alias_of",
 ]
 
 
-def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path | None = None, *,
-                floatfmt: str = ".4g", preamble: str = "") -> None:
+def write_table(
+    df: pd.DataFrame,
+    csv_path: str | Path,
+    md_path: str | Path | None = None,
+    *,
+    floatfmt: str = ".4g",
+    preamble: str = "",
+) -> None:
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
     if md_path is not None:

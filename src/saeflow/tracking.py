@@ -9,18 +9,34 @@ log = logging.getLogger(__name__)
 
 
 class Tracker:
-    """Thin wrapper: a no-op when mode is 'disabled' or wandb cannot start, so metrics files never depend on it."""
+    """Thin wrapper: a no-op when mode is 'disabled' or wandb cannot start, so metrics files never depend on
+    it."""
 
-    def __init__(self, *, mode: str = "offline", project: str = "saeflow", group: str | None = None,
-                 name: str | None = None, config: dict | None = None, dir: str | None = None):
+    def __init__(
+        self,
+        *,
+        mode: str = "offline",
+        project: str = "saeflow",
+        group: str | None = None,
+        name: str | None = None,
+        config: dict | None = None,
+        dir: str | None = None,
+    ):
         self.run = None
         if mode == "disabled":
             return
         try:
             import wandb
 
-            self.run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=dir,
-                                  reinit="finish_previous")
+            self.run = wandb.init(
+                project=project,
+                group=group,
+                name=name,
+                config=config,
+                mode=mode,
+                dir=dir,
+                reinit="finish_previous",
+            )
         except Exception as err:  # noqa: BLE001 (tracking must never break a training run)
             log.warning("wandb disabled: %s", err)
 

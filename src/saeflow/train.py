@@ -1,10 +1,10 @@
 """SAE trainer: Adam with warm-up and linear decay, input scaling, decoder-norm handling, ERM/TERM,
 periodic checkpoints to `<out_dir>/.checkpoint/` and resume after a kill, metrics always written to JSON.
 
-A checkpoint is a folder `.checkpoint/state/` holding `tensors.safetensors` (SAE, optimizer and metric state) and
-`state.json` (step, history, RNG state, the hash of the training spec it belongs to); nothing is unpickled. A
-checkpoint of another spec (say a changed `lr`) or one that cannot be read is discarded with a log line and
-training starts over; a pickle left at the old path `.checkpoint/state.pt` is removed unread.
+A checkpoint is a folder `.checkpoint/state/` holding `tensors.safetensors` (SAE, optimizer and metric state)
+and `state.json` (step, history, RNG state, the hash of the training spec it belongs to); nothing is
+unpickled. A checkpoint of another spec (say a changed `lr`) or one that cannot be read is discarded with a
+log line and training starts over; a pickle left at the old path `.checkpoint/state.pt` is removed unread.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
             raise ConfigError(
-                f"train: batch_size, lr and epochs must be positive; got {self.batch_size}, {self.lr}, {self.epochs}"
+                f"train: batch_size, lr and epochs must be positive; got {self.batch_size}, {self.lr}, "
+                f"{self.epochs}"
             )
         if self.tilt < 0:
             raise ConfigError(f"train.tilt must be >= 0; got {self.tilt}")
@@ -92,8 +93,9 @@ def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return 1.0
 
 
-def _init_decoder_bias(sae: SparseAutoencoder, store: ActivationStore, scale: float, seed: int,
-                       max_norm: float) -> None:
+def _init_decoder_bias(
+    sae: SparseAutoencoder, store: ActivationStore, scale: float, seed: int, max_norm: float
+) -> None:
     """b_dec starts at the mean activation (a cheap stand-in for the geometric median)."""
     batch = next(store.iter_batches(min(8192, store.n_tokens), shuffle=True, seed=seed, max_norm=max_norm))
     with torch.no_grad():
@@ -114,14 +116,17 @@ _LEGACY_CHECKPOINT = "state.pt"  # pickled by saeflow < 0.x: never loaded, remov
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:
-    """Where `train_sae` keeps its resume state for `out_dir` (undeclared in the workflow, removed when done)."""
+    """Where `train_sae` keeps its resume state for `out_dir` (undeclared in the workflow, removed when
+    done)."""
     return Path(out_dir) / ".checkpoint" / "state"
 
 
-def training_spec_hash(sae_cfg: SAEConfig, train_cfg: TrainConfig, store: ActivationStore,
-                       init_from: str | Path | None = None) -> str:
-    """sha256 of everything that decides the trained weights: architecture, optimisation settings (not how often
-    to checkpoint), the activation set (manifest without timings) and the parent SAE's weights when finetuning."""
+def training_spec_hash(
+    sae_cfg: SAEConfig, train_cfg: TrainConfig, store: ActivationStore, init_from: str | Path | None = None
+) -> str:
+    """sha256 of everything that decides the trained weights: architecture, optimisation settings (not how
+    often to checkpoint), the activation set (manifest without timings) and the parent SAE's weights when
+    finetuning."""
     train = dataclasses.asdict(train_cfg)
     train.pop("checkpoint_every")
     acts = {k: v for k, v in store.manifest.to_dict().items() if k not in ("elapsed_s", "tokens_per_s")}
@@ -129,7 +134,13 @@ def training_spec_hash(sae_cfg: SAEConfig, train_cfg: TrainConfig, store: Activa
     if init_from is not None:
         weights = Path(init_from) / "sae_weights.safetensors"
         parent = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else str(init_from)
-    spec = {"format": CHECKPOINT_FORMAT, "sae": sae_cfg.to_dict(), "train": train, "acts": acts, "parent": parent}
+    spec = {
+        "format": CHECKPOINT_FORMAT,
+        "sae": sae_cfg.to_dict(),
+        "train": train,
+        "acts": acts,
+        "parent": parent,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -142,17 +153,21 @@ def _rng_from_json(text: str) -> torch.Tensor:
 
 
 def _tail_state(tail: ReconstructionAccumulator) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The streaming metric accumulator as JSON numbers + tensors (its fields are metrics.py's; kept in step)."""
+    """The streaming metric accumulator as JSON numbers + tensors (its fields are metrics.py's; kept in
+    step)."""
     m = tail._moments
     info = {"n": m.n, "n_active": tail._n_active, "dense_threshold": tail.dense_threshold}
-    tensors = {f"tail.{k}": v for k, v in
-               (("mean", m.mean), ("m2", m.m2), ("sq_err", m.sq_err), ("fire_counts", tail._fire_counts))
-               if v is not None}
+    tensors = {
+        f"tail.{k}": v
+        for k, v in (("mean", m.mean), ("m2", m.m2), ("sq_err", m.sq_err), ("fire_counts", tail._fire_counts))
+        if v is not None
+    }
     return info, tensors
 
 
-def _tail_from_state(info: dict[str, Any], tensors: dict[str, torch.Tensor], device: str
-                     ) -> ReconstructionAccumulator:
+def _tail_from_state(
+    info: dict[str, Any], tensors: dict[str, torch.Tensor], device: str
+) -> ReconstructionAccumulator:
     tail = ReconstructionAccumulator(float(info["dense_threshold"]))
     m = tail._moments
     m.n, tail._n_active = int(info["n"]), int(info["n_active"])
@@ -162,8 +177,16 @@ def _tail_from_state(info: dict[str, Any], tensors: dict[str, torch.Tensor], dev
     return tail
 
 
-def _save_checkpoint(path: Path, sae, opt, step: int, spec_hash: str, history: list[dict[str, float]],
-                     tail: ReconstructionAccumulator, tokens: int) -> None:
+def _save_checkpoint(
+    path: Path,
+    sae,
+    opt,
+    step: int,
+    spec_hash: str,
+    history: list[dict[str, float]],
+    tail: ReconstructionAccumulator,
+    tokens: int,
+) -> None:
     """Everything a resumed run needs to continue exactly as if never stopped (RNG state included: some
     architectures draw random numbers in their loss, e.g. OrtSAE's chunk partition)."""
     tensors = {f"sae.{k}": v for k, v in sae.state_dict().items()}
@@ -178,11 +201,20 @@ def _save_checkpoint(path: Path, sae, opt, step: int, spec_hash: str, history: l
     rng = {"cpu": _rng_to_json(torch.get_rng_state())}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = [_rng_to_json(s) for s in torch.cuda.get_rng_state_all()]
-    state = {"format": CHECKPOINT_FORMAT, "spec_hash": spec_hash, "step": step, "scale": sae.input_scale,
-             "tokens": tokens, "history": history, "tail": tail_info, "rng": rng}
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "spec_hash": spec_hash,
+        "step": step,
+        "scale": sae.input_scale,
+        "tokens": tokens,
+        "history": history,
+        "tail": tail_info,
+        "rng": rng,
+    }
     with atomic_path(path, is_dir=True) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                  str(tmp / "tensors.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors")
+        )
         (tmp / "state.json").write_text(json.dumps(state, sort_keys=True) + "\n")
 
 
@@ -199,9 +231,11 @@ def _discard(path: Path, why: str) -> None:
 
 
 def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resume | None:
-    """Restore `sae`/`opt`/RNG from the checkpoint at `path` if it belongs to `spec_hash` and is whole; else None.
+    """Restore `sae`/`opt`/RNG from the checkpoint at `path` if it belongs to `spec_hash` and is whole; else
+    None.
 
-    Everything is read and checked before anything is applied, so a bad checkpoint leaves the fresh run intact."""
+    Everything is read and checked before anything is applied, so a bad checkpoint leaves the fresh run
+    intact."""
     legacy = path.parent / _LEGACY_CHECKPOINT
     if legacy.exists():
         log.warning("removing %s unread: pickled checkpoints are not loaded (they could run code)", legacy)
@@ -213,9 +247,13 @@ def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resu
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"state.json is not a {CHECKPOINT_FORMAT} record")
         if state.get("spec_hash") != spec_hash:
-            log.warning("discarding checkpoint %s: it belongs to another training spec (hash %.12s, this run "
-                        "%.12s: a setting or the activations changed); training starts over",
-                        path, state.get("spec_hash"), spec_hash)
+            log.warning(
+                "discarding checkpoint %s: it belongs to another training spec (hash %.12s, this run "
+                "%.12s: a setting or the activations changed); training starts over",
+                path,
+                state.get("spec_hash"),
+                spec_hash,
+            )
             shutil.rmtree(path, ignore_errors=True)
             return None
         tensors = load_file(str(path / "tensors.safetensors"))
@@ -225,7 +263,9 @@ def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resu
                 raise ValueError(f"sae.{k} has shape {list(sae_state[k].shape)}, expected {list(ref.shape)}")
         since = tensors["since_fired"]
         if since.shape != sae.tokens_since_fired.shape:
-            raise ValueError(f"since_fired has shape {list(since.shape)}, expected {list(sae.tokens_since_fired.shape)}")
+            raise ValueError(
+                f"since_fired has shape {list(since.shape)}, expected {list(sae.tokens_since_fired.shape)}"
+            )
         fresh = opt.state_dict()
         params = [p for group in opt.param_groups for p in group["params"]]
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
@@ -236,8 +276,10 @@ def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resu
         for idx, pstate in opt_state.items():
             for key, value in pstate.items():
                 if key != "step" and value.shape != params[idx].shape:
-                    raise ValueError(f"optimizer {key} of parameter {idx} has shape {list(value.shape)}, "
-                                     f"expected {list(params[idx].shape)}")
+                    raise ValueError(
+                        f"optimizer {key} of parameter {idx} has shape {list(value.shape)}, "
+                        f"expected {list(params[idx].shape)}"
+                    )
         tail = _tail_from_state(state["tail"], tensors, device)
         step, tokens, scale = int(state["step"]), int(state["tokens"]), float(state["scale"])
         history = list(state["history"])
@@ -257,8 +299,9 @@ def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resu
             torch.cuda.set_rng_state_all(cuda_rng)
     except Exception as err:  # noqa: BLE001
         shutil.rmtree(path, ignore_errors=True)
-        raise DataError(f"checkpoint {path} could not be applied ({err}); it was removed: rerun to start over") \
-            from None
+        raise DataError(
+            f"checkpoint {path} could not be applied ({err}); it was removed: rerun to start over"
+        ) from None
     return _Resume(step, history, tail, tokens)
 
 
@@ -284,7 +327,9 @@ def train_sae(
     out_dir = Path(out_dir)
     ckpt_path = checkpoint_dir(out_dir)
     if sae_cfg.d_in != store.d_model:
-        raise ConfigError(f"sae.d_in ({sae_cfg.d_in}) does not match the activations' d_model ({store.d_model})")
+        raise ConfigError(
+            f"sae.d_in ({sae_cfg.d_in}) does not match the activations' d_model ({store.d_model})"
+        )
     torch.manual_seed(train_cfg.seed)
     norms = store.sample_norms(seed=train_cfg.seed)  # one read of the sample: outlier cut and input scale
     max_norm = outlier_threshold(norms, train_cfg.outlier_norm_ratio)
@@ -313,8 +358,13 @@ def train_sae(
         start_step, history, tail, tokens = resume
         log.info("resuming from %s at step %d/%d", ckpt_path, start_step, total_steps)
 
-    batches = store.iter_batches(train_cfg.batch_size, shuffle=True, seed=train_cfg.seed,
-                                 epochs=math.ceil(train_cfg.epochs), max_norm=max_norm)
+    batches = store.iter_batches(
+        train_cfg.batch_size,
+        shuffle=True,
+        seed=train_cfg.seed,
+        epochs=math.ceil(train_cfg.epochs),
+        max_norm=max_norm,
+    )
     tail_from = int(total_steps * 0.9)
     t0 = time.perf_counter()
     tokens_before = tokens
@@ -351,11 +401,19 @@ def train_sae(
             _save_checkpoint(ckpt_path, sae, opt, step + 1, spec_hash, history, tail, tokens)
     elapsed = time.perf_counter() - t0
     calibration = {}
-    if hasattr(sae, "calibrate_threshold_"):  # BatchTopK family: set the inference threshold on held-back rows
-        sample = next(store.iter_batches(min(8192, store.n_tokens), shuffle=True, seed=train_cfg.seed + 1,
-                                         max_norm=max_norm))
+    if hasattr(
+        sae, "calibrate_threshold_"
+    ):  # BatchTopK family: set the inference threshold on held-back rows
+        sample = next(
+            store.iter_batches(
+                min(8192, store.n_tokens), shuffle=True, seed=train_cfg.seed + 1, max_norm=max_norm
+            )
+        )
         ema = float(sae.threshold.mean())
-        calibration = {"threshold_ema": ema, "threshold": sae.calibrate_threshold_(sample.to(device) * sae.input_scale)}
+        calibration = {
+            "threshold_ema": ema,
+            "threshold": sae.calibrate_threshold_(sample.to(device) * sae.input_scale),
+        }
     final = tail.result() if tail.n_tokens else None
     metrics = {
         "steps": total_steps,

@@ -1,4 +1,5 @@
-"""python -m saeflow.bench: the optional reference trainers (SAELens, EleutherAI sparsify) and the eval job."""
+"""python -m saeflow.bench: the optional reference trainers (SAELens, EleutherAI sparsify) and the eval
+job."""
 
 import importlib.util
 import json
@@ -20,8 +21,27 @@ def test_train_skips_absent_references_with_a_message(capsys, monkeypatch):
     monkeypatch.delenv("SAELENS_PYTHON", raising=False)
     monkeypatch.delenv("SPARSIFY_PYTHON", raising=False)
     monkeypatch.setattr("saeflow.bench.perf.python_has", lambda _python, _module: False)
-    bench.main(["train", "--d-in", "16", "--d-sae", "32", "--k", "4", "--batch", "64", "--steps", "2",
-                "--repeats", "1", "--path", "fast", "--threads", "1"])
+    bench.main(
+        [
+            "train",
+            "--d-in",
+            "16",
+            "--d-sae",
+            "32",
+            "--k",
+            "4",
+            "--batch",
+            "64",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--path",
+            "fast",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr()
     assert "reference=sparsify skipped" in out.err and "eai-sparsify" in out.err
     assert "reference=saelens skipped" in out.err
@@ -41,9 +61,16 @@ def test_eval_job_cached_equals_full(tmp_path):
     texts = tmp_path / "t.jsonl"
     write_jsonl(texts, [{"id": str(i), "text": t} for i, t in enumerate(TEXTS)])
     make_sae({"architecture": "topk", "d_in": 16, "d_sae": 32, "k": 4}, seed=0).save(tmp_path / "sae")
-    job = {"model_dir": str(model), "sae_dir": str(tmp_path / "sae"), "texts": str(texts),
-           "cache": str(tmp_path / "c.safetensors"), "layer": 1, "tokens": 1000, "batch_size": 4,
-           "max_length": 32}
+    job = {
+        "model_dir": str(model),
+        "sae_dir": str(tmp_path / "sae"),
+        "texts": str(texts),
+        "cache": str(tmp_path / "c.safetensors"),
+        "layer": 1,
+        "tokens": 1000,
+        "batch_size": 4,
+        "max_length": 32,
+    }
     eval_job("build", **job)
     full, cached = eval_job("full", **job), eval_job("cached", **job)
     for key in ("fvu", "ce_sae", "kl", "l0"):

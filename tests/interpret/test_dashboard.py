@@ -1,5 +1,5 @@
-"""Dashboards: the HTML holds the expected latents, escapes token text, paginates; logit effects; duplicates."""
-
+"""Dashboards: the HTML holds the expected latents, escapes token text, paginates; logit effects;
+duplicates."""
 
 import pandas as pd
 import torch
@@ -29,17 +29,33 @@ def test_logit_effects_and_near_duplicates():
 def test_dashboard_html(tmp_path):
     g = torch.Generator().manual_seed(0)
     acts = torch.randn(200, 8, generator=g)
-    path = write_store(tmp_path / "acts", acts, token_ids=torch.randint(0, 20, (200,), generator=g),
-                       doc_index=torch.arange(200) // 20)
+    path = write_store(
+        tmp_path / "acts",
+        acts,
+        token_ids=torch.randint(0, 20, (200,), generator=g),
+        doc_index=torch.arange(200) // 20,
+    )
     sae = make_sae({"architecture": "relu", "d_in": 8, "d_sae": 6}, seed=0)
     res = top_activations(sae, ActivationStore(path), LatentsConfig(n_top=4, random_pool=50, n_random=4))
-    decode = lambda ids: [f"<t{i}>&" for i in ids]
+
+    def decode(ids):
+        return [f"<t{i}>&" for i in ids]
+
     expl = {i: Explanation(i, f"latent {i} <b>explained</b>", "hand") for i in range(6)}
-    scores = pd.DataFrame({"latent": range(6), "scorer": "detection", "balanced_accuracy": [0.9] * 6,
-                           "auroc": [0.8] * 6})
-    dash = write_dashboard(tmp_path / "dash", "sae-A", res, decode, explanations=expl, scores=scores,
-                           effects=logit_effects(sae.W_dec.detach(), torch.randn(20, 8)),
-                           duplicates=near_duplicates(sae.W_dec.detach()), per_page=4)
+    scores = pd.DataFrame(
+        {"latent": range(6), "scorer": "detection", "balanced_accuracy": [0.9] * 6, "auroc": [0.8] * 6}
+    )
+    dash = write_dashboard(
+        tmp_path / "dash",
+        "sae-A",
+        res,
+        decode,
+        explanations=expl,
+        scores=scores,
+        effects=logit_effects(sae.W_dec.detach(), torch.randn(20, 8)),
+        duplicates=near_duplicates(sae.W_dec.detach()),
+        per_page=4,
+    )
     assert len(dash.pages) == 2  # 6 latents, 4 per page
     page = dash.pages[0].read_text()
     index = dash.index.read_text()

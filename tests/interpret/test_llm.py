@@ -1,4 +1,5 @@
-"""The OpenAI-compatible path against a stub chat-completions server on localhost; prompt parsing; local model."""
+"""The OpenAI-compatible path against a stub chat-completions server on localhost; prompt parsing; local
+model."""
 
 import json
 import threading
@@ -34,9 +35,15 @@ class _Stub(BaseHTTPRequestHandler):
             answer = json.dumps([1 if "cat" in ln else 0 for ln in lines])
         else:
             answer = 'The feature fires on the token "cat".'
-        out = {"id": "x", "object": "chat.completion", "model": body["model"],
-               "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-               "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+        out = {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        }
         data = json.dumps(out).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -60,7 +67,9 @@ def server():
 
 
 def _examples(latent):
-    ex = lambda toks, on: Example(tuple(toks), tuple(1.0 if t == " cat" and on else 0.0 for t in toks), 1, on)
+    def ex(toks, on):
+        return Example(tuple(toks), tuple(1.0 if t == " cat" and on else 0.0 for t in toks), 1, on)
+
     act = tuple(ex(["the", " cat", " sat"], True) for _ in range(3))
     ina = tuple(ex(["a", " dog", " ran"], False) for _ in range(3))
     return LatentExamples(latent, act, ina, act, ina)

@@ -44,8 +44,13 @@ def _ex(words, active_at=None, centre=2, space=False):
 def _latent(latent: int, word: str, n=10, space=False):
     """Latent `latent` fires on `word`; other windows hold filler words only."""
     filler = [f"f{i}" for i in range(20)]
-    act = tuple(_ex([filler[i % 20], filler[(i + 3) % 20], word, filler[(i + 5) % 20]], 2, space=space) for i in range(n))
-    ina = tuple(_ex([filler[(i + 7) % 20], filler[(i + 1) % 20], filler[(i + 9) % 20]], space=space) for i in range(n))
+    act = tuple(
+        _ex([filler[i % 20], filler[(i + 3) % 20], word, filler[(i + 5) % 20]], 2, space=space)
+        for i in range(n)
+    )
+    ina = tuple(
+        _ex([filler[(i + 7) % 20], filler[(i + 1) % 20], filler[(i + 9) % 20]], space=space) for i in range(n)
+    )
     return LatentExamples(latent, act, ina, act, ina)
 
 

@@ -1,6 +1,5 @@
 """Steering: the hook adds exactly α·‖h‖·d at the chosen positions and nothing elsewhere (tiny model)."""
 
-
 import pytest
 import torch
 from tiny_models import save_tiny_model
@@ -34,7 +33,8 @@ def tiny(tmp_path_factory):
 def _capture(lm, ids, layer):
     got = {}
     hook = lm.layers[layer].register_forward_hook(
-        lambda m, a, o: got.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone()))
+        lambda m, a, o: got.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone())
+    )
     try:
         lm.model(input_ids=ids)
     finally:
@@ -72,8 +72,9 @@ def test_clamp_sets_latent_and_keeps_error(tiny):
     new = st(h)
     # the exact edit: h' - h = (value - f(h)) · W_dec[2], so decode(f with f_2 = value) + SAE error = h'
     f = sae.encode(h.reshape(-1, 16))[:, 2]
-    torch.testing.assert_close(new.reshape(-1, 16) - h.reshape(-1, 16), (1.7 - f)[:, None] * sae.W_dec[2],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        new.reshape(-1, 16) - h.reshape(-1, 16), (1.7 - f)[:, None] * sae.W_dec[2], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_steer_concepts_dose_response(tiny, tmp_path):

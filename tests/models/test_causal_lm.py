@@ -1,4 +1,5 @@
-"""saeflow.models.causal_lm on tiny randomly initialised models (Llama, GPT-2, GPT-NeoX) with an offline tokenizer."""
+"""saeflow.models.causal_lm on tiny randomly initialised models (Llama, GPT-2, GPT-NeoX) with an offline
+tokenizer."""
 
 from __future__ import annotations
 
@@ -226,7 +227,9 @@ def test_causal_lm_behind_the_subject_model_interface(tmp_path):
     batch = model.batch(model.encode(TEXTS[:3]))
     keep = model.stored_mask(batch)
     assert not keep[:, 0].any() and int(keep.sum()) == int(batch.attention_mask.sum()) - 3
-    assert torch.equal(model.hidden(batch, 1), residual_stream(model.lm, batch.input_ids, batch.attention_mask, 1))
+    assert torch.equal(
+        model.hidden(batch, 1), residual_stream(model.lm, batch.input_ids, batch.attention_mask, 1)
+    )
     losses = model.token_losses(batch)
     logits = model.lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
     row = 0

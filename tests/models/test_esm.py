@@ -16,9 +16,18 @@ def tiny_esm(tmp_path, **kw):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(ESM_VOCAB) + "\n")
     tok = EsmTokenizer(str(vocab))
-    cfg = EsmConfig(vocab_size=len(ESM_VOCAB), hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                    intermediate_size=32, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
-                    mask_token_id=tok.mask_token_id, position_embedding_type="rotary", token_dropout=True)
+    cfg = EsmConfig(
+        vocab_size=len(ESM_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        position_embedding_type="rotary",
+        token_dropout=True,
+    )
     torch.manual_seed(0)
     return EsmModel(EsmForMaskedLM(cfg), tok, name="tiny-esm", **kw)
 
@@ -47,8 +56,13 @@ def test_encode_and_stored_mask_exclude_special_tokens(esm):
 def test_hidden_is_the_layer_output(esm):
     batch = esm.batch(esm.encode(SEQS))
     with torch.inference_mode():
-        out = esm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
-    for layer in (0, 1):  # hidden_states[layer + 1] = output of encoder layer `layer` (not the last: final LN)
+        out = esm.model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
+        )
+    for layer in (
+        0,
+        1,
+    ):  # hidden_states[layer + 1] = output of encoder layer `layer` (not the last: final LN)
         torch.testing.assert_close(esm.hidden(batch, layer), out.hidden_states[layer + 1])
 
 
@@ -73,7 +87,8 @@ def test_masked_lm_losses_are_seeded_and_splice_touches_only_residues(esm):
         ablated = esm.token_losses(batch)
         spliced_hidden = esm.hidden(batch, 2)
     assert not torch.allclose(ablated.loss, first.loss)
-    # <cls> kept its clean layer-1 state, so layer 2 differs from a fully zeroed input there only through attention
+    # <cls> kept its clean layer-1 state, so layer 2 differs from a fully zeroed input there only through
+    # attention
     assert spliced_hidden.shape == (3, batch.input_ids.shape[1], 16)
     assert seen["h"].shape[-1] == 16
 
@@ -82,8 +97,9 @@ def test_end_to_end_extraction(esm, tmp_path):
     from saeflow.activations import ActivationStore
     from saeflow.studies.protein.extract import extract_residue_activations
 
-    manifest = extract_residue_activations(esm, SEQS, 1, tmp_path / "acts", max_tokens=20, batch_size=2,
-                                           shard_rows=8, dtype="float32")
+    manifest = extract_residue_activations(
+        esm, SEQS, 1, tmp_path / "acts", max_tokens=20, batch_size=2, shard_rows=8, dtype="float32"
+    )
     assert manifest.n_tokens == 20 and manifest.docs == ("seq0", "seq1", "seq2")
     store = ActivationStore(tmp_path / "acts" / "manifest.json")
     assert store.n_tokens == 20 and store.d_model == 16

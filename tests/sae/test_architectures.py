@@ -135,8 +135,9 @@ def test_jumprelu_sae_gives_theta_a_gradient():
 
 
 def test_jumprelu_target_l0_penalty_and_data_init():
-    sae = make_sae({"architecture": "jumprelu", "d_in": 8, "d_sae": 64, "k": 4, "extra": {"target_l0": 4}},
-                   seed=0)
+    sae = make_sae(
+        {"architecture": "jumprelu", "d_in": 8, "d_sae": 64, "k": 4, "extra": {"target_l0": 4}}, seed=0
+    )
     x = torch.randn(512, 8)
     terms = sae.training_loss(x)  # first batch: θ from data so each latent fires on ≈ 4/64 of tokens
     l0 = float((terms.latents > 0).sum(-1).float().mean())
@@ -164,14 +165,18 @@ def test_jumprelu_threshold_lr_scale_moves_log_theta_s_times_faster():
 
 @pytest.mark.parametrize("target", [8, 16])
 def test_jumprelu_reaches_its_target_l0_in_a_short_run(tmp_path, target):
-    """The regime of the default run (≈ 130 steps at lr 4e-4): L0 lands within 20% of the target. The reference
-    implementations' settings (λ = 1 on the per-token MSE's scale, θ at the weights' learning rate, ε = 0.001)
-    ended at 5.9 and 11.7 here, θ hardly moving (saeflow.sae.jumprelu's docstring)."""
+    """The regime of the default run (≈ 130 steps at lr 4e-4): L0 lands within 20% of the target. The
+    reference implementations' settings (λ = 1 on the per-token MSE's scale, θ at the weights' learning rate,
+    ε = 0.001) ended at 5.9 and 11.7 here, θ hardly moving (saeflow.sae.jumprelu's docstring)."""
     x = sparse_data(4096, 32, n_features=128, per_token=6, seed=0)
     store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=2048))
     cfg = SAEConfig(architecture="jumprelu", d_in=32, d_sae=128, k=target, extra={"target_l0": target})
-    result = train_sae(cfg, TrainConfig(batch_size=128, epochs=4, warmup_steps=10, checkpoint_every=0), store,
-                       tmp_path / "sae")
+    result = train_sae(
+        cfg,
+        TrainConfig(batch_size=128, epochs=4, warmup_steps=10, checkpoint_every=0),
+        store,
+        tmp_path / "sae",
+    )
     assert result.metrics["final"]["l0"] == pytest.approx(target, rel=0.2)
     f, _ = load_sae(tmp_path / "sae").reconstruct_raw(x[:1024])
     assert float((f > 0).sum(-1).float().mean()) == pytest.approx(target, rel=0.2)  # the saved θ holds it
@@ -183,18 +188,26 @@ def test_jumprelu_reaches_its_target_l0_in_a_short_run(tmp_path, target):
 def test_matryoshka_prefix_sizes():
     cfg = make_sae({"architecture": "matryoshka", "d_in": 4, "d_sae": 16, "k": 2}).cfg
     assert prefix_sizes(cfg) == [1, 2, 4, 8, 16]
-    sae = make_sae({"architecture": "matryoshka", "d_in": 4, "d_sae": 16, "k": 2, "extra": {"prefixes": [4, 8]}})
+    sae = make_sae(
+        {"architecture": "matryoshka", "d_in": 4, "d_sae": 16, "k": 2, "extra": {"prefixes": [4, 8]}}
+    )
     assert sae.prefixes == [4, 8, 16]
     with pytest.raises(ConfigError, match="prefixes"):
-        make_sae({"architecture": "matryoshka", "d_in": 4, "d_sae": 16, "k": 2, "extra": {"prefixes": [8, 4]}})
+        make_sae(
+            {"architecture": "matryoshka", "d_in": 4, "d_sae": 16, "k": 2, "extra": {"prefixes": [8, 4]}}
+        )
 
 
 def test_matryoshka_loss_is_the_mean_of_prefix_losses():
-    sae = make_sae({"architecture": "matryoshka", "d_in": 2, "d_sae": 3, "k": 2, "extra": {"prefixes": [1, 2]}})
+    sae = make_sae(
+        {"architecture": "matryoshka", "d_in": 2, "d_sae": 3, "k": 2, "extra": {"prefixes": [1, 2]}}
+    )
     # W_enc passes x to latents 0 and 1 and x0 + x1 to latent 2; decoder rows [1,0], [0,1], [1,1]/√2
     r = 1 / math.sqrt(2)
     _set(sae, [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], [0.0, 0.0, -10.0], [[1, 0], [0, 1], [r, r]], [0.5, 0.5])
-    x = torch.tensor([[2.5, 1.5]])  # pre = (x − b_dec) W_enc + b_enc = [2, 1, 3 − 10] -> k·B = 2 keeps 2 and 1
+    x = torch.tensor(
+        [[2.5, 1.5]]
+    )  # pre = (x − b_dec) W_enc + b_enc = [2, 1, 3 − 10] -> k·B = 2 keeps 2 and 1
     terms = sae.training_loss(x)
     # prefix 1: x̂ = b_dec + 2·[1,0] = [2.5, 0.5] -> err² = 0 + 1 = 1
     # prefix 2: x̂ = [2.5, 1.5] -> 0;  prefix 3 (all): same as prefix 2 -> 0;  mean = 1/3
@@ -202,7 +215,7 @@ def test_matryoshka_loss_is_the_mean_of_prefix_losses():
     assert terms.recon[0].tolist() == pytest.approx([2.5, 1.5])
 
 
-# ----------------------------------------------------------------------------------------------- orthogonality
+# ---------------------------------------------------------------------------------------------- orthogonality
 
 
 def _direct_penalty(W):
@@ -254,11 +267,21 @@ def _max_sq_cos(W):
 
 
 def test_ortsae_adds_gamma_times_penalty():
-    sae = make_sae({"architecture": "ortsae", "d_in": 4, "d_sae": 6, "k": 2,
-                    "extra": {"ortho_gamma": 2.0, "ortho_chunk": 64}}, seed=1)
+    sae = make_sae(
+        {
+            "architecture": "ortsae",
+            "d_in": 4,
+            "d_sae": 6,
+            "k": 2,
+            "extra": {"ortho_gamma": 2.0, "ortho_chunk": 64},
+        },
+        seed=1,
+    )
     terms = sae.training_loss(torch.randn(8, 4))
     # γ·d·L_orth: γ is relative to a per-dimension MSE, the reconstruction loss sums over d = 4
-    assert terms.logs["ortho"] == pytest.approx(2.0 * 4 * float(_direct_penalty(sae.W_dec.detach())), rel=1e-5)
+    assert terms.logs["ortho"] == pytest.approx(
+        2.0 * 4 * float(_direct_penalty(sae.W_dec.detach())), rel=1e-5
+    )
     assert terms.aux.item() == pytest.approx(terms.logs["ortho"] + terms.logs["auxk"], rel=1e-6)
 
 
@@ -267,8 +290,16 @@ def test_ortsae_adds_gamma_times_penalty():
 
 @pytest.mark.parametrize("arch", ["batchtopk", "jumprelu", "matryoshka", "ortsae"])
 def test_save_load_round_trip(tmp_path, arch):
-    sae = make_sae({"architecture": arch, "d_in": 8, "d_sae": 16, "k": 4,
-                    "extra": {"threshold_init": 0.3} if arch == "jumprelu" else {}}, seed=0)
+    sae = make_sae(
+        {
+            "architecture": arch,
+            "d_in": 8,
+            "d_sae": 16,
+            "k": 4,
+            "extra": {"threshold_init": 0.3} if arch == "jumprelu" else {},
+        },
+        seed=0,
+    )
     with torch.no_grad():
         sae.b_dec.normal_()
         sae.b_enc.normal_()
@@ -297,8 +328,12 @@ def test_each_architecture_trains_through_the_trainer(tmp_path, arch):
     store = ActivationStore(write_store(tmp_path / "acts", x))
     extra = {"target_l0": 4} if arch == "jumprelu" else {}
     cfg = SAEConfig(architecture=arch, d_in=16, d_sae=64, k=4, extra=extra)
-    result = train_sae(cfg, TrainConfig(lr=3e-3, batch_size=128, epochs=3, warmup_steps=2, checkpoint_every=0),
-                       store, tmp_path / "sae")
+    result = train_sae(
+        cfg,
+        TrainConfig(lr=3e-3, batch_size=128, epochs=3, warmup_steps=2, checkpoint_every=0),
+        store,
+        tmp_path / "sae",
+    )
     hist = result.metrics["history"]
     assert hist[-1]["mse"] < 0.5 * hist[0]["mse"]
     assert 1 <= result.metrics["final"]["l0"] <= 8

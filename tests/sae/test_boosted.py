@@ -1,4 +1,5 @@
-"""Boosted SAEs: residual SAEs of a frozen base, their training target, saving, and the summed reconstruction."""
+"""Boosted SAEs: residual SAEs of a frozen base, their training target, saving, and the summed
+reconstruction."""
 
 import json
 
@@ -24,14 +25,19 @@ def base_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("boost")
     store = ActivationStore(write_store(tmp / "general", sparse_data(1024, D, 48, 3, seed=0)))
     cfg = SAEConfig(architecture="topk", d_in=D, d_sae=32, k=3)
-    train_sae(cfg, TrainConfig(lr=3e-3, batch_size=128, epochs=2, warmup_steps=2, checkpoint_every=0), store,
-              tmp / "base")
+    train_sae(
+        cfg,
+        TrainConfig(lr=3e-3, batch_size=128, epochs=2, warmup_steps=2, checkpoint_every=0),
+        store,
+        tmp / "base",
+    )
     return tmp / "base"
 
 
 def _residual(base_dir, arch="residual_topk", d_sae=8, k=2, seed=0):
-    return make_sae({"architecture": arch, "d_in": D, "d_sae": d_sae, "k": k, "extra": {"base": str(base_dir)}},
-                    seed=seed)
+    return make_sae(
+        {"architecture": arch, "d_in": D, "d_sae": d_sae, "k": k, "extra": {"base": str(base_dir)}}, seed=seed
+    )
 
 
 def test_residual_target_is_the_base_error_and_decoder_has_no_bias(base_dir):
@@ -46,7 +52,9 @@ def test_residual_target_is_the_base_error_and_decoder_has_no_bias(base_dir):
     f, recon = res(x * 2.0)
     torch.testing.assert_close(recon, f @ res.W_dec)
     assert not any(p is base.W_enc for p in res.parameters())  # the base is not a parameter
-    assert set(res.state_dict()) >= {"W_enc", "W_dec"} and not any(k.startswith("base") for k in res.state_dict())
+    assert set(res.state_dict()) >= {"W_enc", "W_dec"} and not any(
+        k.startswith("base") for k in res.state_dict()
+    )
 
 
 def test_boosted_reconstruction_is_base_plus_residuals(base_dir, tmp_path):
@@ -86,8 +94,11 @@ def test_saved_residual_is_a_plain_sae_mapping_x_to_the_error(base_dir, tmp_path
     assert cfg["saeflow_boost"]["base"] == str(base_dir) and torch.all(w["b_dec"] == 0)
     # what SAELens computes from the saved weights: act((x − b_dec) W_enc + b_enc) W_dec + b_dec
     pre = (x - w["b_dec"]) @ w["W_enc"] + w["b_enc"]
-    f = make_sae({"architecture": "topk", "d_in": D, "d_sae": 8, "k": 2}).activation(pre) if arch == "residual_topk" \
+    f = (
+        make_sae({"architecture": "topk", "d_in": D, "d_sae": 8, "k": 2}).activation(pre)
+        if arch == "residual_topk"
         else torch.relu(pre) * (pre > w["threshold"])
+    )
     torch.testing.assert_close(f, f_ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(f @ w["W_dec"] + w["b_dec"], e_ref, atol=1e-5, rtol=1e-5)
     loaded = load_sae(tmp_path / "r")
@@ -104,8 +115,12 @@ def test_residual_training_lowers_the_domain_error(base_dir, tmp_path):
     held = domain[:256]
     before = fvu(held, base.reconstruct_raw(held).recon)
     cfg = SAEConfig(architecture="residual_topk", d_in=D, d_sae=16, k=2, extra={"base": str(base_dir)})
-    result = train_sae(cfg, TrainConfig(lr=3e-3, batch_size=128, epochs=10, warmup_steps=2, checkpoint_every=0),
-                       store, tmp_path / "res")
+    result = train_sae(
+        cfg,
+        TrainConfig(lr=3e-3, batch_size=128, epochs=10, warmup_steps=2, checkpoint_every=0),
+        store,
+        tmp_path / "res",
+    )
     boosted = load_boosted([tmp_path / "res"])
     after = fvu(held, boosted.reconstruct_raw(held).recon)
     assert after < 0.8 * before
@@ -120,7 +135,15 @@ def test_residual_needs_an_existing_base(tmp_path):
     with pytest.raises(ConfigError, match="extra.base"):
         make_sae({"architecture": "residual_topk", "d_in": D, "d_sae": 8, "k": 2})
     with pytest.raises(DataError, match="does not exist"):
-        make_sae({"architecture": "residual_topk", "d_in": D, "d_sae": 8, "k": 2, "extra": {"base": str(tmp_path / "x")}})
+        make_sae(
+            {
+                "architecture": "residual_topk",
+                "d_in": D,
+                "d_sae": 8,
+                "k": 2,
+                "extra": {"base": str(tmp_path / "x")},
+            }
+        )
     with pytest.raises(DataError, match="not a residual"):
         make_sae({"architecture": "topk", "d_in": D, "d_sae": 8, "k": 2}).save(tmp_path / "plain")
         load_boosted([tmp_path / "plain"])
@@ -158,10 +181,22 @@ def test_boosting_table_hand_computed():
         "ft-med": {"general": _ev(0.6, 0.5), "med": _ev(0.75, 0.25)},
         "stacked": {"general": _ev(0.78, 0.22), "med": _ev(0.69, 0.31), "soc": _ev(0.58, 0.45)},
     }
-    df = boosting_table(evals, base="base", residuals={"med": "res-med", "soc": "res-soc"},
-                        finetunes={"med": "ft-med"}, stacked="stacked", general="general")
-    assert list(df.method) == ["base", "base + residual", "full finetune", "base", "base + residual",
-                               STACKED_LABEL]
+    df = boosting_table(
+        evals,
+        base="base",
+        residuals={"med": "res-med", "soc": "res-soc"},
+        finetunes={"med": "ft-med"},
+        stacked="stacked",
+        general="general",
+    )
+    assert list(df.method) == [
+        "base",
+        "base + residual",
+        "full finetune",
+        "base",
+        "base + residual",
+        STACKED_LABEL,
+    ]
     res = df[(df.subdomain == "med") & (df.method == "base + residual")].iloc[0]
     assert res.domain_ev_gain_pct == pytest.approx(40.0)  # (0.7 − 0.5) / 0.5
     assert res.general_retention_pct == pytest.approx(98.75)  # 0.79 / 0.8

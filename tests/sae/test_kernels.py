@@ -159,10 +159,12 @@ def test_sparse_dead_tracking_matches_dense():
 def _curve(tmp_path, fast: bool, steps: int = 20):
     store = ActivationStore(write_store(tmp_path / "acts", sparse_data(steps * 64, 16, 48, 3, seed=3)))
     # dead_tokens 128: latents go dead within the run, so AuxK is part of the curve
-    cfg = make_sae({"architecture": "topk", "d_in": 16, "d_sae": 64, "k": 4, "dead_tokens": 128,
-                    "extra": {"fast": fast}}).cfg
-    tcfg = TrainConfig(lr=3e-3, batch_size=64, epochs=1, warmup_steps=2, checkpoint_every=0, log_every=1,
-                       seed=0)
+    cfg = make_sae(
+        {"architecture": "topk", "d_in": 16, "d_sae": 64, "k": 4, "dead_tokens": 128, "extra": {"fast": fast}}
+    ).cfg
+    tcfg = TrainConfig(
+        lr=3e-3, batch_size=64, epochs=1, warmup_steps=2, checkpoint_every=0, log_every=1, seed=0
+    )
     return train_sae(cfg, tcfg, store, tmp_path / ("fast" if fast else "dense")).metrics["history"]
 
 

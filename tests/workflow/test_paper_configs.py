@@ -52,7 +52,8 @@ def test_paper_config(paper):
     if cfg.get("ssae") is not None:  # a language-model paper setting: the paper's own model, from the hub
         assert not cfg["model"]["source"].startswith("asset:")
         assert set(cfg["ssae"]["subdomains"]) <= set(cfg["evaluation"]["eval_sets"])
-    # a paper config runs its paper's studies only: the embedded default's other-domain studies are switched off
+    # a paper config runs its paper's studies only: the embedded default's other-domain studies are switched
+    # off
     lm_paper = cfg.get("ssae") is not None or cfg.get("bias_in_bios") is not None
     if lm_paper:
         assert cfg.get("protein") is None and cfg.get("recsys") is None

@@ -1,10 +1,13 @@
-"""Quality gates, as CI runs them: ruff, snakefmt --check and snakemake --lint must all be clean.
+"""Quality gates, as CI runs them: ruff check, ruff format --check, snakefmt --check and snakemake --lint
+must all be clean.
 
 The same commands by hand, from the repository root:
     ruff check src tests scripts
+    ruff format --check src tests scripts
     snakefmt --check Snakefile workflow
     snakemake --lint
-(ruff format is not used: the code follows the line length of [tool.ruff], not the formatter's layout.)
+(ruff's rules and line length are those of [tool.ruff] in pyproject.toml; `ruff format src tests scripts`
+fixes a format finding.)
 """
 
 import os
@@ -35,7 +38,8 @@ def run(*cmd, cwd=ROOT):
 
 def lint(snakefile, cwd):
     """`snakemake --lint` of one workflow: (clean?, its report). Clean means exit status 0 *and* no finding:
-    the exit status alone is not trusted, since a lint run that fails to parse or reports findings must fail."""
+    the exit status alone is not trusted, since a lint run that fails to parse or reports findings must
+    fail."""
     rc, log = run(tool("snakemake"), "--snakefile", str(snakefile), "--lint", cwd=cwd)
     findings = [line for line in log.splitlines() if line.startswith("Lints for")]
     return rc == 0 and not findings, log[-8000:]
@@ -43,6 +47,11 @@ def lint(snakefile, cwd):
 
 def test_ruff():
     rc, log = run(tool("ruff"), "check", "src", "tests", "scripts")
+    assert rc == 0, log[-6000:]
+
+
+def test_ruff_format():
+    rc, log = run(tool("ruff"), "format", "--check", "src", "tests", "scripts")
     assert rc == 0, log[-6000:]
 
 
@@ -59,7 +68,8 @@ def test_snakemake_lint():
 def test_lint_gate_catches_findings(tmp_path):
     """The gate is not vacuous: a rule without log: and conda: directives fails it."""
     (tmp_path / "Snakefile").write_text(
-        'def helper(w):\n    return "b.txt"\n\n\nrule a:\n    output:\n        helper,\n    shell:\n        "touch {output}"\n'
+        'def helper(w):\n    return "b.txt"\n\n\nrule a:\n    output:\n        helper,\n    shell:\n        '
+        '"touch {output}"\n'
     )
     clean, log = lint(tmp_path / "Snakefile", tmp_path)
     assert not clean, log

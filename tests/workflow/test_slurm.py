@@ -1,9 +1,9 @@
-"""The cluster path against a real SLURM: a one-node cluster on localhost (.ci/slurm/start.sh: slurmctld, slurmd,
-munge from Debian, no accounting database), the project's SLURM profile with its two site values set, and a few
-targets of config/test.yaml submitted through sbatch.
+"""The cluster path against a real SLURM: a one-node cluster on localhost (.ci/slurm/start.sh: slurmctld,
+slurmd, munge from Debian, no accounting database), the project's SLURM profile with its two site values set,
+and a few targets of config/test.yaml submitted through sbatch.
 
-Needs root (slurmd) and either the Debian packages or apt-get (installed on the fly); otherwise it skips and says
-why. About 2-3 minutes on 2 CPU cores. Run alone: `pytest -m slurm -rs tests/workflow/test_slurm.py`.
+Needs root (slurmd) and either the Debian packages or apt-get (installed on the fly); otherwise it skips and
+says why. About 2-3 minutes on 2 CPU cores. Run alone: `pytest -m slurm -rs tests/workflow/test_slurm.py`.
 """
 
 import os
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import snakemake_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / ".ci" / "slurm"
@@ -48,10 +49,16 @@ def cluster(tmp_path_factory):
     if missing and shutil.which("apt-get") is None:
         pytest.skip(f"real-SLURM test skipped: {', '.join(missing)} missing and no apt-get to install them")
     state = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "SLURM_CI_INSTALL": "1", "SLURM_CI_CPUS": str(NODE_CPUS),
-           "SLURM_CI_MEM_MB": str(NODE_MEM_MB), "SLURM_CI_PORT": str(_free_port_pair())}
-    start = subprocess.run([str(CI / "start.sh"), str(state)], capture_output=True, text=True, env=env,
-                           timeout=600, check=False)
+    env = {
+        **os.environ,
+        "SLURM_CI_INSTALL": "1",
+        "SLURM_CI_CPUS": str(NODE_CPUS),
+        "SLURM_CI_MEM_MB": str(NODE_MEM_MB),
+        "SLURM_CI_PORT": str(_free_port_pair()),
+    }
+    start = subprocess.run(
+        [str(CI / "start.sh"), str(state)], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
     try:
         if start.returncode == 77:
             pytest.skip(f"real-SLURM test skipped: {start.stderr.strip().splitlines()[-1]}")
@@ -67,7 +74,9 @@ def site_profile(tmp_path):
     """The project's SLURM profile after the two site edits of its header (max-threads, max_mem_mb)."""
     text = (PROFILES / "slurm" / "config.yaml").read_text()
     text, n_threads = re.subn(r"^max-threads: \d+", f"max-threads: {NODE_CPUS}", text, flags=re.MULTILINE)
-    text, n_mem = re.subn(r"^(\s+)max_mem_mb: \d+", rf"\g<1>max_mem_mb: {NODE_MEM_MB}", text, flags=re.MULTILINE)
+    text, n_mem = re.subn(
+        r"^(\s+)max_mem_mb: \d+", rf"\g<1>max_mem_mb: {NODE_MEM_MB}", text, flags=re.MULTILINE
+    )
     assert n_threads == 1 and n_mem == 1, "the profile should declare max-threads and max_mem_mb once each"
     profile = tmp_path / "profile"
     profile.mkdir()
@@ -97,30 +106,55 @@ def submitted(log: str) -> dict[str, str]:
 
 def test_profile_runs_on_a_one_node_cluster_without_accounting(cluster, tmp_path):
     t0 = time.monotonic()
-    env = {**os.environ, **cluster, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        **cluster,
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     profile = site_profile(tmp_path)
 
     # the startup check: no accounting here, so it names the slurm-noacct overlay; the two site values fit
-    check = subprocess.run([sys.executable, "-m", "saeflow.cluster", "check", "--profile", str(profile)],
-                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False)
+    check = subprocess.run(
+        [sys.executable, "-m", "saeflow.cluster", "check", "--profile", str(profile)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
     print(check.stdout)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "accounting: none" in check.stdout and "slurm-noacct" in check.stdout
 
     work = tmp_path / "run"
     work.mkdir()
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--profile", str(profile), "--profile", str(PROFILES / "slurm-noacct"),
-           "--configfile", str(ROOT / "config" / "test.yaml"),
-           "--slurm-init-seconds-before-status-checks", "5", "--latency-wait", "5", "--", *TARGETS]
+    cmd = [
+        *snakemake_command(work),
+        "--profile",
+        str(profile),
+        "--profile",
+        str(PROFILES / "slurm-noacct"),
+        "--configfile",
+        str(ROOT / "config" / "test.yaml"),
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        "--latency-wait",
+        "5",
+        "--",
+        *TARGETS,
+    ]
     log_path = tmp_path / "first.log"
     with log_path.open("w") as log:
         run = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
         cancelled, seen = None, {}  # SLURM job id -> (state, memory asked for), polled while the run goes
         deadline = time.monotonic() + 600
         while run.poll() is None and time.monotonic() < deadline:
-            for line in slurm(env, "squeue", "--states=all", "--noheader", "--format=%i|%k|%T|%m").splitlines():
+            for line in slurm(
+                env, "squeue", "--states=all", "--noheader", "--format=%i|%k|%T|%m"
+            ).splitlines():
                 job, comment, state, mem = line.split("|")
                 seen[job] = (state, mem)
                 if cancelled is None and comment.startswith(f"rule_{CANCEL_RULE}") and state == "RUNNING":
@@ -153,7 +187,9 @@ def test_profile_runs_on_a_one_node_cluster_without_accounting(cluster, tmp_path
     # outputs complete; the successful jobs' SLURM logs are kept
     for target in TARGETS:
         assert (work / target).stat().st_size > 0, target
-    kept = {part for p in (work / "logs" / "slurm").rglob("*.log") for part in p.parts if part.startswith("rule_")}
+    kept = {
+        part for p in (work / "logs" / "slurm").rglob("*.log") for part in p.parts if part.startswith("rule_")
+    }
     assert kept >= {"rule_build_corpus", "rule_train_sae"}, kept
 
     # a rerun submits nothing

@@ -1,23 +1,15 @@
 """Workflow tests: every config dry-runs; the tiny test config runs end to end for real."""
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = [None, ROOT / "config" / "test.yaml", *sorted((ROOT / "config" / "paper").glob("*.yaml"))]
-
-
-def snakemake(workdir, *args, timeout=3000):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c.name if c else "config.yaml")
@@ -25,26 +17,27 @@ def test_dry_run(tmp_path, configfile):
     args = ["-n", "--cores", "2", "--quiet", "rules"]
     if configfile:
         args += ["--configfile", str(configfile)]
-    out = snakemake(tmp_path, *args, timeout=300)
+    out = run_snakemake(tmp_path, *args, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
 
 
 def test_bad_config_is_one_clear_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  layer: fifteen\n")
-    out = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(bad), timeout=300)
+    out = run_snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(bad), timeout=300)
     assert out.returncode != 0
     assert "key 'model.layer'" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.workflow
 def test_tiny_end_to_end_run(tiny_run):
-    """The real DAG (packaged SmolLM2, real corpora, fetched from the package index) on the tiny test config."""
+    """The real DAG (packaged SmolLM2, real corpora, fetched from the package index) on the tiny test
+    config."""
     tmp_path = tiny_run
     table = pd.read_csv(tmp_path / "results" / "tables" / "core_metrics.csv")
     assert set(table.eval_set) == {"general", "medical", "social"}
-    # TopK SAEs (k = 16) have exactly k active latents at most; the BatchTopK family and JumpReLU only on average,
-    # and a boosted SAE (boost-*) adds its residual's latents to its base's
+    # TopK SAEs (k = 16) have exactly k active latents at most; the BatchTopK family and JumpReLU only on
+    # average, and a boosted SAE (boost-*) adds its residual's latents to its base's
     topk = table[~table.sae.str.startswith(("arch-", "boost-"))]
     assert (table.l0 > 0).all() and (topk.l0 <= 16).all()
     assert ((table.fvu > 0) & (table.fvu < 1)).all()
@@ -62,5 +55,5 @@ def test_tiny_end_to_end_run(tiny_run):
 
 @pytest.mark.workflow
 def test_tiny_rerun_does_nothing(tiny_run):
-    again = snakemake(tiny_run, *TINY_ARGS, "-n")
+    again = run_snakemake(tiny_run, *TINY_ARGS, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -1,7 +1,8 @@
 """Micro-benchmarks: ``python -m saeflow.bench SUBCOMMAND [options]``.
 
 extract   residual-stream extraction to shards vs a plain full forward on the same batches.
-train     TopK SAE training throughput: sparse fast path vs dense path vs SAELens / EleutherAI sparsify, and the
+train     TopK SAE training throughput: sparse fast path vs dense path vs SAELens / EleutherAI sparsify, and
+the
           matmul bound.
 eval      CPU seconds of one SAE's spliced evaluation job: full forward passes vs the shared cache.
 stream    training from a synthetic store larger than the RAM budget: peak RSS, reader and trainer rates.
@@ -156,21 +157,29 @@ def _bench_train(args: argparse.Namespace) -> None:
     sae = {"d_sae": args.d_sae, "k": args.k}
     shape = (args.d_in, args.d_sae, args.k, args.batch, args.steps)
     references = {}  # name -> a function giving one rate, run in a subprocess (its own interpreter)
-    for name, module, given, env in (("saelens", "sae_lens", args.saelens_python, "SAELENS_PYTHON"),
-                                     ("sparsify", "sparsify", args.sparsify_python, "SPARSIFY_PYTHON")):
+    for name, module, given, env in (
+        ("saelens", "sae_lens", args.saelens_python, "SAELENS_PYTHON"),
+        ("sparsify", "sparsify", args.sparsify_python, "SPARSIFY_PYTHON"),
+    ):
         python = given or os.environ.get(env) or sys.executable
         if python_has(python, module):
-            references[name] = (lambda python=python, name=name:
-                                reference_rate_subprocess(python, name, *shape, repeats=1).best)
+            references[name] = lambda python=python, name=name: (
+                reference_rate_subprocess(python, name, *shape, repeats=1).best
+            )
         else:
-            print(f"bench=train reference={name} skipped: {module} does not import in {python} (install "
-                  f"{'sae-lens' if name == 'saelens' else 'eai-sparsify'} in another environment and pass "
-                  f"--{name}-python or ${env})", file=sys.stderr)
+            print(
+                f"bench=train reference={name} skipped: {module} does not import in {python} (install "
+                f"{'sae-lens' if name == 'saelens' else 'eai-sparsify'} in another environment and pass "
+                f"--{name}-python or ${env})",
+                file=sys.stderr,
+            )
     runs: dict[str, list[float]] = {p: [] for p in [*references, *paths, "bound"]}
     with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
         store = ActivationStore(write_synthetic_store(Path(tmp) / "acts", args.steps * args.batch, args.d_in))
-        benches = {p: TrainerBench(store, {**sae, "extra": {"fast": p == "fast"}}, args.batch,
-                                   device=args.device) for p in paths}
+        benches = {
+            p: TrainerBench(store, {**sae, "extra": {"fast": p == "fast"}}, args.batch, device=args.device)
+            for p in paths
+        }
         for p in paths:  # warm-up (first-call allocations, kernel choice), untimed
             benches[p].rate(1)
         for _ in range(args.repeats):  # interleaved, so load from other processes hits every path alike
@@ -181,12 +190,16 @@ def _bench_train(args: argparse.Namespace) -> None:
             runs["bound"].append(encoder_matmul_rate(args.d_in, args.d_sae, args.batch, device=args.device))
     rates = {p: Rate.of(r) for p, r in runs.items()}
     bound = rates["bound"].best
-    common = (f"d_in={args.d_in} d_sae={args.d_sae} k={args.k} batch={args.batch} steps={args.steps} "
-              f"threads={torch.get_num_threads()} device={args.device}")
+    common = (
+        f"d_in={args.d_in} d_sae={args.d_sae} k={args.k} batch={args.batch} steps={args.steps} "
+        f"threads={torch.get_num_threads()} device={args.device}"
+    )
     for name in references:
         ref = rates[name]
-        print(f"bench=train path={name} {common} activations_per_s={_fmt(ref)} "
-              f"median={ref.median:.0f} runs={','.join(f'{r:.0f}' for r in ref.runs)}")
+        print(
+            f"bench=train path={name} {common} activations_per_s={_fmt(ref)} "
+            f"median={ref.median:.0f} runs={','.join(f'{r:.0f}' for r in ref.runs)}"
+        )
     for p in paths:
         r = rates[p]
         extra = ""
@@ -194,30 +207,48 @@ def _bench_train(args: argparse.Namespace) -> None:
             # ratios: best/best, and the median over repeats of the same-repeat ratio (the pairs ran back to
             # back, so they saw about the same load from other processes)
             if "dense" in rates:
-                extra += (f" dense_per_s={_fmt(rates['dense'])} vs_dense={r.best / rates['dense'].best:.2f}"
-                          f" vs_dense_paired={_paired(runs[p], runs['dense']):.2f}")
+                extra += (
+                    f" dense_per_s={_fmt(rates['dense'])} vs_dense={r.best / rates['dense'].best:.2f}"
+                    f" vs_dense_paired={_paired(runs[p], runs['dense']):.2f}"
+                )
             for name in references:
-                extra += (f" {name}_per_s={_fmt(rates[name])} vs_{name}={r.best / rates[name].best:.2f}"
-                          f" vs_{name}_paired={_paired(runs[p], runs[name]):.2f}")
+                extra += (
+                    f" {name}_per_s={_fmt(rates[name])} vs_{name}={r.best / rates[name].best:.2f}"
+                    f" vs_{name}_paired={_paired(runs[p], runs[name]):.2f}"
+                )
             extra += f" matmul_bound_per_s={bound:.0f} of_bound={r.best / bound:.2f}"
-        print(f"bench=train path={p} {common} activations_per_s={_fmt(r)} median={r.median:.0f} "
-              f"runs={','.join(f'{x:.0f}' for x in r.runs)}{extra}")
+        print(
+            f"bench=train path={p} {common} activations_per_s={_fmt(r)} median={r.median:.0f} "
+            f"runs={','.join(f'{x:.0f}' for x in r.runs)}{extra}"
+        )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="TopK SAE training throughput (fast vs dense path vs SAELens / sparsify)")
+    p = sub.add_parser(
+        "train", help="TopK SAE training throughput (fast vs dense path vs SAELens / sparsify)"
+    )
     p.add_argument("--d-in", type=int, default=576)
     p.add_argument("--d-sae", type=int, default=4608)
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--batch", type=int, default=4096)
     p.add_argument("--steps", type=int, default=10, help="timed steps per run")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per path (best and median are printed)")
-    p.add_argument("--path", choices=["fast", "dense", "both"], default="both",
-                   help="fast: sparse TopK kernels (the SAE's default); dense: the straightforward path")
-    p.add_argument("--saelens-python", help="interpreter with sae_lens installed, for the reference figure "
-                   "(default: $SAELENS_PYTHON, else this one if sae_lens imports, else none)")
-    p.add_argument("--sparsify-python", help="interpreter with EleutherAI sparsify (eai-sparsify) installed "
-                   "(default: $SPARSIFY_PYTHON, else this one if sparsify imports, else none)")
+    p.add_argument(
+        "--path",
+        choices=["fast", "dense", "both"],
+        default="both",
+        help="fast: sparse TopK kernels (the SAE's default); dense: the straightforward path",
+    )
+    p.add_argument(
+        "--saelens-python",
+        help="interpreter with sae_lens installed, for the reference figure "
+        "(default: $SAELENS_PYTHON, else this one if sae_lens imports, else none)",
+    )
+    p.add_argument(
+        "--sparsify-python",
+        help="interpreter with EleutherAI sparsify (eai-sparsify) installed "
+        "(default: $SPARSIFY_PYTHON, else this one if sparsify imports, else none)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.set_defaults(func=_bench_train)
@@ -232,11 +263,20 @@ def _bench_eval(args: argparse.Namespace) -> None:
         texts = Path(tmp) / "texts.jsonl"
         write_jsonl(texts, synthetic_documents(args.tokens * 2, seed=1))
         sae_dir = Path(tmp) / "sae"
-        sae = make_sae({"architecture": "topk", "d_in": args.d_model, "d_sae": args.d_sae, "k": args.k}, seed=0)
+        sae = make_sae(
+            {"architecture": "topk", "d_in": args.d_model, "d_sae": args.d_sae, "k": args.k}, seed=0
+        )
         sae.save(sae_dir)
-        job = {"model_dir": args.model_dir, "sae_dir": str(sae_dir), "texts": str(texts),
-               "cache": str(Path(tmp) / "cache.safetensors"), "layer": args.layer, "tokens": args.tokens,
-               "batch_size": args.batch_size, "max_length": args.max_length}
+        job = {
+            "model_dir": args.model_dir,
+            "sae_dir": str(sae_dir),
+            "texts": str(texts),
+            "cache": str(Path(tmp) / "cache.safetensors"),
+            "layer": args.layer,
+            "tokens": args.tokens,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+        }
         build_s, _ = eval_job_cpu_seconds(args.python, mode="build", **job)
         modes = ["full", "cached", "cached-ours"]
         cpu: dict[str, list[float]] = {m: [] for m in modes}
@@ -248,16 +288,20 @@ def _bench_eval(args: argparse.Namespace) -> None:
     full, ours = rows["full"], rows["cached"]
     diff = max(abs(full[k] - ours[k]) for k in ("fvu", "ce_sae", "delta_ce", "kl", "l0"))
     best = {m: min(v) for m, v in cpu.items()}
-    print(f"bench=eval model_dir={args.model_dir} layer={args.layer} tokens={args.tokens} threads=1 "
-          f"build_cache_cpu_s={build_s:.1f} full_cpu_s={best['full']:.1f} cached_cpu_s={best['cached']:.1f} "
-          f"cached_ours_only_cpu_s={best['cached-ours']:.1f} ratio={best['cached'] / best['full']:.2f} "
-          f"ratio_ours_only={best['cached-ours'] / best['full']:.2f} max_abs_metric_diff={diff:.2e} "
-          + " ".join(f"{m}_runs={','.join(f'{x:.1f}' for x in v)}" for m, v in cpu.items()))
+    print(
+        f"bench=eval model_dir={args.model_dir} layer={args.layer} tokens={args.tokens} threads=1 "
+        f"build_cache_cpu_s={build_s:.1f} full_cpu_s={best['full']:.1f} cached_cpu_s={best['cached']:.1f} "
+        f"cached_ours_only_cpu_s={best['cached-ours']:.1f} ratio={best['cached'] / best['full']:.2f} "
+        f"ratio_ours_only={best['cached-ours'] / best['full']:.2f} max_abs_metric_diff={diff:.2e} "
+        + " ".join(f"{m}_runs={','.join(f'{x:.1f}' for x in v)}" for m, v in cpu.items())
+    )
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="CPU seconds of one SAE evaluation job: full passes vs the shared cache")
-    p.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="prepared HF model dir (default: %(default)s)")
+    p.add_argument(
+        "--model-dir", default=DEFAULT_MODEL_DIR, help="prepared HF model dir (default: %(default)s)"
+    )
     p.add_argument("--d-model", type=int, default=576, help="the model's hidden size (the SAE's d_in)")
     p.add_argument("--layer", type=int, default=15)
     p.add_argument("--tokens", type=int, default=2048, help="scored tokens (config evaluation.tokens)")
@@ -294,16 +338,29 @@ def _bench_stream(args: argparse.Namespace) -> None:
         write_s = time.perf_counter() - start
         common = ["--store", tmp, "--batch", str(args.batch), "--threads", str(args.threads)]
         read = run_phase(["--phase", "read", *common])
-        train = run_phase(["--phase", "train", *common, "--d-sae", str(args.d_sae), "--k", str(args.k),
-                           "--train-steps", str(args.train_steps)])
+        train = run_phase(
+            [
+                "--phase",
+                "train",
+                *common,
+                "--d-sae",
+                str(args.d_sae),
+                "--k",
+                str(args.k),
+                "--train-steps",
+                str(args.train_steps),
+            ]
+        )
     size_gb = rows * args.d_in * 2 / 2**30
     peak = max(float(read["peak_rss_mb"]), float(train["peak_rss_mb"]))
     steps = args.train_steps or -(-rows // args.batch)
-    print(f"bench=stream store_gb={size_gb:.2f} rows={rows} written_in_s={write_s:.0f} batch={args.batch} "
-          f"d_sae={args.d_sae} k={args.k} train_steps={steps} threads={torch.get_num_threads()} "
-          f"reader_rows_per_s={read['rows_per_s']} trainer_activations_per_s={train['rate']} "
-          f"reader_peak_rss_mb={read['peak_rss_mb']} trainer_peak_rss_mb={train['peak_rss_mb']} "
-          f"peak_rss_mb={peak:.0f} under_budget={peak < args.ram_budget_gb * 1024}")
+    print(
+        f"bench=stream store_gb={size_gb:.2f} rows={rows} written_in_s={write_s:.0f} batch={args.batch} "
+        f"d_sae={args.d_sae} k={args.k} train_steps={steps} threads={torch.get_num_threads()} "
+        f"reader_rows_per_s={read['rows_per_s']} trainer_activations_per_s={train['rate']} "
+        f"reader_peak_rss_mb={read['peak_rss_mb']} trainer_peak_rss_mb={train['peak_rss_mb']} "
+        f"peak_rss_mb={peak:.0f} under_budget={peak < args.ram_budget_gb * 1024}"
+    )
 
 
 def _add_stream(sub: argparse._SubParsersAction) -> None:
@@ -338,8 +395,10 @@ def _bench_schedule(args: argparse.Namespace) -> None:
 
     config = load_config_files(root, configfile)
     n_saes = len(sae_specs(config))
-    print(f"bench=schedule configfile={args.configfile} saes={n_saes} jobs={jobs} "
-          f"runs={','.join(f'{t:.2f}' for t in times)} seconds={min(times):.2f}")
+    print(
+        f"bench=schedule configfile={args.configfile} saes={n_saes} jobs={jobs} "
+        f"runs={','.join(f'{t:.2f}' for t in times)} seconds={min(times):.2f}"
+    )
 
 
 def _add_schedule(sub: argparse._SubParsersAction) -> None:
@@ -356,25 +415,38 @@ def _bench_ortho(args: argparse.Namespace) -> None:
     args.chunk = args.chunk or DEFAULT_ORTHO_CHUNK
     if args.threads:
         torch.set_num_threads(args.threads)
-    timings = [time_ortho_penalty(w, args.d_in, args.chunk, steps=args.steps, repeats=args.repeats,
-                                  device=args.device) for w in args.widths]
+    timings = [
+        time_ortho_penalty(
+            w, args.d_in, args.chunk, steps=args.steps, repeats=args.repeats, device=args.device
+        )
+        for w in args.widths
+    ]
     common = f"d_in={args.d_in} chunk={args.chunk} threads={torch.get_num_threads()} device={args.device}"
     for t in timings:
-        print(f"bench=ortho {common} width={t.width} penalty_ms={t.penalty_s * 1e3:.1f} "
-              f"us_per_latent={t.penalty_s / t.width * 1e6:.2f}")
+        print(
+            f"bench=ortho {common} width={t.width} penalty_ms={t.penalty_s * 1e3:.1f} "
+            f"us_per_latent={t.penalty_s / t.width * 1e6:.2f}"
+        )
     width = args.ratio * args.d_in
     cfg = {"architecture": "batchtopk", "d_in": args.d_in, "d_sae": width, "k": args.k}
     step_s = time_training_step(cfg, args.batch, steps=args.steps, repeats=args.repeats, device=args.device)
-    pen_s = time_ortho_penalty(width, args.d_in, args.chunk, steps=args.steps, repeats=args.repeats,
-                               device=args.device).penalty_s
+    pen_s = time_ortho_penalty(
+        width, args.d_in, args.chunk, steps=args.steps, repeats=args.repeats, device=args.device
+    ).penalty_s
     per_latent = [t.penalty_s / t.width for t in timings]
-    print(f"bench=ortho {common} width={width} batch={args.batch} k={args.k} batchtopk_step_ms={step_s * 1e3:.1f} "
-          f"penalty_ms={pen_s * 1e3:.1f} overhead={pen_s / step_s:.1%} target=<10% "
-          f"linearity={max(per_latent) / min(per_latent):.2f} (max/min time per latent over the widths; 1 = linear)")
+    print(
+        f"bench=ortho {common} width={width} batch={args.batch} k={args.k} "
+        f"batchtopk_step_ms={step_s * 1e3:.1f} "
+        f"penalty_ms={pen_s * 1e3:.1f} overhead={pen_s / step_s:.1%} target=<10% "
+        f"linearity={max(per_latent) / min(per_latent):.2f} (max/min time per latent over the widths; 1 = "
+        "linear)"
+    )
 
 
 def _add_ortho(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ortho", help="OrtSAE orthogonality penalty: time per step vs width, overhead vs BatchTopK")
+    p = sub.add_parser(
+        "ortho", help="OrtSAE orthogonality penalty: time per step vs width, overhead vs BatchTopK"
+    )
     p.add_argument("--widths", type=int, nargs="+", default=[4096, 8192, 16384])
     p.add_argument("--d-in", type=int, default=576)
     p.add_argument("--chunk", type=int, default=None, help="latents per chunk (default: OrtSAE's default)")

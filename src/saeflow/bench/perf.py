@@ -68,20 +68,36 @@ class SyntheticActivations:
         return x.add_(self.mean).add_(torch.randn(rows, self.d, generator=g), alpha=0.05)
 
 
-def write_synthetic_store(out_dir: str | Path, n_rows: int, d: int, *, seed: int = 0, shard_rows: int = 32768,
-                          dtype: torch.dtype = torch.float16) -> Path:
+def write_synthetic_store(
+    out_dir: str | Path,
+    n_rows: int,
+    d: int,
+    *,
+    seed: int = 0,
+    shard_rows: int = 32768,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
     """Write `n_rows` synthetic rows as an activation set (saeflow.activations' format); returns the manifest.
 
     Generated shard by shard: memory stays O(shard_rows · d) whatever `n_rows` is.
     """
     out_dir = Path(out_dir)
     gen = SyntheticActivations(d, seed=seed)
-    writer = ActivationWriter(out_dir, model="synthetic", layer=0, d_model=d, shard_rows=shard_rows, dtype=dtype)
+    writer = ActivationWriter(
+        out_dir, model="synthetic", layer=0, d_model=d, shard_rows=shard_rows, dtype=dtype
+    )
     for i, s in enumerate(range(0, n_rows, shard_rows)):
         rows = min(shard_rows, n_rows - s)
-        writer.add([f"block{i}"], gen.block(i, rows), token_ids=torch.zeros(rows, dtype=torch.int32), counts=[rows],
-                   positions=torch.arange(1, rows + 1, dtype=torch.int32))
-    writer.finish(max_tokens=n_rows, max_length=shard_rows, batch_size=shard_rows, extra={"synthetic_seed": seed})
+        writer.add(
+            [f"block{i}"],
+            gen.block(i, rows),
+            token_ids=torch.zeros(rows, dtype=torch.int32),
+            counts=[rows],
+            positions=torch.arange(1, rows + 1, dtype=torch.int32),
+        )
+    writer.finish(
+        max_tokens=n_rows, max_length=shard_rows, batch_size=shard_rows, extra={"synthetic_seed": seed}
+    )
     return out_dir / MANIFEST
 
 
@@ -103,8 +119,14 @@ class TrainerBench:
         """Activations/s over `steps` steps (the trainer's own clock: the training loop, not the set-up)."""
         from saeflow.train import TrainConfig, train_sae
 
-        tcfg = TrainConfig(lr=4e-4, batch_size=self.batch, epochs=steps * self.batch / self.store.n_tokens,
-                           warmup_steps=min(50, steps), checkpoint_every=0, log_every=10**9)
+        tcfg = TrainConfig(
+            lr=4e-4,
+            batch_size=self.batch,
+            epochs=steps * self.batch / self.store.n_tokens,
+            warmup_steps=min(50, steps),
+            checkpoint_every=0,
+            log_every=10**9,
+        )
         with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as out:
             return train_sae(self.cfg, tcfg, self.store, out, device=self.device).metrics["activations_per_s"]
 
@@ -128,25 +150,35 @@ def _timed(fn: Callable[[], object], device: str = "cpu") -> float:
     return time.perf_counter() - start
 
 
-def saelens_rate(d_in: int, d_sae: int, k: int, batch: int, steps: int, *, sparse: bool = False,
-                 seed: int = 0) -> float:
+def saelens_rate(
+    d_in: int, d_sae: int, k: int, batch: int, steps: int, *, sparse: bool = False, seed: int = 0
+) -> float:
     """Activations/s of SAELens' TopK training step (its SAETrainer._train_step: forward, firing statistics,
     backward, grad-norm clip, Adam) on synthetic activations held in memory; needs `sae_lens` importable."""
     from sae_lens.saes.sae import TrainStepInput
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
     torch.manual_seed(seed)
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype="float32", device="cpu",
-                                                use_sparse_activations=sparse))
+    sae = TopKTrainingSAE(
+        TopKTrainingSAEConfig(
+            d_in=d_in, d_sae=d_sae, k=k, dtype="float32", device="cpu", use_sparse_activations=sparse
+        )
+    )
     opt = torch.optim.Adam(sae.parameters(), lr=4e-4, betas=(0.9, 0.999))
     gen = SyntheticActivations(d_in, seed=seed)
     since_fired = torch.zeros(d_sae)
     data = [gen.block(i, batch) for i in range(steps + 1)]
 
     def step(i: int, x: torch.Tensor) -> None:
-        out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients={},
-                                                       dead_neuron_mask=since_fired > 1000,
-                                                       n_training_steps=i, is_logging_step=False))
+        out = sae.training_forward_pass(
+            TrainStepInput(
+                sae_in=x,
+                coefficients={},
+                dead_neuron_mask=since_fired > 1000,
+                n_training_steps=i,
+                is_logging_step=False,
+            )
+        )
         with torch.no_grad():
             fired = out.feature_acts.bool().float().sum(-2).bool()
             if fired.is_sparse:
@@ -165,18 +197,20 @@ def saelens_rate(d_in: int, d_sae: int, k: int, batch: int, steps: int, *, spars
     return steps * batch / (time.perf_counter() - start)
 
 
-def saelens_rate_subprocess(python: str, d_in: int, d_sae: int, k: int, batch: int, steps: int,
-                            repeats: int) -> Rate:
+def saelens_rate_subprocess(
+    python: str, d_in: int, d_sae: int, k: int, batch: int, steps: int, repeats: int
+) -> Rate:
     """The SAELens measurement in another interpreter (:func:`reference_rate_subprocess`). (SAELens'
-    `use_sparse_activations` variant fails in backward on CPU with torch 2.13 — aten::view on a sparse tensor —
-    so its default dense TopK is the reference.)"""
+    `use_sparse_activations` variant fails in backward on CPU with torch 2.13 — aten::view on a sparse tensor
+    — so its default dense TopK is the reference.)"""
     return reference_rate_subprocess(python, "saelens", d_in, d_sae, k, batch, steps, repeats)
 
 
 def sparsify_rate(d_in: int, d_sae: int, k: int, batch: int, steps: int, *, seed: int = 0) -> float:
     """Activations/s of EleutherAI sparsify's TopK training step (its Trainer.fit inner loop: decoder rows to
     unit norm, forward with the dead-latent mask and AuxK, backward, gradient parallel to the decoder removed,
-    Adam, firing statistics) on synthetic activations held in memory, fp32; needs `sparsify` (eai-sparsify)."""
+    Adam, firing statistics) on synthetic activations held in memory, fp32; needs `sparsify`
+    (eai-sparsify)."""
     from sparsify import SaeConfig, SparseCoder
 
     torch.manual_seed(seed)
@@ -206,16 +240,22 @@ def sparsify_rate(d_in: int, d_sae: int, k: int, batch: int, steps: int, *, seed
     return steps * batch / (time.perf_counter() - start)
 
 
-def reference_rate_subprocess(python: str, which: str, d_in: int, d_sae: int, k: int, batch: int, steps: int,
-                              repeats: int) -> Rate:
+def reference_rate_subprocess(
+    python: str, which: str, d_in: int, d_sae: int, k: int, batch: int, steps: int, repeats: int
+) -> Rate:
     """Run a reference measurement (`which`: "saelens" or "sparsify") in another interpreter, one with that
     package installed (saeflow comes from this checkout via PYTHONPATH), `repeats` times."""
     fn = {"saelens": "saelens_rate", "sparsify": "sparsify_rate"}[which]
     src = str(Path(__file__).resolve().parents[2])  # the directory holding the saeflow package
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same thread count as this process
-    code = (f"import sys, json; from saeflow.bench.perf import {fn} as r; a = json.loads(sys.argv[1]); "
-            "print(json.dumps([r(*a['args']) for _ in range(a['repeats'])]))")
+    env = {
+        **os.environ,
+        "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+    }  # the same thread count as this process
+    code = (
+        f"import sys, json; from saeflow.bench.perf import {fn} as r; a = json.loads(sys.argv[1]); "
+        "print(json.dumps([r(*a['args']) for _ in range(a['repeats'])]))"
+    )
     cmd = [python, "-c", code, json.dumps({"args": [d_in, d_sae, k, batch, steps], "repeats": repeats})]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -249,8 +289,9 @@ def read_rate(store: ActivationStore, batch: int, *, seed: int = 0) -> tuple[int
 
 def run_phase(args: list[str]) -> dict[str, str]:
     """Run `python -m saeflow.bench stream --phase ...` in a fresh process (own peak RSS); parse key=value."""
-    out = subprocess.run([sys.executable, "-m", "saeflow.bench", "stream", *args], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "saeflow.bench", "stream", *args], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"stream phase {args} failed: {out.stderr.strip()[-2000:]}")
     return dict(kv.split("=", 1) for kv in out.stdout.strip().splitlines()[-1].split() if "=" in kv)
@@ -261,13 +302,27 @@ def run_phase(args: list[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def dry_run_seconds(snakefile: Path, configfile: Path, workdir: Path, extra: list[str] | None = None
-                    ) -> tuple[float, int]:
+def dry_run_seconds(
+    snakefile: Path, configfile: Path, workdir: Path, extra: list[str] | None = None
+) -> tuple[float, int]:
     """(seconds, number of jobs) of `snakemake -n --configfile configfile` in `workdir` (a fresh directory, so
     every job is pending), the way a user would run it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
-           "-n", "--cores", "2", "--configfile", str(configfile), *(extra or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "-n",
+        "--cores",
+        "2",
+        "--configfile",
+        str(configfile),
+        *(extra or []),
+    ]
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     seconds = time.perf_counter() - start
@@ -286,8 +341,17 @@ def dry_run_seconds(snakefile: Path, configfile: Path, workdir: Path, extra: lis
 # --------------------------------------------------------------------------------------------------
 
 
-def eval_job(mode: str, model_dir: str, sae_dir: str, texts: str, cache: str, layer: int, tokens: int,
-             batch_size: int, max_length: int) -> dict:
+def eval_job(
+    mode: str,
+    model_dir: str,
+    sae_dir: str,
+    texts: str,
+    cache: str,
+    layer: int,
+    tokens: int,
+    batch_size: int,
+    max_length: int,
+) -> dict:
     """What one evaluate_sae job does, in this process: `full` (today's path: tokenise, clean + spliced full
     forward passes), `cached` / `cached-ours` (load the shared cache, upper passes only; with / without the
     SAELens-convention pass) or `build` (the shared per-eval-set job writing `cache`)."""
@@ -321,12 +385,15 @@ def eval_job(mode: str, model_dir: str, sae_dir: str, texts: str, cache: str, la
 def eval_job_cpu_seconds(python: str, **kwargs) -> tuple[float, dict]:
     """(CPU seconds, metrics) of :func:`eval_job` in a fresh single-threaded interpreter: start-up, imports
     and model load included, as a workflow job pays them."""
-    code = ("import sys, json; from saeflow.bench.perf import eval_job; "
-            "print(json.dumps(eval_job(**json.loads(sys.argv[1]))))")
+    code = (
+        "import sys, json; from saeflow.bench.perf import eval_job; "
+        "print(json.dumps(eval_job(**json.loads(sys.argv[1]))))"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([python, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, env=env,
-                         check=False)
+    out = subprocess.run(
+        [python, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, env=env, check=False
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"eval job {kwargs['mode']} failed: {out.stderr.strip()[-2000:]}")

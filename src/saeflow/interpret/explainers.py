@@ -23,7 +23,8 @@ class Explanation:
     """Short natural-language explanation."""
     explainer: str
     pattern: dict = field(default_factory=dict)
-    """Structured form (token explainer): {"tokens": [[token, weight], ...], "ngrams": [[prev, token], ...]}."""
+    """Structured form (token explainer): {"tokens": [[token, weight], ...], "ngrams": [[prev, token],
+    ...]}."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
@@ -62,11 +63,14 @@ class TokenPatternConfig:
     min_lift: float = 2.0
     """...and that share must be this many times its share of non-activating windows holding it."""
     smoothing: float = 0.5
-    """Added to the background counts (a token absent from the background is not infinitely over-represented)."""
+    """Added to the background counts (a token absent from the background is not infinitely
+    over-represented)."""
 
     def __post_init__(self):
         if self.max_tokens < 1 or not 0 < self.min_share <= 1 or self.min_lift < 0:
-            raise ConfigError("token explainer: max_tokens >= 1, 0 < min_share <= 1 and min_lift >= 0 required")
+            raise ConfigError(
+                "token explainer: max_tokens >= 1, 0 < min_share <= 1 and min_lift >= 0 required"
+            )
 
 
 class TokenPatternExplainer(Explainer):
@@ -99,12 +103,19 @@ class TokenPatternExplainer(Explainer):
         kept = (kept or scored[:1])[: self.cfg.max_tokens]
         tokens = [[tok, round(share, 4)] for share, _, tok in kept]
         chosen = {tok for _, _, tok in kept}
-        ngrams = [[p, t] for (p, t), c in sorted(bigrams.items(), key=lambda x: (-x[1], x[0]))
-                  if t in chosen and p and c / n >= self.cfg.min_share][:2]
+        ngrams = [
+            [p, t]
+            for (p, t), c in sorted(bigrams.items(), key=lambda x: (-x[1], x[0]))
+            if t in chosen and p and c / n >= self.cfg.min_share
+        ][:2]
         text = ", ".join(f'"{tok}" ({share:.0%})' for tok, share in tokens)
         text = ("weak: " if weak else "") + "the token(s) " + text
         if ngrams:
             text += "; often in " + ", ".join(f'"{p} {t}"' for p, t in ngrams)
         coverage = sum(share for _, share in tokens)
-        return Explanation(examples.latent, text, self.name,
-                           {"tokens": tokens, "ngrams": ngrams, "coverage": round(coverage, 4), "weak": weak})
+        return Explanation(
+            examples.latent,
+            text,
+            self.name,
+            {"tokens": tokens, "ngrams": ngrams, "coverage": round(coverage, 4), "weak": weak},
+        )

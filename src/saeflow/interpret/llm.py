@@ -1,5 +1,5 @@
-"""LLM explainer and classifier over one chat interface: an OpenAI-compatible endpoint (vLLM, llama.cpp server,
-OpenAI; stdlib HTTP) or a local transformers chat model (a HF dir or a GGUF file such as the packaged
+"""LLM explainer and classifier over one chat interface: an OpenAI-compatible endpoint (vLLM, llama.cpp
+server, OpenAI; stdlib HTTP) or a local transformers chat model (a HF dir or a GGUF file such as the packaged
 Qwen2.5-Coder-0.5B-Instruct). Token counts and seconds are recorded per call; the API key is read from the
 environment variable named in the config and never written to any output (`LLMConfig.public` leaves it out).
 """
@@ -55,7 +55,9 @@ class LLMConfig:
         if self.backend not in BACKENDS:
             raise ConfigError(f"llm.backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
         if self.backend == "transformers" and not self.model_path:
-            raise ConfigError("llm.model_path must name a model dir or .gguf file for the transformers backend")
+            raise ConfigError(
+                "llm.model_path must name a model dir or .gguf file for the transformers backend"
+            )
 
     def public(self) -> dict:
         """The config as it may be recorded in outputs (holds the key's variable name, never the key)."""
@@ -81,8 +83,12 @@ class OpenAIChat(ChatClient):
         self.url = cfg.base_url.rstrip("/") + "/chat/completions"
 
     def complete(self, messages):
-        body = {"model": self.cfg.model, "messages": messages, "max_tokens": self.cfg.max_new_tokens,
-                "temperature": self.cfg.temperature}
+        body = {
+            "model": self.cfg.model,
+            "messages": messages,
+            "max_tokens": self.cfg.max_new_tokens,
+            "temperature": self.cfg.temperature,
+        }
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.cfg.api_key_env, "")
         if key:
@@ -93,7 +99,9 @@ class OpenAIChat(ChatClient):
             with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
                 raw = json.loads(resp.read().decode())
         except urllib.error.HTTPError as err:
-            raise LLMError(f"LLM endpoint {self.url} answered HTTP {err.code}: {err.read()[:200]!r}") from None
+            raise LLMError(
+                f"LLM endpoint {self.url} answered HTTP {err.code}: {err.read()[:200]!r}"
+            ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             raise LLMError(f"cannot reach the LLM endpoint {self.url}: {err}") from None
         except json.JSONDecodeError as err:
@@ -103,8 +111,12 @@ class OpenAIChat(ChatClient):
         except (KeyError, IndexError, TypeError):
             raise LLMError(f"LLM endpoint {self.url} answered no choices[0].message.content") from None
         usage = raw.get("usage") or {}
-        return ChatResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
-                          time.perf_counter() - start)
+        return ChatResult(
+            text,
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+            time.perf_counter() - start,
+        )
 
 
 class TransformersChat(ChatClient):
@@ -136,10 +148,14 @@ class TransformersChat(ChatClient):
         start = time.perf_counter()
         ids = self._prompt_ids(messages)
         with torch.no_grad():
-            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                      max_new_tokens=self.cfg.max_new_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        new = out[0, ids.shape[1]:]
+            out = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=self.cfg.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
+        new = out[0, ids.shape[1] :]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         return ChatResult(text, int(ids.shape[1]), len(new), time.perf_counter() - start)
 
@@ -152,8 +168,10 @@ def make_client(cfg: LLMConfig) -> ChatClient:
 # prompts
 # --------------------------------------------------------------------------------------------------
 
-SYSTEM = ("You explain features of a language model. A feature fires on some tokens of a text; fired tokens are "
-          "shown as <<token>>. Answer briefly.")
+SYSTEM = (
+    "You explain features of a language model. A feature fires on some tokens of a text; fired tokens are "
+    "shown as <<token>>. Answer briefly."
+)
 
 
 def render(example: Example, highlight: Sequence[int] | None = None) -> str:
@@ -164,18 +182,31 @@ def render(example: Example, highlight: Sequence[int] | None = None) -> str:
 
 def explain_messages(examples: LatentExamples, max_examples: int) -> list[dict]:
     shown = "\n".join(f"{i + 1}. {render(e)}" for i, e in enumerate(examples.train[:max_examples]))
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Texts where the feature fires:\n{shown}\n\nIn one short sentence, what does "
-                                        "the feature detect? Quote the key tokens in double quotes."}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"Texts where the feature fires:\n{shown}\n\nIn one short sentence, what does "
+            "the feature detect? Quote the key tokens in double quotes.",
+        },
+    ]
 
 
 def classify_messages(explanation: str, texts: Sequence[str], fuzzing: bool) -> list[dict]:
     shown = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(texts))
-    ask = ("For each text, answer 1 if the highlighted <<tokens>> are what the feature detects, else 0."
-           if fuzzing else "For each text, answer 1 if the feature fires somewhere in it, else 0.")
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Feature: {explanation}\n\nTexts:\n{shown}\n\n{ask} Reply only with a JSON "
-                                        f"list of {len(texts)} numbers, e.g. [1, 0, ...]."}]
+    ask = (
+        "For each text, answer 1 if the highlighted <<tokens>> are what the feature detects, else 0."
+        if fuzzing
+        else "For each text, answer 1 if the feature fires somewhere in it, else 0."
+    )
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"Feature: {explanation}\n\nTexts:\n{shown}\n\n{ask} Reply only with a JSON "
+            f"list of {len(texts)} numbers, e.g. [1, 0, ...].",
+        },
+    ]
 
 
 def parse_labels(text: str, n: int) -> list[float] | None:
@@ -195,12 +226,14 @@ class LLMExplainer(Explainer):
     def explain(self, examples):
         r = self.client.complete(explain_messages(examples, self.cfg.max_examples))
         text = " ".join(r.text.strip().split()) or "(no answer)"
-        return Explanation(examples.latent, text, self.name, {}, r.prompt_tokens, r.completion_tokens,
-                           round(r.seconds, 3))
+        return Explanation(
+            examples.latent, text, self.name, {}, r.prompt_tokens, r.completion_tokens, round(r.seconds, 3)
+        )
 
 
 class LLMClassifier(Classifier):
-    """Asks for one 0/1 per context; an unparseable answer scores every context 0.5 (counted in `failures`)."""
+    """Asks for one 0/1 per context; an unparseable answer scores every context 0.5 (counted in
+    `failures`)."""
 
     name = "llm"
 

@@ -7,8 +7,8 @@
 - embedding: cosine similarity of the explanation's embedding to each context's, AUROC only;
 - control: each latent scored with another latent's explanation (a seeded derangement); a scorer that does not
   beat it measures nothing.
-Classifiers: `RuleClassifier` (deterministic, reads a token explanation's pattern or quoted tokens in its text) or
-`saeflow.interpret.llm.LLMClassifier`.
+Classifiers: `RuleClassifier` (deterministic, reads a token explanation's pattern or quoted tokens in its
+text) or `saeflow.interpret.llm.LLMClassifier`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from saeflow.interpret.explainers import Explanation, normalise
 
 
 def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
-    """Probability that a random positive scores above a random negative (ties count 1/2); nan if one class."""
+    """Probability that a random positive scores above a random negative (ties count 1/2); nan if one
+    class."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=float)
     p, n = int(y.sum()), int((~y).sum())
@@ -52,7 +53,9 @@ class BinaryMetrics:
     n_neg: int
 
 
-def binary_metrics(labels: Sequence[bool], scores: Sequence[float], threshold: float | None = 0.5) -> BinaryMetrics:
+def binary_metrics(
+    labels: Sequence[bool], scores: Sequence[float], threshold: float | None = 0.5
+) -> BinaryMetrics:
     """Balanced accuracy and F1 of `score >= threshold` (nan without a threshold), and AUROC of the scores."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=float)
@@ -89,8 +92,12 @@ class Classifier(ABC):
     name: str = "classifier"
 
     @abstractmethod
-    def classify(self, explanation: Explanation, examples: Sequence[Example],
-                 highlights: Sequence[Sequence[int]] | None = None) -> Classification:
+    def classify(
+        self,
+        explanation: Explanation,
+        examples: Sequence[Example],
+        highlights: Sequence[Sequence[int]] | None = None,
+    ) -> Classification:
         """Detection when `highlights` is None; fuzzing otherwise (highlighted token indices per example)."""
 
 
@@ -213,7 +220,8 @@ class EmbeddingScorer(Scorer):
 
 
 def derangement(keys: Sequence[int], seed: int) -> dict[int, int]:
-    """Map each key to another key (a seeded random cyclic shift of a shuffled order; identity for one key)."""
+    """Map each key to another key (a seeded random cyclic shift of a shuffled order; identity for one
+    key)."""
     order = sorted(keys)
     random.Random(seed).shuffle(order)
     return {k: order[(i + 1) % len(order)] for i, k in enumerate(order)}
@@ -242,8 +250,13 @@ class ScoreRow:
     seconds: float
 
 
-def score_latents(explanations: Mapping[int, Explanation], examples: Mapping[int, LatentExamples],
-                  scorer: Scorer, *, seed: int = 0) -> pd.DataFrame:
+def score_latents(
+    explanations: Mapping[int, Explanation],
+    examples: Mapping[int, LatentExamples],
+    scorer: Scorer,
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Score each latent's explanation and, as control, another latent's explanation on the same examples."""
     control = derangement(list(explanations), seed)
     rows = []
@@ -251,11 +264,26 @@ def score_latents(explanations: Mapping[int, Explanation], examples: Mapping[int
         ex, real = examples[latent], explanations[latent]
         s = scorer.score(real, ex)
         c = scorer.score(explanations[control[latent]], ex)
-        rows.append(ScoreRow(
-            latent, real.explainer, scorer.name, real.text, s.metrics.balanced_accuracy, s.metrics.f1,
-            s.metrics.auroc, c.metrics.balanced_accuracy, c.metrics.f1, c.metrics.auroc, control[latent],
-            s.metrics.n_pos, s.metrics.n_neg, s.prompt_tokens + c.prompt_tokens,
-            s.completion_tokens + c.completion_tokens, round(s.seconds + c.seconds, 3)))
+        rows.append(
+            ScoreRow(
+                latent,
+                real.explainer,
+                scorer.name,
+                real.text,
+                s.metrics.balanced_accuracy,
+                s.metrics.f1,
+                s.metrics.auroc,
+                c.metrics.balanced_accuracy,
+                c.metrics.f1,
+                c.metrics.auroc,
+                control[latent],
+                s.metrics.n_pos,
+                s.metrics.n_neg,
+                s.prompt_tokens + c.prompt_tokens,
+                s.completion_tokens + c.completion_tokens,
+                round(s.seconds + c.seconds, 3),
+            )
+        )
     return pd.DataFrame([asdict(r) for r in rows], columns=[f for f in ScoreRow.__dataclass_fields__])
 
 
@@ -266,19 +294,29 @@ def summarise_scores(scores: pd.DataFrame, threshold: float = 0.8) -> pd.DataFra
     for scorer, g in scores.groupby("scorer", sort=True):
         metric = "auroc" if scorer == "embedding" else "balanced_accuracy"
         vals, ctrl = g[metric].astype(float), g[f"control_{metric}"].astype(float)
-        out.append({"scorer": scorer, "metric": metric, "n_latents": len(g), "mean": vals.mean(),
-                    "control_mean": ctrl.mean(), f"share_ge_{threshold}": float((vals >= threshold).mean()),
-                    f"control_share_ge_{threshold}": float((ctrl >= threshold).mean())})
+        out.append(
+            {
+                "scorer": scorer,
+                "metric": metric,
+                "n_latents": len(g),
+                "mean": vals.mean(),
+                "control_mean": ctrl.mean(),
+                f"share_ge_{threshold}": float((vals >= threshold).mean()),
+                f"control_share_ge_{threshold}": float((ctrl >= threshold).mean()),
+            }
+        )
     return pd.DataFrame(out)
 
 
 def concept_auroc(latent_acts: np.ndarray, labels: np.ndarray, concepts: Sequence[str]) -> pd.DataFrame:
-    """For each concept (column of binary `labels` [n, c]) the latent (column of `latent_acts` [n, m]) with the
-    highest AUROC, vectorised over latents with average ranks (Mann-Whitney)."""
+    """For each concept (column of binary `labels` [n, c]) the latent (column of `latent_acts` [n, m]) with
+    the highest AUROC, vectorised over latents with average ranks (Mann-Whitney)."""
     x = np.asarray(latent_acts, dtype=float)
     y = np.asarray(labels, dtype=bool)
     if x.shape[0] != y.shape[0] or y.shape[1] != len(concepts):
-        raise DataError(f"concept AUROC: {x.shape[0]} rows of activations, labels {y.shape}, {len(concepts)} names")
+        raise DataError(
+            f"concept AUROC: {x.shape[0]} rows of activations, labels {y.shape}, {len(concepts)} names"
+        )
     ranks = pd.DataFrame(x).rank(method="average").to_numpy()
     rows = []
     for c, name in enumerate(concepts):

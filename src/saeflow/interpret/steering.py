@@ -1,12 +1,12 @@
 """Steering with SAE latents: add α·‖h‖_typical·d_i (unit decoder direction) to the SAE layer's output during
 generation, or clamp f_i to a value and re-decode with the SAE error kept; at selected positions only.
 
-The edit is a function h -> h' for a "replace layer output h by fn(h)" splice (`saeflow.models.causal_lm.splice`,
-later `SubjectModel.splice`). Under a KV cache each forward sees only new positions, so the function tracks the
-absolute position itself (`Steerer.reset()` before each generation).
-Metrics per generation: concept mention, Δ log-prob of the concept's first tokens after the prompt, whether the
-latent fires on the generated text, perplexity of the generation under the unsteered model, similarity to a target
-text (any embedder). Controls: α = 0, and random latents of matched frequency.
+The edit is a function h -> h' for a "replace layer output h by fn(h)" splice
+(`saeflow.models.causal_lm.splice`, later `SubjectModel.splice`). Under a KV cache each forward sees only new
+positions, so the function tracks the absolute position itself (`Steerer.reset()` before each generation).
+Metrics per generation: concept mention, Δ log-prob of the concept's first tokens after the prompt, whether
+the latent fires on the generated text, perplexity of the generation under the unsteered model, similarity to
+a target text (any embedder). Controls: α = 0, and random latents of matched frequency.
 """
 
 from __future__ import annotations
@@ -58,11 +58,27 @@ class Steerer:
     """fn(h) for a splice: mode "add" adds alpha·norm·d (d = unit decoder row of `latent`); mode "clamp" sets
     f_latent to `value` (h + (value - f_latent(h))·W_dec[latent], i.e. SAE error kept)."""
 
-    def __init__(self, sae, latent: int, *, alpha: float = 0.0, norm: float = 1.0, mode: str = "add",
-                 value: float = 0.0, positions: Positions | None = None):
+    def __init__(
+        self,
+        sae,
+        latent: int,
+        *,
+        alpha: float = 0.0,
+        norm: float = 1.0,
+        mode: str = "add",
+        value: float = 0.0,
+        positions: Positions | None = None,
+    ):
         if mode not in ("add", "clamp"):
             raise ConfigError(f"steering.mode must be 'add' or 'clamp'; got {mode!r}")
-        self.sae, self.latent, self.alpha, self.norm, self.mode, self.value = sae, latent, alpha, norm, mode, value
+        self.sae, self.latent, self.alpha, self.norm, self.mode, self.value = (
+            sae,
+            latent,
+            alpha,
+            norm,
+            mode,
+            value,
+        )
         self.positions = positions or Positions()
         w = sae.W_dec.detach()[latent].float()
         self.direction = w / w.norm().clamp_min(1e-8)
@@ -91,18 +107,24 @@ class Steerer:
 
 
 @torch.no_grad()
-def generate(lm, splice: Splice, layer: int, prompt: str, steerer: Steerer | None, max_new_tokens: int) -> list[int]:
+def generate(
+    lm, splice: Splice, layer: int, prompt: str, steerer: Steerer | None, max_new_tokens: int
+) -> list[int]:
     """Greedy continuation token ids of `prompt` (steered when `steerer` is given)."""
     ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"].to(lm.device)
-    kw = {"attention_mask": torch.ones_like(ids), "do_sample": False, "max_new_tokens": max_new_tokens,
-          "pad_token_id": lm.tokenizer.pad_token_id}
+    kw = {
+        "attention_mask": torch.ones_like(ids),
+        "do_sample": False,
+        "max_new_tokens": max_new_tokens,
+        "pad_token_id": lm.tokenizer.pad_token_id,
+    }
     if steerer is None:
         out = lm.model.generate(ids, **kw)
     else:
         steerer.reset()
         with splice(layer, steerer):
             out = lm.model.generate(ids, **kw)
-    return out[0, ids.shape[1]:].tolist()
+    return out[0, ids.shape[1] :].tolist()
 
 
 @torch.no_grad()
@@ -116,8 +138,9 @@ def continuation_logprob(lm, prompt_ids: Sequence[int], cont_ids: Sequence[int])
     return float(sum(logp[n - 1 + j, t] for j, t in enumerate(cont_ids)))
 
 
-def concept_logprob(lm, prompt: str, terms: Sequence[str], steerer: Steerer | None, splice: Splice,
-                    layer: int) -> float:
+def concept_logprob(
+    lm, prompt: str, terms: Sequence[str], steerer: Steerer | None, splice: Splice, layer: int
+) -> float:
     """Mean over terms of log p(" term" right after the prompt)."""
     p = lm.tokenizer(prompt)["input_ids"]
     vals = []
@@ -168,23 +191,42 @@ class SteerRow:
     similarity: float
 
 
-def steer_concepts(lm, sae, layer: int, targets: Mapping[str, int], terms: Mapping[str, Sequence[str]],
-                   prompts: Sequence[str], frequency: Tensor, norm: float, cfg: SteerConfig, *,
-                   splice: Splice | None = None, embed: Callable[[list[str]], np.ndarray] | None = None
-                   ) -> pd.DataFrame:
-    """Dose-response rows for each concept's target latent and its random controls, over prompts and alphas."""
+def steer_concepts(
+    lm,
+    sae,
+    layer: int,
+    targets: Mapping[str, int],
+    terms: Mapping[str, Sequence[str]],
+    prompts: Sequence[str],
+    frequency: Tensor,
+    norm: float,
+    cfg: SteerConfig,
+    *,
+    splice: Splice | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Dose-response rows for each concept's target latent and its random controls, over prompts and
+    alphas."""
     splice = splice or lm_splice(lm)
     rows = []
     for concept, latent in targets.items():
         words = [t.lower() for t in terms[concept]]
-        for kind, lat in [("target", latent)] + [("random", r) for r in matched_random_latents(
-                frequency, latent, cfg.n_random, cfg.seed)]:
+        for kind, lat in [("target", latent)] + [
+            ("random", r) for r in matched_random_latents(frequency, latent, cfg.n_random, cfg.seed)
+        ]:
             for prompt in prompts:
                 base_lp = concept_logprob(lm, prompt, terms[concept], None, splice, layer)
                 p_ids = lm.tokenizer(prompt)["input_ids"]
                 for alpha in cfg.alphas:
-                    st = Steerer(sae, lat, alpha=alpha, norm=norm, mode=cfg.mode, value=alpha * norm,
-                                 positions=cfg.positions)
+                    st = Steerer(
+                        sae,
+                        lat,
+                        alpha=alpha,
+                        norm=norm,
+                        mode=cfg.mode,
+                        value=alpha * norm,
+                        positions=cfg.positions,
+                    )
                     gen = generate(lm, splice, layer, prompt, st, cfg.max_new_tokens)
                     text = lm.tokenizer.decode(gen, skip_special_tokens=True)
                     lp = concept_logprob(lm, prompt, terms[concept], st, splice, layer)
@@ -194,9 +236,21 @@ def steer_concepts(lm, sae, layer: int, targets: Mapping[str, int], terms: Mappi
                     if embed is not None and text.strip():
                         v = np.asarray(embed([text, concept.replace("_", " ")]), dtype=float)
                         sim = float(v[0] @ v[1] / max(np.linalg.norm(v[0]) * np.linalg.norm(v[1]), 1e-12))
-                    rows.append(SteerRow(concept, lat, kind, alpha, prompt, text,
-                                         any(w in text.lower() for w in words), lp - base_lp, fires,
-                                         math.exp(min(nll, 50.0)), sim))
+                    rows.append(
+                        SteerRow(
+                            concept,
+                            lat,
+                            kind,
+                            alpha,
+                            prompt,
+                            text,
+                            any(w in text.lower() for w in words),
+                            lp - base_lp,
+                            fires,
+                            math.exp(min(nll, 50.0)),
+                            sim,
+                        )
+                    )
     return pd.DataFrame([asdict(r) for r in rows], columns=list(SteerRow.__dataclass_fields__))
 
 
@@ -209,7 +263,7 @@ def _fires(lm, sae, layer, prompt_ids, gen, latent) -> bool:
     except ImportError:
         from saeflow.lm import residual_stream
     ids = torch.tensor([list(prompt_ids) + list(gen)])
-    h = residual_stream(lm, ids, None, layer)[0, len(prompt_ids):].float()
+    h = residual_stream(lm, ids, None, layer)[0, len(prompt_ids) :].float()
     return bool((encode_rows(sae, h)[:, latent] > 0).any())
 
 

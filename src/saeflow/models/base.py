@@ -26,11 +26,11 @@ class ModelBatch(NamedTuple):
 
 class TokenLosses(NamedTuple):
     loss: torch.Tensor
-    """[B, T] float32: the loss the model is scored on at each position (next-token CE, masked-LM CE, next-item
-    CE, ...); 0 where `scored` is False."""
+    """[B, T] float32: the loss the model is scored on at each position (next-token CE, masked-LM CE,
+    next-item CE, ...); 0 where `scored` is False."""
     scored: torch.Tensor
-    """[B, T] bool: positions that count (e.g. not padding, not the last position of a causal LM, only the masked
-    positions of a masked LM)."""
+    """[B, T] bool: positions that count (e.g. not padding, not the last position of a causal LM, only the
+    masked positions of a masked LM)."""
 
 
 class SubjectModel(ABC):
@@ -45,7 +45,8 @@ class SubjectModel(ABC):
 
     @abstractmethod
     def encode(self, records: Sequence[Any]) -> list[list[int]]:
-        """Token ids of each record, with the special tokens the model expects (truncated to its max length)."""
+        """Token ids of each record, with the special tokens the model expects (truncated to its max
+        length)."""
 
     @abstractmethod
     def batch(self, token_lists: Sequence[Sequence[int]]) -> ModelBatch:
@@ -61,7 +62,8 @@ class SubjectModel(ABC):
 
     @abstractmethod
     def splice(self, layer: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> contextmanager:
-        """Context manager: within it, every forward replaces layer `layer`'s output h by fn(h) (same shape)."""
+        """Context manager: within it, every forward replaces layer `layer`'s output h by fn(h) (same
+        shape)."""
 
     @abstractmethod
     def token_losses(self, batch: ModelBatch) -> TokenLosses:
@@ -75,8 +77,12 @@ class SubjectModel(ABC):
         return layer
 
 
-def iter_batches(model: SubjectModel, token_lists: Sequence[Sequence[int]], batch_size: int) -> Iterator[ModelBatch]:
+def iter_batches(
+    model: SubjectModel, token_lists: Sequence[Sequence[int]], batch_size: int
+) -> Iterator[ModelBatch]:
     """Length-sorted batches (longest first; ties keep input order) of non-empty token lists."""
-    order = sorted((i for i, t in enumerate(token_lists) if len(t) > 0), key=lambda i: (-len(token_lists[i]), i))
+    order = sorted(
+        (i for i, t in enumerate(token_lists) if len(t) > 0), key=lambda i: (-len(token_lists[i]), i)
+    )
     for start in range(0, len(order), batch_size):
         yield model.batch([token_lists[i] for i in order[start : start + batch_size]])

@@ -438,8 +438,8 @@ def tokenize_batches(
 class CausalLM(SubjectModel):
     """A loaded causal LM behind the subject-model interface (saeflow.models.base).
 
-    Records are texts; position 0 (BOS or the first token, an attention sink) is never stored; the scored loss is
-    next-token cross-entropy, at position t for the prediction of token t + 1.
+    Records are texts; position 0 (BOS or the first token, an attention sink) is never stored; the scored
+    loss is next-token cross-entropy, at position t for the prediction of token t + 1.
     """
 
     kind = "causal_lm"
@@ -449,7 +449,9 @@ class CausalLM(SubjectModel):
         self.name, self.n_layers, self.d_model, self.device = lm.name, lm.n_layers, lm.d_model, lm.device
 
     @classmethod
-    def load(cls, model_dir: str | Path, *, max_length: int, dtype: str = "float32", device: str = "cpu") -> CausalLM:
+    def load(
+        cls, model_dir: str | Path, *, max_length: int, dtype: str = "float32", device: str = "cpu"
+    ) -> CausalLM:
         return cls(load_lm(model_dir, dtype=dtype, device=device), max_length)
 
     def encode(self, records: Sequence[str]) -> list[list[int]]:
@@ -472,7 +474,9 @@ class CausalLM(SubjectModel):
 
     def token_losses(self, batch: ModelBatch) -> TokenLosses:
         with torch.inference_mode():
-            logits = self.lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+            logits = self.lm.model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask
+            ).logits.float()
         loss = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=logits.device)
         scored = torch.zeros(batch.input_ids.shape, dtype=torch.bool, device=logits.device)
         targets = batch.input_ids[:, 1:]

@@ -1,10 +1,12 @@
-"""ESM-2 (Lin et al. 2023) through transformers' `EsmForMaskedLM`, behind the SubjectModel interface (kind "esm").
+"""ESM-2 (Lin et al. 2023) through transformers' `EsmForMaskedLM`, behind the SubjectModel interface (kind
+"esm").
 
-Site: layer `l` is the output of encoder layer `l` (= `hidden_states[l + 1]` of a full forward, for every layer but
-the last, whose `hidden_states` entry is after the final LayerNorm); `hidden` stops the forward right there.
-Stored positions are residues: <cls>, <eos>, padding (and any other special token) are not stored, spliced or
-scored. Fidelity is the masked-LM CE at `mask_prob` (15%) of the residues, drawn with a fixed seed from the batch's
-own tokens, so the clean and every spliced run of a batch score the same masked positions.
+Site: layer `l` is the output of encoder layer `l` (= `hidden_states[l + 1]` of a full forward, for every
+layer but the last, whose `hidden_states` entry is after the final LayerNorm); `hidden` stops the forward
+right there. Stored positions are residues: <cls>, <eos>, padding (and any other special token) are not
+stored, spliced or scored. Fidelity is the masked-LM CE at `mask_prob` (15%) of the residues, drawn with a
+fixed seed from the batch's own tokens, so the clean and every spliced run of a batch score the same masked
+positions.
 """
 
 from __future__ import annotations
@@ -36,8 +38,17 @@ class EsmModel(SubjectModel):
 
     kind: ClassVar[str] = "esm"
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, max_length: int = 1024, mask_prob: float = 0.15,
-                 mask_seed: int = 0, device: str = "cpu"):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        max_length: int = 1024,
+        mask_prob: float = 0.15,
+        mask_seed: int = 0,
+        device: str = "cpu",
+    ):
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -49,13 +60,23 @@ class EsmModel(SubjectModel):
         self.mask_seed = int(mask_seed)
         self.mask_id = tokenizer.mask_token_id
         # <mask> marks a residue to predict: it is a stored (spliceable) position, unlike <cls>/<eos>/<pad>
-        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids) - {self.mask_id}), dtype=torch.long)
+        self.special_ids = torch.tensor(
+            sorted(set(tokenizer.all_special_ids) - {self.mask_id}), dtype=torch.long
+        )
         self._current_keep: Tensor | None = None
         self._x_id = tokenizer.convert_tokens_to_ids("X")
 
     @classmethod
-    def load(cls, name_or_dir: str | Path, *, max_length: int = 1024, mask_prob: float = 0.15, mask_seed: int = 0,
-             device: str = "cpu", dtype: torch.dtype = torch.float32) -> EsmModel:
+    def load(
+        cls,
+        name_or_dir: str | Path,
+        *,
+        max_length: int = 1024,
+        mask_prob: float = 0.15,
+        mask_seed: int = 0,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> EsmModel:
         """Load a hub id (e.g. facebook/esm2_t6_8M_UR50D) or a local directory."""
         from transformers import AutoTokenizer, EsmForMaskedLM
 
@@ -64,8 +85,15 @@ class EsmModel(SubjectModel):
             model = EsmForMaskedLM.from_pretrained(str(name_or_dir), dtype=dtype)
         except (OSError, ValueError) as err:
             raise AssetError(f"ESM model {name_or_dir} cannot be loaded: {str(err).splitlines()[0]}") from err
-        return cls(model, tokenizer, name=Path(str(name_or_dir)).name, max_length=max_length, mask_prob=mask_prob,
-                   mask_seed=mask_seed, device=device)
+        return cls(
+            model,
+            tokenizer,
+            name=Path(str(name_or_dir)).name,
+            max_length=max_length,
+            mask_prob=mask_prob,
+            mask_seed=mask_seed,
+            device=device,
+        )
 
     @property
     def layers(self) -> Any:
@@ -81,7 +109,9 @@ class EsmModel(SubjectModel):
                 rid = rec if isinstance(rec, str) else getattr(rec, "id", f"#{i}")
                 raise DataError(f"protein {str(rid)[:40]!r}: sequence must hold amino-acid letters only")
             ids = self.tokenizer.convert_tokens_to_ids(list(seq[: self.max_length - 2]))
-            ids = [self._x_id if i == self.tokenizer.unk_token_id else i for i in ids]  # e.g. J → X (a residue)
+            ids = [
+                self._x_id if i == self.tokenizer.unk_token_id else i for i in ids
+            ]  # e.g. J → X (a residue)
             out.append([self.tokenizer.cls_token_id, *ids, self.tokenizer.eos_token_id])
         return out
 
@@ -122,13 +152,16 @@ class EsmModel(SubjectModel):
 
     @contextmanager
     def splice(self, layer: int, fn: Callable[[Tensor], Tensor]) -> Iterator[None]:
-        """Within the block, encoder layer `layer`'s output h becomes fn(h) ([B, T, d]) at stored positions."""
+        """Within the block, encoder layer `layer`'s output h becomes fn(h) ([B, T, d]) at stored
+        positions."""
 
         def replace(_module, _args, output):
             h = output[0] if isinstance(output, tuple) else output
             new = fn(h)
             if new.shape != h.shape:
-                raise ValueError(f"splice fn must keep the hidden state shape {tuple(h.shape)}; got {tuple(new.shape)}")
+                raise ValueError(
+                    f"splice fn must keep the hidden state shape {tuple(h.shape)}; got {tuple(new.shape)}"
+                )
             if self._current_keep is not None:
                 new = torch.where(self._current_keep[..., None], new.to(h.dtype), h)
             return (new, *output[1:]) if isinstance(output, tuple) else new

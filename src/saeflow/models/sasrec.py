@@ -355,7 +355,6 @@ def ndcg_per_user(ranks: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(r < k, 1.0 / torch.log2(r + 2.0), torch.zeros_like(r))
 
 
-
 def validate(model: SASRec, histories, targets, k: int = 10) -> float:
     """Full-ranking NDCG@k (history excluded) of the model's scores."""
     ranks = full_ranks(model.scores(model.last_states(histories)), histories, targets)

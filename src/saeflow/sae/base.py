@@ -52,7 +52,8 @@ class SAEConfig:
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(
-                f"sae.architecture must be one of {', '.join(sorted(ARCHITECTURES))}; got '{self.architecture}'"
+                f"sae.architecture must be one of {', '.join(sorted(ARCHITECTURES))}; got "
+                f"'{self.architecture}'"
             )
         if self.d_in < 1 or self.d_sae < 1:
             raise ConfigError(f"sae.d_in and sae.d_sae must be positive; got {self.d_in}, {self.d_sae}")
@@ -268,7 +269,9 @@ def load_sae(sae_dir: str | Path, device: str = "cpu") -> SparseAutoencoder:
     try:
         cfg = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{cfg_path}: not valid JSON ({err}); delete the SAE folder and rerun training") from None
+        raise DataError(
+            f"{cfg_path}: not valid JSON ({err}); delete the SAE folder and rerun training"
+        ) from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("saeflow"), dict) or "sae" not in cfg["saeflow"]:
         raise DataError(f"{cfg_path}: not written by saeflow (no 'saeflow' section)")
     sae = make_sae(SAEConfig.from_dict(cfg["saeflow"]["sae"]))
@@ -276,10 +279,14 @@ def load_sae(sae_dir: str | Path, device: str = "cpu") -> SparseAutoencoder:
     expected = {k: tuple(v.shape) for k, v in sae.weights_for_saving().items()}
     for key in ("W_enc", "b_enc", "W_dec", "b_dec"):  # extras such as `threshold` are optional
         if key not in weights:
-            raise DataError(f"{weights_path}: tensor '{key}' is missing (expected shape {list(expected[key])})")
+            raise DataError(
+                f"{weights_path}: tensor '{key}' is missing (expected shape {list(expected[key])})"
+            )
     for key, shape in expected.items():
         got = tuple(weights[key].shape) if key in weights else shape
-        if got != shape and not (key == "threshold" and weights[key].numel() == 1):  # a scalar threshold broadcasts
+        if got != shape and not (
+            key == "threshold" and weights[key].numel() == 1
+        ):  # a scalar threshold broadcasts
             raise DataError(
                 f"{weights_path}: tensor '{key}' has shape {list(got)}; cfg.json "
                 f"(d_in={sae.cfg.d_in}, d_sae={sae.cfg.d_sae}) implies {list(shape)}"

@@ -2,9 +2,10 @@
 per-token threshold θ (EMA of the smallest kept activation) replaces the batch selection, JumpReLU-style.
 
 θ is a buffer saved as `threshold` ([d_sae], one shared value, the layout of a JumpReLU threshold) so a loaded
-SAE is a per-token function; cfg.json names it "jumprelu" for SAELens, which is what it is at inference. Latent values do not depend on the input scale, so θ needs no rescaling on save.
-Settings in `extra`: `threshold_decay` (EMA decay per step, default 0.99: short CPU runs have a few hundred
-steps, so the paper-scale 0.999 would still remember initialisation at the end).
+SAE is a per-token function; cfg.json names it "jumprelu" for SAELens, which is what it is at inference.
+Latent values do not depend on the input scale, so θ needs no rescaling on save. Settings in `extra`:
+`threshold_decay` (EMA decay per step, default 0.99: short CPU runs have a few hundred steps, so the
+paper-scale 0.999 would still remember initialisation at the end).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ DEFAULT_CANDIDATES = 4
 
 
 def batch_topk_mask_values(pre: Tensor, k: int) -> Tensor:
-    """Dense [N, m] tensor with ReLU of the k·N largest entries of the whole batch, zeros elsewhere (reference)."""
+    """Dense [N, m] tensor with ReLU of the k·N largest entries of the whole batch, zeros elsewhere
+    (reference)."""
     n, m = pre.shape
     flat = torch.relu(pre).reshape(-1)
     values, indices = flat.topk(min(k * n, flat.numel()), sorted=False)
@@ -41,14 +43,24 @@ class BatchCodes(NamedTuple):
     aux_indices: Tensor | None
 
 
-def batch_topk_codes(x: Tensor, W_enc: Tensor, b_enc: Tensor, centre: Tensor, k: int, *,
-                     dead: Tensor | None = None, k_aux: int = 0, workspace: Workspace | None = None,
-                     candidates: int = DEFAULT_CANDIDATES) -> BatchCodes:
+def batch_topk_codes(
+    x: Tensor,
+    W_enc: Tensor,
+    b_enc: Tensor,
+    centre: Tensor,
+    k: int,
+    *,
+    dead: Tensor | None = None,
+    k_aux: int = 0,
+    workspace: Workspace | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
+) -> BatchCodes:
     """BatchTopK of ReLU((x − centre) W_enc + b_enc): the k·N largest activations of the batch, exactly.
 
-    The top c = candidates·k pre-activations of each token (sparse kernels: the backward touches only those) hold
-    every batch-kept entry unless some token had all c of its candidates kept with a positive smallest one; then
-    c doubles and the selection is redone, so the result always equals :func:`batch_topk_mask_values`.
+    The top c = candidates·k pre-activations of each token (sparse kernels: the backward touches only those)
+    hold every batch-kept entry unless some token had all c of its candidates kept with a positive smallest
+    one; then c doubles and the selection is redone, so the result always equals
+    :func:`batch_topk_mask_values`.
     """
     n, m = x.shape[0], W_enc.shape[1]
     c = min(m, max(1, candidates * k))
@@ -91,8 +103,16 @@ class BatchTopKSAE(SparseAutoencoder):
     def training_codes(self, x: Tensor, dead: Tensor | None, k_aux: int) -> BatchCodes:
         if "_workspace" not in self.__dict__:
             self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
-        codes = batch_topk_codes(x, self.W_enc, self.b_enc, self.encoder_centre(), self.cfg.k, dead=dead,
-                                 k_aux=k_aux, workspace=self.__dict__["_workspace"])
+        codes = batch_topk_codes(
+            x,
+            self.W_enc,
+            self.b_enc,
+            self.encoder_centre(),
+            self.cfg.k,
+            dead=dead,
+            k_aux=k_aux,
+            workspace=self.__dict__["_workspace"],
+        )
         self.update_threshold_(codes.values.detach())
         return codes
 
@@ -111,9 +131,9 @@ class BatchTopKSAE(SparseAutoencoder):
 
     @torch.no_grad()
     def calibrate_threshold_(self, x: Tensor) -> float:
-        """θ ← the smallest of the k·N largest activations over a sample x [N, d] (training scale), so that the
-        per-token inference L0 on it is k: the training-time EMA lags behind the shrinking activations of a short
-        run (default run: inference L0 12.8 for k = 32 with the EMA). Returns the new θ."""
+        """θ ← the smallest of the k·N largest activations over a sample x [N, d] (training scale), so that
+        the per-token inference L0 on it is k: the training-time EMA lags behind the shrinking activations of
+        a short run (default run: inference L0 12.8 for k = 32 with the EMA). Returns the new θ."""
         acts = torch.relu(self.pre_acts(x)).flatten()
         n_keep = min(self.cfg.k * x.shape[0], acts.numel())
         smallest = acts.topk(n_keep, sorted=False).values.min()
@@ -148,9 +168,15 @@ class BatchTopKSAE(SparseAutoencoder):
         latents = torch.zeros(x.shape[0], self.cfg.d_sae, dtype=codes.values.dtype, device=x.device)
         latents.scatter_(1, codes.indices, codes.values.detach())
         mse = (recon.detach() - target).pow(2).sum(dim=-1).mean().item()
-        logs = {"mse": mse, "loss_recon": per_token.mean().item(), "sparsity": 0.0, "aux": aux.item(),
-                "auxk": aux_k.item(), "threshold": float(self.threshold.mean()),
-                **{k: v.item() for k, v in extras.items()}}
+        logs = {
+            "mse": mse,
+            "loss_recon": per_token.mean().item(),
+            "sparsity": 0.0,
+            "aux": aux.item(),
+            "auxk": aux_k.item(),
+            "threshold": float(self.threshold.mean()),
+            **{k: v.item() for k, v in extras.items()},
+        }
         return LossTerms(per_token, aux, latents, recon, logs)
 
     def training_loss(self, x: Tensor) -> LossTerms:

@@ -50,9 +50,11 @@ class BoostedSAE(nn.Module):
         return self.reconstruct_raw(x)
 
 
-def load_boosted(residual_dirs: Sequence[str | Path], base_dir: str | Path | None = None,
-                 device: str = "cpu") -> BoostedSAE:
-    """Base (from `base_dir`, default the residuals' own `extra.base`) plus the saved residual SAEs, summed."""
+def load_boosted(
+    residual_dirs: Sequence[str | Path], base_dir: str | Path | None = None, device: str = "cpu"
+) -> BoostedSAE:
+    """Base (from `base_dir`, default the residuals' own `extra.base`) plus the saved residual SAEs,
+    summed."""
     residuals = [load_sae(d, device=device) for d in residual_dirs]
     for d, r in zip(residual_dirs, residuals, strict=True):
         if not isinstance(r, ResidualMixin):
@@ -62,16 +64,19 @@ def load_boosted(residual_dirs: Sequence[str | Path], base_dir: str | Path | Non
             raise DataError("load_boosted: give base_dir or at least one residual SAE")
         bases = {str(Path(r.cfg.extra["base"])) for r in residuals}
         if len(bases) > 1:
-            raise DataError(f"the residual SAEs were trained on different bases ({', '.join(sorted(bases))}); "
-                            "give base_dir explicitly")
+            raise DataError(
+                f"the residual SAEs were trained on different bases ({', '.join(sorted(bases))}); "
+                "give base_dir explicitly"
+            )
         base = residuals[0].base
     else:
         base = load_sae(base_dir)
     return BoostedSAE(base.to(device), residuals).to(device)
 
 
-def load_for_evaluation(sae_dir: str | Path, residual_dirs: Sequence[str | Path] = (),
-                        device: str = "cpu") -> SparseAutoencoder | BoostedSAE:
+def load_for_evaluation(
+    sae_dir: str | Path, residual_dirs: Sequence[str | Path] = (), device: str = "cpu"
+) -> SparseAutoencoder | BoostedSAE:
     """What a spliced evaluation of `sae_dir` runs: the SAE itself; a residual SAE boosted on its own base
     (x̂_base + ê: a residual alone reconstructs the base's error, not x); with `residual_dirs`, the SAE at
     `sae_dir` as the base plus those residual SAEs (the stacked boosted SAE)."""

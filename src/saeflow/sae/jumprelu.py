@@ -5,12 +5,14 @@ sparsity comes from an L0 penalty, which has a gradient only through θ. Setting
 
 * `bandwidth` ε (default 0.001 without a target, 0.02 with one; for inputs scaled to E‖x‖ = √d as the trainer
   does).
-* `target_l0`: if set, the sparsity term is the batch-level λ·d·(L0/target − 1)², which steers L0 to the target
+* `target_l0`: if set, the sparsity term is the batch-level λ·d·(L0/target − 1)², which steers L0 to the
+target
   (how we match L0 across architectures); otherwise the per-token λ·L0 penalty of the JumpReLU paper.
 * `l0_coefficient` λ (default 5.0 with a target, 0.001 without).
 * `threshold_lr_scale` s (default 30 with a target, 1 without): θ is stored as log θ / s, so Adam moves log θ
   about s times the learning rate per step instead of once.
-* `threshold_init`: a number, or "data" (default): on the first training batch each θ_i is set so that latent i
+* `threshold_init`: a number, or "data" (default): on the first training batch each θ_i is set so that latent
+i
   fires on a share target/d_sae of the batch (target = target_l0 or k).
 
 What the reference implementations do, and where we differ (measured: tests/sae/test_architectures.py and
@@ -23,10 +25,10 @@ learning rate per step, a few percent over the whole run, while each pre-activat
 weights, moves much faster, so L0 followed the encoder's drift (17.5 for a target of 32) with θ frozen;
 hence `threshold_lr_scale` (**ours**). (2) With λ = 1 the penalty's pull on θ is ~100× weaker than the
 reconstruction error's (summed over d), so even a mobile θ settled far from the target; hence λ is multiplied
-by d, as OrtSAE's γ is here, and defaults to 5 (**ours**). (3) With ε = 0.001 a latent's θ gets a gradient only
-from the rare tokens within ε/2 of it, so a mobile θ jumps on a few tokens' say and reconstruction suffered
-(toy FVU 1.26 against 0.89); ε = 0.02 gives it a gradient most steps (**ours**). A warm-up of λ would only
-delay the pull in a run this short, so there is none.
+by d, as OrtSAE's γ is here, and defaults to 5 (**ours**). (3) With ε = 0.001 a latent's θ gets a gradient
+only from the rare tokens within ε/2 of it, so a mobile θ jumps on a few tokens' say and reconstruction
+suffered (toy FVU 1.26 against 0.89); ε = 0.02 gives it a gradient most steps (**ours**). A warm-up of λ
+would only delay the pull in a run this short, so there is none.
 
 The threshold is saved as `threshold` ([d_sae], SAELens' JumpReLU layout); latents do not depend on the input
 scale, so θ needs no rescaling on save.
@@ -121,8 +123,12 @@ class JumpReLUSAE(SparseAutoencoder):
         else:
             sparsity = self.l0_coefficient * l0
             aux = x.new_zeros(())
-        logs = {"mse": mse.mean().item(), "sparsity": sparsity.mean().item(), "aux": aux.item(),
-                "threshold": theta.mean().item()}
+        logs = {
+            "mse": mse.mean().item(),
+            "sparsity": sparsity.mean().item(),
+            "aux": aux.item(),
+            "threshold": theta.mean().item(),
+        }
         return LossTerms(mse + sparsity, aux, f, recon, logs)
 
     def weights_for_saving(self) -> dict[str, Tensor]:

@@ -75,8 +75,9 @@ def coalesce_latents(latents: Tensor) -> Tensor:
     idx, vals = latents._indices(), latents._values()
     key = idx[0] * latents.shape[1] + idx[1]
     perm = _stable_argsort(key, latents.shape[0] * latents.shape[1]).to(key.device)
-    return torch.sparse_coo_tensor(idx[:, perm], vals[perm], latents.shape, is_coalesced=True,
-                                   check_invariants=False)
+    return torch.sparse_coo_tensor(
+        idx[:, perm], vals[perm], latents.shape, is_coalesced=True, check_invariants=False
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -170,8 +171,18 @@ def sparse_decode(values: Tensor, indices: Tensor, W_dec: Tensor) -> Tensor:
 
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, W_enc, b_enc, b_dec, k: int, dead: Tensor | None, k_aux: int, block: int,
-                workspace: Workspace | None):
+    def forward(
+        ctx,
+        x,
+        W_enc,
+        b_enc,
+        b_dec,
+        k: int,
+        dead: Tensor | None,
+        k_aux: int,
+        block: int,
+        workspace: Workspace | None,
+    ):
         n = x.shape[0]
         xc = x - b_dec
         scratch = (workspace or Workspace()).get(min(block, n), W_enc.shape[1], xc.dtype, xc.device)

@@ -34,7 +34,9 @@ def prefix_sizes(cfg: SAEConfig) -> list[int]:
     if not sizes or sizes[-1] != m:
         sizes = [*sizes, m]
     if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1 or sizes[-1] > m:
-        raise ConfigError(f"sae.extra.{key} must give strictly increasing sizes in [1, d_sae={m}]; got {sizes}")
+        raise ConfigError(
+            f"sae.extra.{key} must give strictly increasing sizes in [1, d_sae={m}]; got {sizes}"
+        )
     return sizes
 
 
@@ -51,8 +53,11 @@ class MatryoshkaSAE(BatchTopKSAE):
         out, acc, start = [], None, 0
         for end in self.prefixes:
             block = values * ((indices >= start) & (indices < end)).to(values.dtype)
-            part = self.decode_codes(block, indices) if acc is None else acc + sparse_decode(block, indices,
-                                                                                              self.W_dec)
+            part = (
+                self.decode_codes(block, indices)
+                if acc is None
+                else acc + sparse_decode(block, indices, self.W_dec)
+            )
             out.append(part)
             acc, start = part, end
         return out

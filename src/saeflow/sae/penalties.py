@@ -1,7 +1,8 @@
 """Reusable loss pieces that compose with any architecture (docs/methods.md § SAE architectures).
 
 * :func:`orthogonality_penalty` (OrtSAE): chunked max-squared-cosine between decoder rows, O(m·c·d).
-* :func:`jump_relu_l0` (JumpReLU and its L0 penalty; also :func:`jump_relu`, :func:`l0_penalty` alone): a learned
+* :func:`jump_relu_l0` (JumpReLU and its L0 penalty; also :func:`jump_relu`, :func:`l0_penalty` alone): a
+learned
   threshold θ trained by rectangle-kernel straight-through estimators.
 * AuxK lives in :mod:`saeflow.sae.topk` (:func:`~saeflow.sae.topk.auxk_loss`); TERM in :mod:`.objectives`.
 """
@@ -13,8 +14,8 @@ from torch import Tensor
 
 
 class _NearestCosSquared(torch.autograd.Function):
-    """mean_i cos²(w_i, w_p(i)) for each latent's chunk neighbour p(i), found in forward (no autograd through the
-    search: the max's gradient flows through its argmax only). The backward is written by hand with every
+    """mean_i cos²(w_i, w_p(i)) for each latent's chunk neighbour p(i), found in forward (no autograd through
+    the search: the max's gradient flows through its argmax only). The backward is written by hand with every
     normalisation folded into per-latent scalars: a handful of passes over W, O(m·d)."""
 
     @staticmethod
@@ -34,8 +35,12 @@ class _NearestCosSquared(torch.autograd.Function):
         hi, hi_at = cos.max(dim=-1, keepdim=True)
         lo, lo_at = cos.min(dim=-1, keepdim=True)
         nearest = torch.where(hi >= -lo, hi_at, lo_at)
-        cos_p = torch.where(hi >= -lo, hi, lo).reshape(-1)[:m]  # signed cosine to the neighbour, permuted order
-        pos = (nearest.squeeze(2) + torch.arange(n_chunks, device=W.device).unsqueeze(1) * chunk).reshape(-1)[:m]
+        cos_p = torch.where(hi >= -lo, hi, lo).reshape(-1)[
+            :m
+        ]  # signed cosine to the neighbour, permuted order
+        pos = (nearest.squeeze(2) + torch.arange(n_chunks, device=W.device).unsqueeze(1) * chunk).reshape(-1)[
+            :m
+        ]
         del cos, Up
         valid = pos < m  # a padding neighbour: every cosine in the chunk is 0 (cos_p = 0 then)
         partner = torch.empty_like(perm)
@@ -61,13 +66,14 @@ class _NearestCosSquared(torch.autograd.Function):
 
 
 def orthogonality_penalty(W_dec: Tensor, chunk: int, generator: torch.Generator | None = None) -> Tensor:
-    """L_orth = mean_i max_{j in chunk(i), j ≠ i} (w_i · w_j)², w = unit decoder rows, random chunks of `chunk`.
+    """L_orth = mean_i max_{j in chunk(i), j ≠ i} (w_i · w_j)², w = unit decoder rows, random chunks of
+    `chunk`.
 
     Each call draws a random partition of the m latents into ⌈m / chunk⌉ chunks (the last one may be smaller):
     the cost is O(m · chunk · d) — linear in m for a fixed chunk — instead of O(m² · d). With chunk ≥ m it
-    is the exact all-pairs value. The chunk Gram matrices are only searched for each latent's nearest neighbour
-    j*(i) (no autograd through them); the gradient — the same as differentiating through the max — is computed
-    by hand on the m pairs (i, j*(i)) in O(m · d).
+    is the exact all-pairs value. The chunk Gram matrices are only searched for each latent's nearest
+    neighbour j*(i) (no autograd through them); the gradient — the same as differentiating through the max —
+    is computed by hand on the m pairs (i, j*(i)) in O(m · d).
     """
     m = W_dec.shape[0]
     if chunk < 2:

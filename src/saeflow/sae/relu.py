@@ -23,8 +23,9 @@ def searched_l1_coefficient(path: str | Path) -> float:
     try:
         value = json.loads(Path(path).read_text())["l1_coefficient"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path}: no readable l1_coefficient ({type(err).__name__}: {err}); rerun the l1_search "
-                        "step") from None
+        raise DataError(
+            f"{path}: no readable l1_coefficient ({type(err).__name__}: {err}); rerun the l1_search step"
+        ) from None
     return float(value)
 
 

@@ -49,8 +49,9 @@ def auxk_loss(sae: SparseAutoencoder, x: Tensor, pre: Tensor, recon: Tensor) -> 
     return _auxk_error(sae, residual, aux_latents @ sae.W_dec)
 
 
-def auxk_loss_sparse(sae: SparseAutoencoder, x: Tensor, aux_values: Tensor, aux_indices: Tensor,
-                     recon: Tensor) -> Tensor:
+def auxk_loss_sparse(
+    sae: SparseAutoencoder, x: Tensor, aux_values: Tensor, aux_indices: Tensor, recon: Tensor
+) -> Tensor:
     """:func:`auxk_loss` from the [N, k_aux] dead-latent codes of :func:`~saeflow.sae.kernels.topk_encode`."""
     residual = (x - recon).detach()
     return _auxk_error(sae, residual, sparse_decode(aux_values, aux_indices, sae.W_dec))
@@ -75,8 +76,16 @@ class TopKSAE(SparseAutoencoder):
         dead, k_aux = aux_k_for(self)
         if "_workspace" not in self.__dict__:
             self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
-        codes = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, self.cfg.k, dead=dead, k_aux=k_aux,
-                            workspace=self.__dict__["_workspace"])
+        codes = topk_encode(
+            x,
+            self.W_enc,
+            self.b_enc,
+            self.b_dec,
+            self.cfg.k,
+            dead=dead,
+            k_aux=k_aux,
+            workspace=self.__dict__["_workspace"],
+        )
         recon = sparse_decode(codes.values, codes.indices, self.W_dec) + self.b_dec
         mse = (recon - x).pow(2).sum(dim=-1)
         if k_aux:

@@ -1,4 +1,5 @@
-"""saeflow.studies.architectures.analysis: the per-SAE analysis (geometry + absorption) and the architecture table."""
+"""saeflow.studies.architectures.analysis: the per-SAE analysis (geometry + absorption) and the architecture
+table."""
 
 import json
 
@@ -46,21 +47,40 @@ def test_architecture_rows_join_evaluations_and_analyses(tmp_path):
     an = {"geometry": {"mean_max_abs_cos": 0.4, "distinct_fraction": 0.9}, "absorption": {"absorption": 0.2}}
     (tmp_path / "e.json").write_text(json.dumps(ev))
     (tmp_path / "a.json").write_text(json.dumps(an))
-    rows = architecture_rows({"gsae": "topk"}, {("gsae", "general"): tmp_path / "e.json"}, {"gsae": tmp_path / "a.json"})
+    rows = architecture_rows(
+        {"gsae": "topk"}, {("gsae", "general"): tmp_path / "e.json"}, {"gsae": tmp_path / "a.json"}
+    )
     df = architectures_table(rows)
     assert df.iloc[0].to_dict() == pytest.approx(
-        {"architecture": "topk", "sae": "gsae", "eval_set": "general", "l0": 8.0, "fvu": 0.3, "delta_ce": 0.1,
-         "mean_max_cos": 0.4, "distinct_fraction": 0.9, "absorption": 0.2, "dead_fraction": 0.0})
+        {
+            "architecture": "topk",
+            "sae": "gsae",
+            "eval_set": "general",
+            "l0": 8.0,
+            "fvu": 0.3,
+            "delta_ce": 0.1,
+            "mean_max_cos": 0.4,
+            "distinct_fraction": 0.9,
+            "absorption": 0.2,
+            "dead_fraction": 0.0,
+        }
+    )
 
 
 def test_relu_row_carries_its_l1_search(tmp_path):
     ev = {"l0": 31.0, "fvu": 0.5}
     an = {"geometry": {"mean_max_abs_cos": 0.4, "distinct_fraction": 0.9}, "absorption": {"absorption": 0.2}}
-    search = {"l1_coefficient": 16.0, "probes": [{"l1_coefficient": 5.0, "l0": 80.04},
-                                                   {"l1_coefficient": 16.0, "l0": 31.2}]}
+    search = {
+        "l1_coefficient": 16.0,
+        "probes": [{"l1_coefficient": 5.0, "l0": 80.04}, {"l1_coefficient": 16.0, "l0": 31.2}],
+    }
     for name, obj in (("e", ev), ("a", an), ("s", search)):
         (tmp_path / f"{name}.json").write_text(json.dumps(obj))
-    rows = architecture_rows({"arch-relu": "relu"}, {("arch-relu", "general"): tmp_path / "e.json"},
-                             {"arch-relu": tmp_path / "a.json"}, {"arch-relu": tmp_path / "s.json"})
+    rows = architecture_rows(
+        {"arch-relu": "relu"},
+        {("arch-relu", "general"): tmp_path / "e.json"},
+        {"arch-relu": tmp_path / "a.json"},
+        {"arch-relu": tmp_path / "s.json"},
+    )
     row = architectures_table(rows).iloc[0]
     assert row["l1_coefficient"] == 16.0 and row["l1_search"] == "5→80.0, 16→31.2"

@@ -21,7 +21,7 @@ def _power_law(scale=400.0, power=0.7):
 
     def probe(lam):
         calls.append(lam)
-        return {"l0": scale * lam ** -power}
+        return {"l0": scale * lam**-power}
 
     return probe, calls
 
@@ -47,8 +47,9 @@ def test_search_stops_at_max_probes_with_the_closest_probe():
 
 def test_search_falls_back_to_log_bisection_on_a_step():
     # L0 jumps from 100 to 10 at λ = 1: interpolation cannot hit 32; the bracket halves in log space
-    result = search_l1_coefficient(lambda lam: {"l0": 100.0 if lam < 1 else 10.0}, 32.0, 0.25,
-                                   L1SearchSettings(max_probes=8))
+    result = search_l1_coefficient(
+        lambda lam: {"l0": 100.0 if lam < 1 else 10.0}, 32.0, 0.25, L1SearchSettings(max_probes=8)
+    )
     lams = [p["l1_coefficient"] for p in result.probes]
     assert not result.converged and len(lams) == 8
     assert 0.9 < lams[-1] < 1.1  # homed in on the step
@@ -64,8 +65,15 @@ def test_settings_are_checked():
 def test_relu_sae_trains_with_the_searched_coefficient(tmp_path):
     path = tmp_path / "search.json"
     path.write_text(json.dumps({"l1_coefficient": 0.25}))
-    sae = make_sae({"architecture": "relu", "d_in": 4, "d_sae": 8, "l1_coefficient": 5.0,
-                    "extra": {"l1_search": str(path)}})
+    sae = make_sae(
+        {
+            "architecture": "relu",
+            "d_in": 4,
+            "d_sae": 8,
+            "l1_coefficient": 5.0,
+            "extra": {"l1_search": str(path)},
+        }
+    )
     assert sae.cfg.l1_coefficient == 0.25
     sae.save(tmp_path / "sae")
     path.unlink()  # a saved SAE no longer needs the search's file: cfg.json holds the coefficient
@@ -77,10 +85,21 @@ def test_run_l1_search_trains_probes_and_the_final_training_reproduces_the_last_
 
     x = sparse_data(2048, 16, n_features=64, per_token=4, seed=0)
     store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=1024))
-    spec = {**SAE_DEFAULTS, "architecture": "relu", "d_sae": 64, "k": 12, "lr": 1e-2, "batch_size": 128,
-            "epochs": 4, "warmup_steps": 5, "seed": 0, "extra": {"l1_search": str(tmp_path / "s.json")}}
-    result = run_l1_search(spec, store, 12.0, L1SearchSettings(tolerance=0.1, max_probes=8, initial=0.1),
-                           tmp_path / "probes")
+    spec = {
+        **SAE_DEFAULTS,
+        "architecture": "relu",
+        "d_sae": 64,
+        "k": 12,
+        "lr": 1e-2,
+        "batch_size": 128,
+        "epochs": 4,
+        "warmup_steps": 5,
+        "seed": 0,
+        "extra": {"l1_search": str(tmp_path / "s.json")},
+    }
+    result = run_l1_search(
+        spec, store, 12.0, L1SearchSettings(tolerance=0.1, max_probes=8, initial=0.1), tmp_path / "probes"
+    )
     assert result.converged, result.probes
     assert abs(result.l0 / 12 - 1) <= 0.1 and not any((tmp_path / "probes").glob("probe-*"))
     (tmp_path / "s.json").write_text(json.dumps(result.to_dict()))

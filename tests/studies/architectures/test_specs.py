@@ -17,12 +17,18 @@ GSAE = {"architecture": "topk", "train_on": "general.train", "d_sae": 64, "k": 8
 
 
 def _config(**sections):
-    config = {"results_dir": "out", "corpora": {"general": {}, "medical": {}, "social": {}},
-              "saes": {"gsae": dict(GSAE)},
-              "architectures": {"reference": "gsae",
-                                "names": ["batchtopk", "jumprelu", "matryoshka", "ortsae"]},
-              "boosting": {"base": "arch-batchtopk", "subdomains": ["medical", "social"],
-                           "residual": {"d_sae": 16, "k": 2}, "finetune": {"lr": 0.0005, "epochs": 1}}}
+    config = {
+        "results_dir": "out",
+        "corpora": {"general": {}, "medical": {}, "social": {}},
+        "saes": {"gsae": dict(GSAE)},
+        "architectures": {"reference": "gsae", "names": ["batchtopk", "jumprelu", "matryoshka", "ortsae"]},
+        "boosting": {
+            "base": "arch-batchtopk",
+            "subdomains": ["medical", "social"],
+            "residual": {"d_sae": 16, "k": 2},
+            "finetune": {"lr": 0.0005, "epochs": 1},
+        },
+    }
     config.update(sections)
     return config
 
@@ -42,19 +48,26 @@ def test_architecture_specs_copy_the_reference_at_matched_k():
     assert sorted(specs) == ["arch-batchtopk", "arch-jumprelu", "arch-matryoshka", "arch-ortsae"]
     for name, spec in specs.items():
         assert spec["architecture"] == name.removeprefix("arch-")
-        assert {k: spec[k] for k in ("train_on", "d_sae", "k", "lr", "epochs")} == \
-            {k: GSAE[k] for k in ("train_on", "d_sae", "k", "lr", "epochs")}
+        assert {k: spec[k] for k in ("train_on", "d_sae", "k", "lr", "epochs")} == {
+            k: GSAE[k] for k in ("train_on", "d_sae", "k", "lr", "epochs")
+        }
     assert specs["arch-jumprelu"]["extra"] == {"target_l0": 8}  # JumpReLU: L0 matched through its target
-    assert architecture_saes(_config()) == {"topk": "gsae", "batchtopk": "arch-batchtopk",
-                                            "jumprelu": "arch-jumprelu", "matryoshka": "arch-matryoshka",
-                                            "ortsae": "arch-ortsae"}
+    assert architecture_saes(_config()) == {
+        "topk": "gsae",
+        "batchtopk": "arch-batchtopk",
+        "jumprelu": "arch-jumprelu",
+        "matryoshka": "arch-matryoshka",
+        "ortsae": "arch-ortsae",
+    }
 
 
 def test_architecture_settings_merge_and_reference_architecture_is_not_retrained():
     cfg = _config()
     cfg["saes"]["gsae"]["architecture"] = "batchtopk"
-    cfg["architectures"]["settings"] = {"ortsae": {"extra": {"ortho_gamma": 0.5}, "lr": 0.002},
-                                       "jumprelu": {"extra": {"target_l0": 4}}}
+    cfg["architectures"]["settings"] = {
+        "ortsae": {"extra": {"ortho_gamma": 0.5}, "lr": 0.002},
+        "jumprelu": {"extra": {"target_l0": 4}},
+    }
     cfg["architectures"]["eval_sets"] = ["general", "medical"]
     specs = architecture_specs(cfg)
     assert "arch-batchtopk" not in specs  # the reference is the batchtopk row
@@ -92,8 +105,11 @@ def test_boosting_errors():
     with pytest.raises(ConfigError, match="boosting.subdomains: physics"):
         boosting_specs(_config(boosting={"base": "gsae", "subdomains": ["physics"]}))
     with pytest.raises(ConfigError, match="residual architecture"):
-        boosting_specs(_config(boosting={"base": "gsae", "subdomains": ["medical"],
-                                         "residual": {"architecture": "topk"}}))
+        boosting_specs(
+            _config(
+                boosting={"base": "gsae", "subdomains": ["medical"], "residual": {"architecture": "topk"}}
+            )
+        )
     with pytest.raises(ConfigError, match="architectures.reference: 'missing'"):
         architecture_specs(_config(architectures={"reference": "missing", "names": ["ortsae"]}))
     with pytest.raises(ConfigError, match="architectures.settings: relu not in"):
@@ -123,9 +139,15 @@ def test_schema_rejects_a_bad_key():
         validate_config(config, ROOT / "config" / "schema.yaml")
 
 
-@pytest.mark.parametrize("files", [(), ("config/test.yaml",), *((str(p.relative_to(ROOT)),)
-                                   for p in sorted((ROOT / "config" / "paper").glob("*.yaml")))],
-                         ids=lambda f: f[0] if f else "config.yaml")
+@pytest.mark.parametrize(
+    "files",
+    [
+        (),
+        ("config/test.yaml",),
+        *((str(p.relative_to(ROOT)),) for p in sorted((ROOT / "config" / "paper").glob("*.yaml"))),
+    ],
+    ids=lambda f: f[0] if f else "config.yaml",
+)
 def test_shipped_configs_generate_the_studies(files):
     config = _merged(*files)
     specs = sae_specs(config)
@@ -138,7 +160,10 @@ def test_shipped_configs_generate_the_studies(files):
         spec = specs[name]
         assert spec["k"] == k and spec["extra"].get("target_l0", k) == k
     for sub in config["boosting"]["subdomains"] if config.get("boosting") else []:
-        assert specs[f"boost-{sub}"]["extra"]["base"] == f"{config['results_dir']}/sae/{config['boosting']['base']}"
+        assert (
+            specs[f"boost-{sub}"]["extra"]["base"]
+            == f"{config['results_dir']}/sae/{config['boosting']['base']}"
+        )
 
 
 def test_common_overrides_retrain_the_reference_architecture():

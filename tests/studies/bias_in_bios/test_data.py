@@ -26,8 +26,15 @@ def make_pool(counts: dict[str, int]) -> pd.DataFrame:
     for group, n in counts.items():
         role, gender = group.split("/")
         prof = "surgeon" if role == "A" else "nurse"
-        rows += [{"text": f"bio {i} of a {gender} {prof} who works long hours", "profession": prof,
-                  "gender": gender, "schema": "find"} for i in range(n)]
+        rows += [
+            {
+                "text": f"bio {i} of a {gender} {prof} who works long hours",
+                "profession": prof,
+                "gender": gender,
+                "schema": "find",
+            }
+            for i in range(n)
+        ]
     return prepare_pool(pd.DataFrame(rows), ["surgeon", "nurse"])
 
 
@@ -43,17 +50,31 @@ def test_labhc_indices_match_the_hub_dataset():
 
 
 def test_three_schemas_become_one_frame():
-    labhc = pd.DataFrame({"hard_text": ["She  teaches.", "He treats."], "profession": [21, 13], "gender": [1, 0]})
+    labhc = pd.DataFrame(
+        {"hard_text": ["She  teaches.", "He treats."], "profession": [21, 13], "gender": [1, 0]}
+    )
     find = pd.DataFrame({"text": ["a", "b"], "profession": ["Surgeon", "nurse"], "gender": ["M", "F"]})
-    bug = pd.DataFrame({"sentence_text": ["x his", "y her", "z they"], "profession": ["nurse"] * 3,
-                        "g": ["his", "her", "their"]})
+    bug = pd.DataFrame(
+        {
+            "sentence_text": ["x his", "y her", "z they"],
+            "profession": ["nurse"] * 3,
+            "g": ["his", "her", "their"],
+        }
+    )
     a, b, c = to_bios_frame(labhc), to_bios_frame(find), to_bios_frame(bug)
-    assert a.to_dict("list") == {"text": ["She teaches.", "He treats."], "profession": ["professor", "nurse"],
-                                 "gender": ["F", "M"], "schema": ["labhc", "labhc"]}
+    assert a.to_dict("list") == {
+        "text": ["She teaches.", "He treats."],
+        "profession": ["professor", "nurse"],
+        "gender": ["F", "M"],
+        "schema": ["labhc", "labhc"],
+    }
     assert b.profession.tolist() == ["surgeon", "nurse"] and b.gender.tolist() == ["M", "F"]
     assert c.gender.tolist() == ["M", "F"]  # "their" says nothing about gender: dropped
     assert to_bios_frame(labhc, professions=["nurse"]).text.tolist() == ["He treats."]
-    with pytest.raises(DataError, match=r"profession\(s\) dentist do not occur in column profession; professions there: nurse, "):
+    with pytest.raises(
+        DataError,
+        match=r"profession\(s\) dentist do not occur in column profession; professions there: nurse, ",
+    ):
         to_bios_frame(labhc, professions=["nurse", "dentist"])
     with pytest.raises(DataError, match="cannot tell the schema"):
         detect_schema(["body", "label"])
@@ -61,8 +82,14 @@ def test_three_schemas_become_one_frame():
 
 def test_read_local_jsonl_with_split(tmp_path):
     path = tmp_path / "bios.jsonl"
-    pd.DataFrame({"split": ["train", "test"], "text": ["a bio", "b bio"], "profession": ["nurse", "nurse"],
-                  "gender": ["F", "M"]}).to_json(path, orient="records", lines=True)
+    pd.DataFrame(
+        {
+            "split": ["train", "test"],
+            "text": ["a bio", "b bio"],
+            "profession": ["nurse", "nurse"],
+            "gender": ["F", "M"],
+        }
+    ).to_json(path, orient="records", lines=True)
     assert len(read_bios(str(path))) == 2
     only = read_bios({"path": str(path), "split": "test"})
     assert only.text.tolist() == ["b bio"]
@@ -95,8 +122,14 @@ def test_mask_singular_plural_extra_and_case():
 
 
 def test_masking_mode_auto_only_for_bug():
-    bios = pd.DataFrame({"text": ["the nurse said she was tired today", "the surgeon said he was tired today"],
-                         "profession": ["nurse", "surgeon"], "gender": ["F", "M"], "schema": "bug"})
+    bios = pd.DataFrame(
+        {
+            "text": ["the nurse said she was tired today", "the surgeon said he was tired today"],
+            "profession": ["nurse", "surgeon"],
+            "gender": ["F", "M"],
+            "schema": "bug",
+        }
+    )
     masked = prepare_pool(bios, ["surgeon", "nurse"])
     assert "nurse" not in " ".join(masked.text) and "surgeon" not in " ".join(masked.text)
     kept = prepare_pool(bios.assign(schema="find"), ["surgeon", "nurse"])
@@ -124,11 +157,14 @@ def test_pool_drops_conflicting_texts_and_duplicates():
 
 
 def test_set_counts_and_disjoint_test():
-    sets = build_sets(make_pool(FULL), SetSizes(ambiguous_per_profession=30, test_per_group=10,
-                                                oracle_per_group=10), seed=0)
-    assert sets.stats() == {"ambiguous": {"A/M": 30, "B/F": 30},
-                            "test": {"A/F": 10, "A/M": 10, "B/F": 10, "B/M": 10},
-                            "oracle": {"A/F": 10, "A/M": 10, "B/F": 10, "B/M": 10}}
+    sets = build_sets(
+        make_pool(FULL), SetSizes(ambiguous_per_profession=30, test_per_group=10, oracle_per_group=10), seed=0
+    )
+    assert sets.stats() == {
+        "ambiguous": {"A/M": 30, "B/F": 30},
+        "test": {"A/F": 10, "A/M": 10, "B/F": 10, "B/M": 10},
+        "oracle": {"A/F": 10, "A/M": 10, "B/F": 10, "B/M": 10},
+    }
     test_ids = set(sets.test.id)
     assert not test_ids & set(sets.ambiguous.id) and not test_ids & set(sets.oracle.id)
     amb = sets.ambiguous
@@ -160,12 +196,21 @@ def test_too_small_group_names_group_available_and_requested():
 
 
 def _config(**bib):
-    return {"seed": 0, "corpora": {"general": {}}, "ssae": {"general_corpus": "general"},
-            "saes": {"gsae": {"architecture": "topk", "train_on": "general.train", "k": 32, "lr": 4e-4}},
-            "bias_in_bios": {"ssae": {"name": "bib_ssae", "base_sae": "gsae",
-                                                       "budget_tokens": 100, "finetune": {"lr": 1e-4}},
-                             "saes": [{"label": "GSAE", "sae": "gsae"}, {"label": "SSAE", "sae": "bib_ssae"},
-                                      {"label": "OrtSAE", "sae": "architecture:ortsae"}], **bib}}
+    return {
+        "seed": 0,
+        "corpora": {"general": {}},
+        "ssae": {"general_corpus": "general"},
+        "saes": {"gsae": {"architecture": "topk", "train_on": "general.train", "k": 32, "lr": 4e-4}},
+        "bias_in_bios": {
+            "ssae": {"name": "bib_ssae", "base_sae": "gsae", "budget_tokens": 100, "finetune": {"lr": 1e-4}},
+            "saes": [
+                {"label": "GSAE", "sae": "gsae"},
+                {"label": "SSAE", "sae": "bib_ssae"},
+                {"label": "OrtSAE", "sae": "architecture:ortsae"},
+            ],
+            **bib,
+        },
+    }
 
 
 def test_bias_ssae_spec_and_study_saes():
@@ -173,9 +218,16 @@ def test_bias_ssae_spec_and_study_saes():
     from saeflow.studies.bias_in_bios.specs import bias_ssae_specs, selected_textset_budget, study_saes
 
     config = _config()
-    assert bias_ssae_specs(config, config["saes"]) == {"bib_ssae": {"architecture": "topk", "k": 32, "lr": 1e-4,
-                                                    "train_on": "biasbios.retrieved", "init_from": "gsae",
-                                                    "eval_sets": ["general"]}}
+    assert bias_ssae_specs(config, config["saes"]) == {
+        "bib_ssae": {
+            "architecture": "topk",
+            "k": 32,
+            "lr": 1e-4,
+            "train_on": "biasbios.retrieved",
+            "init_from": "gsae",
+            "eval_sets": ["general"],
+        }
+    }
     specs = sae_specs(config)
     assert specs["bib_ssae"]["init_from"] == "gsae"
     assert study_saes(config, specs) == [("GSAE", "gsae"), ("SSAE", "bib_ssae")]  # no ortsae in the registry
@@ -200,11 +252,24 @@ def test_markdown_table_puts_paper_numbers_in_their_own_columns():
     from saeflow.studies.bias_in_bios.study import PAPER_LABEL, main_table, markdown_table
 
     def r(method, p):
-        return {"method": method, "profession_acc": p, "gender_acc": 0.6, "worst_group_acc": p - 0.1,
-                "gender_probe_acc": 0.7, "acc_A/M": p}
+        return {
+            "method": method,
+            "profession_acc": p,
+            "gender_acc": 0.6,
+            "worst_group_acc": p - 0.1,
+            "gender_probe_acc": 0.7,
+            "acc_A/M": p,
+        }
 
-    shift = {"rows": [r("Random ablation (GSAE)", 0.7), r("Random ablation (GSAE) + retrain", 0.7),
-                      r("GSAE SHIFT", 0.8), r("GSAE SHIFT + retrain", 0.85)], "scr": []}
+    shift = {
+        "rows": [
+            r("Random ablation (GSAE)", 0.7),
+            r("Random ablation (GSAE) + retrain", 0.7),
+            r("GSAE SHIFT", 0.8),
+            r("GSAE SHIFT + retrain", 0.85),
+        ],
+        "scr": [],
+    }
     table = main_table([r("Original", 0.7), r("Oracle", 0.9)], [shift])
     assert table.method.tolist()[0] == "Original" and table.method.tolist()[-1] == "Oracle"
     md = markdown_table(table, {"professions": {"A": "professor", "B": "nurse"}, "source": "x"}, "m", 3, 20)
@@ -220,9 +285,15 @@ def _user_csvs(tmp_path, gender=("M", "F"), columns=("Bio", "Profession", "Gende
     """A scrubbed-bios layout: Bio, Profession, Gender (M/F) split across train/dev/test files."""
     paths = []
     for split, n in (("train", 6), ("dev", 2), ("test", 2)):
-        rows = [{columns[0]: f"{split} bio {i} of a {p} who works at the hospital every day",
-                 columns[1]: p.title(), columns[2]: gender[i % 2]}
-                for i in range(n) for p in ("surgeon", "nurse", "dentist")]
+        rows = [
+            {
+                columns[0]: f"{split} bio {i} of a {p} who works at the hospital every day",
+                columns[1]: p.title(),
+                columns[2]: gender[i % 2],
+            }
+            for i in range(n)
+            for p in ("surgeon", "nurse", "dentist")
+        ]
         path = tmp_path / f"{split}.csv"
         pd.DataFrame(rows).to_csv(path, index=False)
         paths.append(str(path))
@@ -234,28 +305,47 @@ def test_users_csvs_load_by_configuration_alone(tmp_path):
     bios = read_bios({"path": paths, "text_field": "Bio"}, professions=["surgeon", "nurse"])
     assert len(bios) == 2 * (6 + 2 + 2) and set(bios.profession) == {"surgeon", "nurse"}
     assert set(bios.gender) == {"M", "F"} and (bios["schema"] == "find").all()
-    every = read_bios({"path": paths, "text_field": "Bio", "profession_field": "Profession",
-                       "gender_field": "Gender"})
+    every = read_bios(
+        {"path": paths, "text_field": "Bio", "profession_field": "Profession", "gender_field": "Gender"}
+    )
     assert len(every) == 3 * 10
     # the config section that says so is valid against the study's schema
     from saeflow.config import validate_config
     from saeflow.studies import study_schema
 
-    validate_config({"data": {"path": paths, "text_field": "Bio", "gender_labels": {"male": ["M"], "female": ["F"]},
-                              "split": ["train", "dev"]}}, study_schema("bias_in_bios"))
+    validate_config(
+        {
+            "data": {
+                "path": paths,
+                "text_field": "Bio",
+                "gender_labels": {"male": ["M"], "female": ["F"]},
+                "split": ["train", "dev"],
+            }
+        },
+        study_schema("bias_in_bios"),
+    )
 
 
 def test_unmapped_columns_say_how_to_map(tmp_path):
     paths = _user_csvs(tmp_path)
-    with pytest.raises(DataError, match=r"train\.csv: cannot tell the schema .*Bio, Profession, Gender.*text_field"):
+    with pytest.raises(
+        DataError, match=r"train\.csv: cannot tell the schema .*Bio, Profession, Gender.*text_field"
+    ):
         read_bios({"path": paths})
-    with pytest.raises(DataError, match=r"no column 'Biography' \(bias_in_bios\.data\.text_field.*columns are: Bio"):
+    with pytest.raises(
+        DataError, match=r"no column 'Biography' \(bias_in_bios\.data\.text_field.*columns are: Bio"
+    ):
         read_bios({"path": paths, "text_field": "Biography"})
 
 
 def test_gender_label_mappings(tmp_path):
-    reversed_ = read_bios({"path": _user_csvs(tmp_path, gender=(1, 0)), "text_field": "Bio",
-                           "gender_labels": {"male": [1], "female": [0]}})
+    reversed_ = read_bios(
+        {
+            "path": _user_csvs(tmp_path, gender=(1, 0)),
+            "text_field": "Bio",
+            "gender_labels": {"male": [1], "female": [0]},
+        }
+    )
     first = reversed_[reversed_.text.str.contains("bio 0 ")]
     assert set(first.gender) == {"M"}  # label 1 = male here, not LabHC's 0
     words = read_bios({"path": _user_csvs(tmp_path, gender=("Man", "WOMAN")), "text_field": "Bio"})
@@ -268,12 +358,28 @@ def test_gender_label_mappings(tmp_path):
 
 def test_split_column_and_profession_codes(tmp_path):
     path = tmp_path / "bios.tsv"
-    pd.DataFrame({"fold": ["train", "dev", "test", "train"], "txt": ["bio one here", "bio two", "bio 3", "bio 4"],
-                  "job": [3, 7, 3, 9], "sex": ["F", "M", "M", "F"]}).to_csv(path, sep="\t", index=False)
-    src = {"path": str(path), "split": ["train", "dev"], "split_field": "fold", "text_field": "txt",
-           "profession_field": "job", "gender_field": "sex", "profession_labels": {3: "nurse", 7: "Surgeon"}}
+    pd.DataFrame(
+        {
+            "fold": ["train", "dev", "test", "train"],
+            "txt": ["bio one here", "bio two", "bio 3", "bio 4"],
+            "job": [3, 7, 3, 9],
+            "sex": ["F", "M", "M", "F"],
+        }
+    ).to_csv(path, sep="\t", index=False)
+    src = {
+        "path": str(path),
+        "split": ["train", "dev"],
+        "split_field": "fold",
+        "text_field": "txt",
+        "profession_field": "job",
+        "gender_field": "sex",
+        "profession_labels": {3: "nurse", 7: "Surgeon"},
+    }
     bios = read_bios(src)
-    assert bios.text.tolist() == ["bio one here", "bio two"] and bios.profession.tolist() == ["nurse", "surgeon"]
+    assert bios.text.tolist() == ["bio one here", "bio two"] and bios.profession.tolist() == [
+        "nurse",
+        "surgeon",
+    ]
     with pytest.raises(DataError, match=r"no 'split' column .*split_field"):
         read_bios({**src, "split_field": "split"})
 
@@ -282,17 +388,36 @@ def test_table_prints_group_sizes_interval_and_explains_negative_shares():
     from saeflow.studies.bias_in_bios.study import gap_note, main_table, markdown_table
 
     def r(method, p):
-        return {"method": method, "profession_acc": p, "gender_acc": 0.6, "worst_group_acc": p - 0.1,
-                "worst_group_ci_low": p - 0.2, "worst_group_ci_high": p, "gender_probe_acc": 0.7,
-                "acc_A/M": p, "n_A/M": 30, "n_A/F": 30, "n_B/M": 30, "n_B/F": 30}
+        return {
+            "method": method,
+            "profession_acc": p,
+            "gender_acc": 0.6,
+            "worst_group_acc": p - 0.1,
+            "worst_group_ci_low": p - 0.2,
+            "worst_group_ci_high": p,
+            "gender_probe_acc": 0.7,
+            "acc_A/M": p,
+            "n_A/M": 30,
+            "n_A/F": 30,
+            "n_B/M": 30,
+            "n_B/F": 30,
+        }
 
     table = main_table([r("Original", 0.7), r("Oracle", 0.9)], [])
     assert {"worst_group_ci_low", "worst_group_ci_high", "n_A/F"} <= set(table.columns)
-    note = gap_note([{"label": "GSAE", "latents": [1, 2],
-                      "gender_gap": {"total": 1.0, "latents": -0.05, "error": 1.05, "removed": 0.1}}])
+    note = gap_note(
+        [
+            {
+                "label": "GSAE",
+                "latents": [1, 2],
+                "gender_gap": {"total": 1.0, "latents": -0.05, "error": 1.05, "removed": 0.1},
+            }
+        ]
+    )
     assert "-5%" in note and "negative share" in note
-    md = markdown_table(table, {"professions": {"A": "professor", "B": "nurse"}, "source": "x"}, "m", 3, 20,
-                        note=note)
+    md = markdown_table(
+        table, {"professions": {"A": "professor", "B": "nurse"}, "source": "x"}, "m", 3, 20, note=note
+    )
     assert "| Original | 70.0 | 60.0 | 60.0 [50.0, 70.0] | 70.0 |" in md
     assert "professor/M 30, professor/F 30, nurse/M 30, nurse/F 30" in md and "3.3 points" in md
 

@@ -1,4 +1,5 @@
-"""Probes, attribution, ablation, worst-group accuracy, SCR and the whole SHIFT study (hand-made and real data)."""
+"""Probes, attribution, ablation, worst-group accuracy, SCR and the whole SHIFT study (hand-made and real
+data)."""
 
 import math
 from pathlib import Path
@@ -28,7 +29,9 @@ from saeflow.studies.bias_in_bios.debias import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-SURGEON_NURSE = ROOT / ".." / "shared" / "data" / "biasbios_find_surgeon_nurse" / "biosbias2_surgeon_nurse.jsonl"
+SURGEON_NURSE = (
+    ROOT / ".." / "shared" / "data" / "biasbios_find_surgeon_nurse" / "biosbias2_surgeon_nurse.jsonl"
+)
 SMOLLM2 = ROOT / "resources" / "models" / "smollm2-135m"
 
 
@@ -54,8 +57,9 @@ def test_ablation_commutes_with_mean_pooling():
     # random sizes: same identity; nothing ablated leaves x unchanged (error term kept)
     rng = np.random.default_rng(0)
     x, f, W = rng.normal(size=(7, 5)), rng.random((7, 9)), rng.normal(size=(9, 5))
-    np.testing.assert_allclose(ablate(x, f, W, [1, 4, 8]).mean(0),
-                               ablate(x.mean(0)[None], f.mean(0)[None], W, [1, 4, 8])[0])
+    np.testing.assert_allclose(
+        ablate(x, f, W, [1, 4, 8]).mean(0), ablate(x.mean(0)[None], f.mean(0)[None], W, [1, 4, 8])[0]
+    )
     np.testing.assert_array_equal(ablate(x, f, W, []), x)
 
 
@@ -82,8 +86,9 @@ def test_gender_gap_hand_example():
     # groups A/M, A/F, B/M, B/F; W_dec = I; x = f + error, error [0, 1] on the female bios
     f = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=float)
     x = np.array([[0, 0], [1, 1], [0, 1], [1, 2]], dtype=float)
-    test = LabelledSet(x, np.array([0, 0, 1, 1]), np.array(["M", "F", "M", "F"]),
-                       np.array(["A/M", "A/F", "B/M", "B/F"]))
+    test = LabelledSet(
+        x, np.array([0, 0, 1, 1]), np.array(["M", "F", "M", "F"]), np.array(["A/M", "A/F", "B/M", "B/F"])
+    )
     # gap(x) = ((B/F + A/F) - (B/M + A/M)) / 2 = [1, 1] -> w·gap = 2 + 3 = 5
     # gap(f) = [1, 0] -> per latent [1, 0] * (W_dec @ w = [2, 3]) = [2, 0]: latents 2, error 3
     gap = gender_gap(LinearProbe(np.array([2.0, 3.0]), 0.0), test, f, np.eye(2), [0])
@@ -166,15 +171,23 @@ def test_shift_finds_the_gender_latent_and_closes_the_gap():
     assert base["Oracle"]["worst_group_acc"] > base["Original"]["worst_group_acc"] + 0.2
     result = shift_study("GSAE", amb, test, oracle, f_amb, f_test, f_or, W_dec, base, cfg)
     rows = {r["method"]: r for r in result.rows}
-    assert set(rows) == {"GSAE SHIFT", "GSAE SHIFT + retrain", "Random ablation (GSAE)",
-                         "Random ablation (GSAE) + retrain"}
+    assert set(rows) == {
+        "GSAE SHIFT",
+        "GSAE SHIFT + retrain",
+        "Random ablation (GSAE)",
+        "Random ablation (GSAE) + retrain",
+    }
     assert result.latents == [0]
     assert rows["GSAE SHIFT"]["worst_group_acc"] > base["Original"]["worst_group_acc"] + 0.2
     assert rows["GSAE SHIFT"]["gender_acc"] < base["Original"]["gender_acc"]
     assert rows["GSAE SHIFT + retrain"]["worst_group_acc"] >= base["Oracle"]["worst_group_acc"] - 0.1
     assert rows["GSAE SHIFT"]["gender_probe_acc"] < base["Original"]["gender_probe_acc"]
-    assert [(r["method"], r["n"]) for r in result.scr] == [("SHIFT", 1), ("Random ablation", 1),
-                                                          ("SHIFT", 2), ("Random ablation", 2)]
+    assert [(r["method"], r["n"]) for r in result.scr] == [
+        ("SHIFT", 1),
+        ("Random ablation", 1),
+        ("SHIFT", 2),
+        ("Random ablation", 2),
+    ]
     assert result.scr[0]["scr"] > 0.2
 
 
@@ -194,23 +207,47 @@ def test_pool_by_doc(tmp_path):
     from saeflow.io import write_json
 
     acts = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 5.0]])
-    save_file({"acts": acts.half(), "token_ids": torch.zeros(3, dtype=torch.int32),
-               "doc_index": torch.tensor([0, 0, 1], dtype=torch.int32),
-               "position": torch.tensor([1, 2, 1], dtype=torch.int32)}, str(tmp_path / "shard_00000.safetensors"))
-    manifest = Manifest(model="m", layer=0, d_model=2, dtype="float16", n_tokens=3,
-                        shards=(Shard("shard_00000.safetensors", 3),), docs=("a", "b"), max_tokens=3, max_length=4,
-                        batch_size=1, mean_norm=1.0, elapsed_s=0.0, tokens_per_s=0.0)
+    save_file(
+        {
+            "acts": acts.half(),
+            "token_ids": torch.zeros(3, dtype=torch.int32),
+            "doc_index": torch.tensor([0, 0, 1], dtype=torch.int32),
+            "position": torch.tensor([1, 2, 1], dtype=torch.int32),
+        },
+        str(tmp_path / "shard_00000.safetensors"),
+    )
+    manifest = Manifest(
+        model="m",
+        layer=0,
+        d_model=2,
+        dtype="float16",
+        n_tokens=3,
+        shards=(Shard("shard_00000.safetensors", 3),),
+        docs=("a", "b"),
+        max_tokens=3,
+        max_length=4,
+        batch_size=1,
+        mean_norm=1.0,
+        elapsed_s=0.0,
+        tokens_per_s=0.0,
+    )
     write_json(tmp_path / "manifest.json", manifest.to_dict())
     store = ActivationStore(tmp_path / "manifest.json")
     np.testing.assert_allclose(pool_by_doc(store, 2).numpy(), [[2, 1], [5, 5]])
-    np.testing.assert_allclose(pool_by_doc(store, 2, fn=lambda a: a.sum(1, keepdim=True)).numpy(), [[3], [10]])
+    np.testing.assert_allclose(
+        pool_by_doc(store, 2, fn=lambda a: a.sum(1, keepdim=True)).numpy(), [[3], [10]]
+    )
 
 
 # --------------------------------------------------------------------------- the whole study on real bios
 
 
-@pytest.mark.skipif(not SURGEON_NURSE.is_file(), reason="real surgeon/nurse subset (../shared/data) is absent")
-@pytest.mark.skipif(not (SMOLLM2 / "config.json").is_file(), reason="prepared SmolLM2 (resources/models) is absent")
+@pytest.mark.skipif(
+    not SURGEON_NURSE.is_file(), reason="real surgeon/nurse subset (../shared/data) is absent"
+)
+@pytest.mark.skipif(
+    not (SMOLLM2 / "config.json").is_file(), reason="prepared SmolLM2 (resources/models) is absent"
+)
 def test_whole_study_on_real_surgeon_nurse_bios(tmp_path):
     """Real bios, real LM (early layer, short texts), a tiny TopK SAE trained on the sets' own tokens."""
     import pandas as pd
@@ -223,8 +260,14 @@ def test_whole_study_on_real_surgeon_nurse_bios(tmp_path):
     from saeflow.train import TrainConfig, train_sae
 
     torch.set_num_threads(2)
-    bib = {"data": {"path": str(SURGEON_NURSE)}, "professions": ["surgeon", "nurse"], "mask": {},
-           "ambiguous_per_profession": 60, "test_per_group": 25, "oracle_per_group": 40}
+    bib = {
+        "data": {"path": str(SURGEON_NURSE)},
+        "professions": ["surgeon", "nurse"],
+        "mask": {},
+        "ambiguous_per_profession": 60,
+        "test_per_group": 25,
+        "oracle_per_group": 40,
+    }
     sets, record = make_sets(bib, seed=0, resources_dir=tmp_path)
     assert record["masked"] is False and record["pool"]["A/F"] == 454
     lm = load_lm(SMOLLM2)
@@ -232,14 +275,26 @@ def test_whole_study_on_real_surgeon_nurse_bios(tmp_path):
     for name in ("ambiguous", "test", "oracle"):
         frame = getattr(sets, name)
         docs = frame[["id", "text"]].to_dict("records")
-        extract_activations(lm, docs, 4, tmp_path / name, max_tokens=len(docs) * 64, batch_size=16,
-                            max_length=64, shard_rows=4096, progress=False)
+        extract_activations(
+            lm,
+            docs,
+            4,
+            tmp_path / name,
+            max_tokens=len(docs) * 64,
+            batch_size=16,
+            max_length=64,
+            shard_rows=4096,
+            progress=False,
+        )
         stores[name] = ActivationStore(tmp_path / name / "manifest.json")
         check_docs(stores[name], frame.id.tolist())
         pooled[name] = labelled(frame, pool_by_doc(stores[name], len(frame)).numpy())
-    train_sae(SAEConfig("topk", d_in=lm.d_model, d_sae=512, k=16),
-              TrainConfig(lr=2e-3, batch_size=256, epochs=3, warmup_steps=5, checkpoint_every=0),
-              stores["ambiguous"], tmp_path / "sae")
+    train_sae(
+        SAEConfig("topk", d_in=lm.d_model, d_sae=512, k=16),
+        TrainConfig(lr=2e-3, batch_size=256, epochs=3, warmup_steps=5, checkpoint_every=0),
+        stores["ambiguous"],
+        tmp_path / "sae",
+    )
     sae = load_sae(tmp_path / "sae")  # as the workflow sees it: weights act on raw activations
     with torch.no_grad():
         f = {n: pool_by_doc(s, len(s.manifest.docs), fn=sae.encode).numpy() for n, s in stores.items()}
@@ -247,14 +302,35 @@ def test_whole_study_on_real_surgeon_nurse_bios(tmp_path):
     cfg = ShiftConfig(n_latents=10, scr_n=(2, 10), gender_folds=3)
     base_rows = baseline_rows(pooled["ambiguous"], pooled["test"], pooled["oracle"], cfg)
     base = {r["method"]: r for r in base_rows}
-    shift = shift_study("GSAE", pooled["ambiguous"], pooled["test"], pooled["oracle"], f["ambiguous"], f["test"],
-                        f["oracle"], W_dec, base, cfg)
+    shift = shift_study(
+        "GSAE",
+        pooled["ambiguous"],
+        pooled["test"],
+        pooled["oracle"],
+        f["ambiguous"],
+        f["test"],
+        f["oracle"],
+        W_dec,
+        base,
+        cfg,
+    )
     result = {"rows": shift.rows, "scr": shift.scr}
     table = main_table(base_rows, [result])
-    assert table.method.tolist() == ["Original", "Random ablation (GSAE)", "Random ablation (GSAE) + retrain",
-                                     "GSAE SHIFT", "GSAE SHIFT + retrain", "Oracle"]
-    assert list(table.columns[:5]) == ["method", "profession_acc", "gender_acc", "worst_group_acc",
-                                       "gender_probe_acc"]
+    assert table.method.tolist() == [
+        "Original",
+        "Random ablation (GSAE)",
+        "Random ablation (GSAE) + retrain",
+        "GSAE SHIFT",
+        "GSAE SHIFT + retrain",
+        "Oracle",
+    ]
+    assert list(table.columns[:5]) == [
+        "method",
+        "profession_acc",
+        "gender_acc",
+        "worst_group_acc",
+        "gender_probe_acc",
+    ]
     values = table[["profession_acc", "gender_acc", "worst_group_acc", "gender_probe_acc"]].to_numpy()
     assert ((values >= 0) & (values <= 1)).all()
     assert base["Oracle"]["worst_group_acc"] >= base["Original"]["worst_group_acc"]

@@ -1,5 +1,6 @@
-"""The interpret study's analysis on a planted SAE (latent j fires exactly on token j): explanations name the token,
-detection beats the shuffled control, tables and dashboard hold the sampled latents; its SAE selection."""
+"""The interpret study's analysis on a planted SAE (latent j fires exactly on token j): explanations name the
+token, detection beats the shuffled control, tables and dashboard hold the sampled latents; its SAE
+selection."""
 
 import numpy as np
 import pandas as pd
@@ -44,13 +45,23 @@ def planted(tmp_path):
         sae.W_dec.copy_(torch.eye(d))
         sae.b_enc.fill_(-1.0)
         sae.b_dec.zero_()
-    cfg = LatentsConfig(n_top=10, n_quantiles=2, per_quantile=5, n_random=20, random_pool=400, window_left=3,
-                        window_right=1)
+    cfg = LatentsConfig(
+        n_top=10, n_quantiles=2, per_quantile=5, n_random=20, random_pool=400, window_left=3, window_right=1
+    )
     return sae, top_activations(sae, ActivationStore(path), cfg)
 
 
-SETTINGS = {"n_latents": 6, "min_activations": 20, "seed": 0, "explainer": "token", "token": {},
-            "classifier": "rule", "scorers": ["detection", "embedding"], "threshold": 0.8, "dashboard": {}}
+SETTINGS = {
+    "n_latents": 6,
+    "min_activations": 20,
+    "seed": 0,
+    "explainer": "token",
+    "token": {},
+    "classifier": "rule",
+    "scorers": ["detection", "embedding"],
+    "threshold": 0.8,
+    "dashboard": {},
+}
 
 
 def bag_of_words(texts):
@@ -68,7 +79,8 @@ def test_planted_latents_are_explained_and_beat_the_control(planted, tmp_path):
     for lat in latents:
         assert f'"{WORDS[lat]}"' in res.explanations[lat].text
     det = s[s.scorer == "detection"]
-    # the rule classifier reads the whole window, where the token may sit off-centre in a non-activating context
+    # the rule classifier reads the whole window, where the token may sit off-centre in a non-activating
+    # context
     assert (det.balanced_accuracy >= 0.7).all() and det.auroc.min() >= 0.7
     assert det.control_balanced_accuracy.mean() < 0.6 < det.balanced_accuracy.mean()
     assert (det.control_latent != det.latent).all()
@@ -77,8 +89,9 @@ def test_planted_latents_are_explained_and_beat_the_control(planted, tmp_path):
     assert row.detection_bacc == det.balanced_accuracy.mean()
     assert row["detection_share_ge_0.8"] > row["detection_share_ge_0.8_control"] == 0.0
     assert row.embedding_auroc > row.embedding_auroc_control
-    index = write_sae_dashboard(tmp_path / "dash", "planted", acts, res, decode, sae.W_dec.detach(),
-                                torch.eye(8), SETTINGS)
+    index = write_sae_dashboard(
+        tmp_path / "dash", "planted", acts, res, decode, sae.W_dec.detach(), torch.eye(8), SETTINGS
+    )
     page = (index.parent / "page_000.html").read_text()
     assert all(f"id='l{lat}'" in page for lat in latents) and "planted" in index.read_text()
     targets = steering_targets(s, 2)
@@ -87,14 +100,25 @@ def test_planted_latents_are_explained_and_beat_the_control(planted, tmp_path):
 
 def test_sample_falls_back_to_live_latents(planted):
     _, acts = planted
-    assert len(sample_latents(acts, 4, 10_000, seed=0)) == 2  # none qualifies: the two most frequent live ones
+    assert (
+        len(sample_latents(acts, 4, 10_000, seed=0)) == 2
+    )  # none qualifies: the two most frequent live ones
 
 
 def test_steering_targets_skip_weak_and_non_words():
-    scores = pd.DataFrame({
-        "latent": [0, 1, 2, 3], "scorer": "detection", "balanced_accuracy": [1.0, 0.9, 0.8, 0.7],
-        "explanation": ['weak: the token(s) "cat" (10%)', 'the token(s) "," (50%)', 'the token(s) "dog" (40%)',
-                        'the token(s) "sun" (30%)']})
+    scores = pd.DataFrame(
+        {
+            "latent": [0, 1, 2, 3],
+            "scorer": "detection",
+            "balanced_accuracy": [1.0, 0.9, 0.8, 0.7],
+            "explanation": [
+                'weak: the token(s) "cat" (10%)',
+                'the token(s) "," (50%)',
+                'the token(s) "dog" (40%)',
+                'the token(s) "sun" (30%)',
+            ],
+        }
+    )
     assert steering_targets(scores, 5) == {"dog": (2, ["dog"]), "sun": (3, ["sun"])}
 
 
@@ -117,10 +141,19 @@ def test_interleave_documents():
 
 
 def test_sae_selection():
-    specs = {"gsae": {"architecture": "topk", "model": "m"}, "arch-b": {"architecture": "batchtopk", "model": "m"},
-             "prot": {"architecture": "batchtopk", "model": "esm"}}
-    config = {"model": {"name": "m"}, "interpret": {"saes": ["gsae", "architecture:batchtopk", "ssae-x", "gsae"],
-                                                    "skip_missing": True, "steering": {}}}
+    specs = {
+        "gsae": {"architecture": "topk", "model": "m"},
+        "arch-b": {"architecture": "batchtopk", "model": "m"},
+        "prot": {"architecture": "batchtopk", "model": "esm"},
+    }
+    config = {
+        "model": {"name": "m"},
+        "interpret": {
+            "saes": ["gsae", "architecture:batchtopk", "ssae-x", "gsae"],
+            "skip_missing": True,
+            "steering": {},
+        },
+    }
     assert interpret_saes(config, specs) == ["gsae", "arch-b"]
     assert steering_sae(config, specs) == "gsae"
     assert interpret_budget({**config, "interpret": {**config["interpret"], "tokens": 99}}, TEXTSET) == 99

@@ -1,6 +1,6 @@
 """The interpret and maira2 studies' rules on the tiny test config, for real (packaged SmolLM2, real corpora):
-autointerp tables with their control columns, dashboards naming the sampled latents, steering table and figure, the
-MAIRA-2-style tables."""
+autointerp tables with their control columns, dashboards naming the sampled latents, steering table and
+figure, the MAIRA-2-style tables."""
 
 from pathlib import Path
 
@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-TARGETS = ["results/tables/autointerp_summary.md", "results/tables/steering.md", "results/interpret/index.html",
-           "results/tables/maira2_summary.md"]
+TARGETS = [
+    "results/tables/autointerp_summary.md",
+    "results/tables/steering.md",
+    "results/interpret/index.html",
+    "results/tables/maira2_summary.md",
+]
 
 
 @pytest.mark.workflow
@@ -19,13 +23,27 @@ def test_interpret_targets(tiny_run):
     for target in TARGETS:
         assert (tiny_run / target).is_file(), target
     scores = pd.read_csv(res / "tables" / "autointerp.csv")
-    assert {"sae", "latent", "scorer", "explanation", "balanced_accuracy", "auroc", "control_balanced_accuracy",
-            "control_auroc", "control_latent"} <= set(scores.columns)
+    assert {
+        "sae",
+        "latent",
+        "scorer",
+        "explanation",
+        "balanced_accuracy",
+        "auroc",
+        "control_balanced_accuracy",
+        "control_auroc",
+        "control_latent",
+    } <= set(scores.columns)
     assert set(scores.scorer) == {"detection", "embedding"}
     assert scores.sae.nunique() == 2 and scores.control_balanced_accuracy.notna().any()
     summary = pd.read_csv(res / "tables" / "autointerp_summary.csv")
-    assert {"detection_bacc", "detection_bacc_control", "embedding_auroc", "embedding_auroc_control",
-            "detection_share_ge_0.8"} <= set(summary.columns)
+    assert {
+        "detection_bacc",
+        "detection_bacc_control",
+        "embedding_auroc",
+        "embedding_auroc_control",
+        "detection_share_ge_0.8",
+    } <= set(summary.columns)
     for sae, g in scores.groupby("sae"):
         index = (res / "interpret" / sae / "dashboard" / "index.html").read_text()
         pages = "".join(p.read_text() for p in (res / "interpret" / sae / "dashboard").glob("page_*.html"))

@@ -7,19 +7,33 @@ import numpy as np
 
 from saeflow.studies.maira2.data import filter_spans, kept_positions, read_radlabels
 
-REPORT = "FINAL REPORT\nINDICATION: ___ year old with cough.\n\nIMPRESSION:\n1. Small left pleural effusion.\n"
+REPORT = (
+    "FINAL REPORT\nINDICATION: ___ year old with cough.\n\nIMPRESSION:\n1. Small left pleural effusion.\n"
+)
 
 
 def _wheel(path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("radlabels/samples/synthetic_reports/synth_0002.txt", "FINDINGS: Heart is enlarged.")
         zf.writestr("radlabels/samples/synthetic_reports/synth_0001.txt", REPORT)
-        zf.writestr("radlabels/samples/synthetic_labels.json", json.dumps({
-            "synth_0001": {"pleural_effusion": "definitely present"},
-            "synth_0002": {"cardiomegaly": "definitely present", "pleural_effusion": "definitely absent"}}))
-        zf.writestr("radlabels/aliases.py", 'ALIASES: dict = {"cardiomegaly": {"aliases": ["enlarged heart"], '
-                    '"exclude": []}, "pleural_effusion": {"aliases": ["effusion"]}}\nLABEL_NAMES = sorted(ALIASES)\n'
-                    'PARENT_MAP: dict = {"cardiomegaly": "cardio"}\n')
+        zf.writestr(
+            "radlabels/samples/synthetic_labels.json",
+            json.dumps(
+                {
+                    "synth_0001": {"pleural_effusion": "definitely present"},
+                    "synth_0002": {
+                        "cardiomegaly": "definitely present",
+                        "pleural_effusion": "definitely absent",
+                    },
+                }
+            ),
+        )
+        zf.writestr(
+            "radlabels/aliases.py",
+            'ALIASES: dict = {"cardiomegaly": {"aliases": ["enlarged heart"], '
+            '"exclude": []}, "pleural_effusion": {"aliases": ["effusion"]}}\nLABEL_NAMES = sorted(ALIASES)\n'
+            'PARENT_MAP: dict = {"cardiomegaly": "cardio"}\n',
+        )
     return path
 
 
@@ -34,8 +48,13 @@ def test_read_radlabels(tmp_path):
 
 def test_filtering_headers_boilerplate():
     kinds = {(REPORT[a:b], k) for a, b, k in filter_spans(REPORT)}
-    assert {("FINAL REPORT", "title"), ("INDICATION:", "header"), ("IMPRESSION:", "header"), ("___", "deid"),
-            ("1.", "numbering")} <= kinds
+    assert {
+        ("FINAL REPORT", "title"),
+        ("INDICATION:", "header"),
+        ("IMPRESSION:", "header"),
+        ("___", "deid"),
+        ("1.", "numbering"),
+    } <= kinds
     # word-level offsets: BOS (0, 0), then each whitespace-separated word
     words = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", REPORT)]
     keep, why = kept_positions(REPORT, [(0, 0)] + words)

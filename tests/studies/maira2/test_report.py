@@ -20,14 +20,26 @@ def test_findings_table_picks_the_separating_latent():
 
 
 def test_summary_and_labels():
-    scores = pd.DataFrame({"latent": [0, 1, 0, 1], "scorer": ["detection"] * 2 + ["embedding"] * 2,
-                           "balanced_accuracy": [0.9, 0.6, np.nan, np.nan], "control_balanced_accuracy": [0.5] * 4,
-                           "auroc": [0.9, 0.7, 0.8, 0.6], "control_auroc": [0.5] * 4})
+    scores = pd.DataFrame(
+        {
+            "latent": [0, 1, 0, 1],
+            "scorer": ["detection"] * 2 + ["embedding"] * 2,
+            "balanced_accuracy": [0.9, 0.6, np.nan, np.nan],
+            "control_balanced_accuracy": [0.5] * 4,
+            "auroc": [0.9, 0.7, 0.8, 0.6],
+            "control_auroc": [0.5] * 4,
+        }
+    )
     filtering = pd.DataFrame({"reason": ["kept", "header"], "tokens": [80, 20], "share": [0.8, 0.2]})
     findings = pd.DataFrame({"concept": ["a", "b"], "best_latent": [3, 3], "auroc": [0.9, 0.85]})
-    s = dict(summary_table(filtering=filtering, scores=scores, findings=findings, threshold=0.8, n_live=10,
-                           d_sae=20).values)
-    assert s["tokens kept after filtering (share)"] == 0.8 and s["share of latents with detection >= 0.8"] == 0.5
+    s = dict(
+        summary_table(
+            filtering=filtering, scores=scores, findings=findings, threshold=0.8, n_live=10, d_sae=20
+        ).values
+    )
+    assert (
+        s["tokens kept after filtering (share)"] == 0.8 and s["share of latents with detection >= 0.8"] == 0.5
+    )
     assert s["same, shuffled control"] == 0.0 and s["embedding AUROC"] == 0.7
     assert s["distinct latents mapped to a finding (AUROC >= 0.8), share of live latents"] == 0.1
 

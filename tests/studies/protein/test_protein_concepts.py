@@ -29,7 +29,9 @@ def test_fisher_one_sided_by_hand():
     assert fisher_greater(3, 3, 4, 8) == pytest.approx(4 / 56)
     # tp = 2: P(X >= 2) = [C(4,2) C(4,1) + C(4,3)] / 56 = (24 + 4) / 56 = 0.5
     assert fisher_greater(2, 3, 4, 8) == pytest.approx(0.5)
-    assert fisher_greater(2, 3, 4, 8) == pytest.approx(fisher_exact([[2, 1], [2, 3]], alternative="greater")[1])
+    assert fisher_greater(2, 3, 4, 8) == pytest.approx(
+        fisher_exact([[2, 1], [2, 3]], alternative="greater")[1]
+    )
 
 
 def test_benjamini_hochberg_by_hand():
@@ -39,8 +41,9 @@ def test_benjamini_hochberg_by_hand():
 
 
 def helix_labels(*tracks):
-    return ConceptLabels.build([ProteinRecord(f"r{i}", "A" * len(t), t) for i, t in enumerate(tracks)],
-                               names=["helix"])
+    return ConceptLabels.build(
+        [ProteinRecord(f"r{i}", "A" * len(t), t) for i, t in enumerate(tracks)], names=["helix"]
+    )
 
 
 def test_domains_are_runs_that_never_cross_records():
@@ -55,9 +58,12 @@ def test_interplm_precision_recall_f1_by_hand():
     acts = torch.zeros(12, 2)
     acts[0, 0], acts[2, 0], acts[8 + 2, 0] = 1.0, 0.3, 0.7  # latent 0: A0 (helix), A2 (coil), B2 (helix)
     acts[:, 1] = 2.0  # latent 1: always on (scale 2)
-    scores = concept_scores(acts, labels, scale=torch.tensor([1.0, 2.0]), thresholds=(0.0, 0.5, 0.8), chunk_rows=5)
+    scores = concept_scores(
+        acts, labels, scale=torch.tensor([1.0, 2.0]), thresholds=(0.0, 0.5, 0.8), chunk_rows=5
+    )
     # threshold 0: active A0, A2, B2 -> precision 2/3; domains hit 1 and 3 of 3 -> recall 2/3; F1 2/3
-    # threshold .5: A0, B2 -> precision 1, recall 2/3, F1 0.8;  threshold .8: A0 -> precision 1, recall 1/3, F1 .5
+    # threshold .5: A0, B2 -> precision 1, recall 2/3, F1 0.8;
+    # threshold .8: A0 -> precision 1, recall 1/3, F1 .5
     np.testing.assert_allclose(scores.precision[:, 0, 0], [2 / 3, 1, 1])
     np.testing.assert_allclose(scores.recall[:, 0, 0], [2 / 3, 2 / 3, 1 / 3])
     np.testing.assert_allclose(scores.f1[:, 0, 0], [2 / 3, 0.8, 0.5])
@@ -77,8 +83,10 @@ def test_interplm_precision_recall_f1_by_hand():
 def test_vectorised_counts_match_a_loop():
     rng = np.random.default_rng(0)
     tracks = ["".join(rng.choice(list("HEC"), size=n)) for n in (7, 11, 5)]
-    labels = ConceptLabels.build([ProteinRecord(f"r{i}", "A" * len(t), t) for i, t in enumerate(tracks)],
-                                 names=["helix", "strand", "coil"])
+    labels = ConceptLabels.build(
+        [ProteinRecord(f"r{i}", "A" * len(t), t) for i, t in enumerate(tracks)],
+        names=["helix", "strand", "coil"],
+    )
     acts = torch.relu(torch.randn(len(labels), 6))
     scale = acts.max(dim=0).values
     scores = concept_scores(acts, labels, scale, thresholds=(0.15, 0.6), chunk_rows=8)

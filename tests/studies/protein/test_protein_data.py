@@ -44,7 +44,10 @@ def write_gor(tmp_path, seq=GOR_SEQ, obs=GOR_OBS):
 
 def test_gor4_reader(tmp_path):
     records = read_gor4(write_gor(tmp_path))
-    assert records == [ProteinRecord("1ABCa", "MKVLAAGICWHE", "CCHHHHHCCEEC"), ProteinRecord("2XYZb", "MAH", "CCC")]
+    assert records == [
+        ProteinRecord("1ABCa", "MKVLAAGICWHE", "CCHHHHHCCEEC"),
+        ProteinRecord("2XYZb", "MAH", "CCC"),
+    ]
     assert read_gor4(tmp_path, limit=1) == records[:1]
     with pytest.raises(DataError, match="new-gor4.seq.*has 11 letters; header says 12"):
         read_gor4(write_gor(tmp_path, seq=GOR_SEQ.replace("MKVLAAGICWHE", "MKVLAAGICWH")))
@@ -83,8 +86,10 @@ def test_uniprot_tsv(tmp_path):
     assert [e.id for e in entries] == ["P1", "P2"] and entries[1].features == ()
     zf = [f for f in entries[0].features if f.type == "Zinc finger"]
     assert [(f.start, f.end, f.note) for f in zf] == [(3, 25, "C2H2-type 1"), (30, 35, "C2H2-type 2")]
-    assert [(f.type, f.start, f.end) for f in entries[0].features[2:]] == [("Transmembrane", 10, 12),
-                                                                             ("Binding site", 7, 7)]
+    assert [(f.type, f.start, f.end) for f in entries[0].features[2:]] == [
+        ("Transmembrane", 10, 12),
+        ("Binding site", 7, 7),
+    ]
     marks = entry_labels(entries[0], "Transmembrane")
     assert [i for i, m in enumerate(marks) if m] == [9, 10, 11]
     path.write_text("Entry\tSequence\tHelix\nP1\tMKV\tHELIX 2..9\n")
@@ -111,8 +116,9 @@ def test_unirep_extraction_stores_residues_only(tmp_path):
     torch.manual_seed(0)
     model = UniRepModel(MLSTMNet(d=6, n_cells=2))
     records = [ProteinRecord("a", "MKVLAAG"), ProteinRecord("b", "WYPQ"), ProteinRecord("c", "MAHHEK")]
-    manifest = extract_residue_activations(model, records, 1, tmp_path / "acts", max_tokens=14, batch_size=2,
-                                           shard_rows=5, dtype="float32")
+    manifest = extract_residue_activations(
+        model, records, 1, tmp_path / "acts", max_tokens=14, batch_size=2, shard_rows=5, dtype="float32"
+    )
     assert manifest.n_tokens == 14 and manifest.docs == ("a", "b", "c") and len(manifest.shards) == 3
     assert manifest.extra["kind"] == "unirep"
     shards = [load_file(str(tmp_path / "acts" / s.file)) for s in manifest.shards]
@@ -143,7 +149,9 @@ def test_real_gor4_database(gor4_dir):
     assert records[0].id == "101Ma" and records[0].labels.startswith("CCCCHHHH")
 
 
-@pytest.mark.skipif(not (SHARED / "tmbed_transmembrane" / "alpha.fasta").is_file(), reason="../shared/data absent")
+@pytest.mark.skipif(
+    not (SHARED / "tmbed_transmembrane" / "alpha.fasta").is_file(), reason="../shared/data absent"
+)
 def test_real_tmbed_fasta():
     records = read_fasta(SHARED / "tmbed_transmembrane" / "alpha.fasta", labels=True)
     assert len(records) > 100 and all(len(r.labels) == len(r.sequence) for r in records)
@@ -161,7 +169,14 @@ def test_long_records_are_cut_to_what_the_model_stores(tmp_path):
     manifest = extract_residue_activations(model, records, 0, tmp_path / "acts", max_tokens=100)
     assert manifest.n_tokens == 6
     latents = stored_latents(tmp_path / "acts" / "manifest.json")
-    assert latents.position.tolist() == [0, 1, 2, 3, 0, 1] and latents.doc_index.tolist() == [0, 0, 0, 0, 1, 1]
+    assert latents.position.tolist() == [0, 1, 2, 3, 0, 1] and latents.doc_index.tolist() == [
+        0,
+        0,
+        0,
+        0,
+        1,
+        1,
+    ]
     scores = concept_scores(latents.acts, ConceptLabels.build(chosen, names=["helix"]), torch.ones(6))
     assert scores.n_residues == 6
     with pytest.raises(DataError, match="6 activation rows for 9 labelled residues"):

@@ -1,4 +1,5 @@
-"""Tiny ESM end to end: extract residues → train an SAE with the core trainer → concepts → fidelity → steering."""
+"""Tiny ESM end to end: extract residues → train an SAE with the core trainer → concepts → fidelity →
+steering."""
 
 import numpy as np
 import torch
@@ -20,9 +21,17 @@ def tiny_esm(tmp_path):
 
     (tmp_path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     tok = EsmTokenizer(str(tmp_path / "vocab.txt"))
-    cfg = EsmConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=32, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
-                    mask_token_id=tok.mask_token_id, position_embedding_type="rotary")
+    cfg = EsmConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        position_embedding_type="rotary",
+    )
     torch.manual_seed(0)
     return EsmModel(EsmForMaskedLM(cfg), tok, name="tiny-esm")
 
@@ -47,12 +56,17 @@ def test_tiny_esm_end_to_end(tmp_path):
     splits = split_records(chains(60), seed=0, fractions=(0.6, 0.2, 0.2))
     sets = {}
     for name, recs in splits._asdict().items():
-        sets[name] = extract_residue_activations(model, recs, 1, tmp_path / name, max_tokens=10_000, batch_size=8,
-                                                 shard_rows=256, dtype="float32")
+        sets[name] = extract_residue_activations(
+            model, recs, 1, tmp_path / name, max_tokens=10_000, batch_size=8, shard_rows=256, dtype="float32"
+        )
         assert sets[name].n_tokens == sum(len(r.sequence) for r in recs)
     train = TrainConfig(lr=3e-3, batch_size=64, epochs=2, warmup_steps=2, checkpoint_every=0, log_every=5)
-    train_sae(SAEConfig(architecture="topk", d_in=16, d_sae=32, k=4), train,
-              ActivationStore(tmp_path / "train" / "manifest.json"), tmp_path / "sae")
+    train_sae(
+        SAEConfig(architecture="topk", d_in=16, d_sae=32, k=4),
+        train,
+        ActivationStore(tmp_path / "train" / "manifest.json"),
+        tmp_path / "sae",
+    )
     sae = load_sae(tmp_path / "sae")
 
     # concepts: max-normalise by the training maxima, pick on validation, report on test

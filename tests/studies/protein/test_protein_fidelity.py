@@ -29,5 +29,7 @@ def test_recovered_is_one_for_a_perfect_sae_and_zero_for_the_ablation():
     assert perfect.recovered_zero == pytest.approx(1.0) and perfect.recovered_mean == pytest.approx(1.0)
     assert perfect.n_scored == sum(len(s) - 1 for s in SEQS)
     zeroed = protein_fidelity(model, SEQS, 0, Fixed(torch.zeros_like), mean, batch_size=2)
-    assert zeroed.ce_sae == pytest.approx(zeroed.ce_zero) and zeroed.recovered_zero == pytest.approx(0.0, abs=1e-9)
+    assert zeroed.ce_sae == pytest.approx(zeroed.ce_zero) and zeroed.recovered_zero == pytest.approx(
+        0.0, abs=1e-9
+    )
     assert zeroed.ce_zero != pytest.approx(zeroed.ce_clean)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from saeflow.errors import ConfigError
+from saeflow.errors import ConfigError, DataError
 from saeflow.models.unirep import MLSTMNet, UniRepModel
 from saeflow.sae import make_sae
 from saeflow.studies.protein.concepts import ConceptLabels, concept_scores
@@ -91,7 +91,9 @@ def test_controls_and_shortlist():
     picks = matched_random_latents(freq, [0, 2], seed=0, pool=2)
     assert picks[0] in (1, 3) and picks[1] in (4, 5) and not set(picks) & {0, 2}
     acts = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
-    torch.testing.assert_close(difference_of_means(acts, np.array([True, True, False])), torch.tensor([2.0, -2.0]))
+    torch.testing.assert_close(
+        difference_of_means(acts, np.array([True, True, False])), torch.tensor([2.0, -2.0])
+    )
     fn = direction_fn(torch.tensor([3.0, 4.0]), strength=2.0, norm=5.0)
     torch.testing.assert_close(fn(torch.zeros(1, 2)), torch.tensor([[6.0, 8.0]]))
     labels = ConceptLabels.build([ProteinRecord("a", "AAAA", "HHCC")], names=["helix", "coil"])
@@ -115,17 +117,36 @@ def test_oracle_and_trial_scores():
     rng = np.random.default_rng(0)
 
     def chain(i):
-        parts = [(rng.choice(list("AELK"), 12), "H"), (rng.choice(list("VIYT"), 8), "E"), (rng.choice(list("GPND"), 6), "C")]
+        parts = [
+            (rng.choice(list("AELK"), 12), "H"),
+            (rng.choice(list("VIYT"), 8), "E"),
+            (rng.choice(list("GPND"), 6), "C"),
+        ]
         order = rng.permutation(3)
-        return ProteinRecord(f"c{i}", "".join("".join(parts[j][0]) for j in order),
-                             "".join(parts[j][1] * len(parts[j][0]) for j in order))
+        return ProteinRecord(
+            f"c{i}",
+            "".join("".join(parts[j][0]) for j in order),
+            "".join(parts[j][1] * len(parts[j][0]) for j in order),
+        )
 
     oracle = SecondaryStructureOracle.fit([chain(i) for i in range(40)], [chain(i) for i in range(40, 50)])
     assert oracle.accuracy > 0.8
     assert oracle.helix_fraction("AELKAELKAELKAELKAELK") > 0.8 and oracle.helix_fraction("VIYTVIYTVIYT") < 0.3
+    # stored as plain JSON (no pickle) and read back to the same predictions
+    import json
+
+    again = SecondaryStructureOracle.from_dict(json.loads(json.dumps(oracle.to_dict())))
+    assert again.predict("AELKVIYTGPNDAELK") == oracle.predict("AELKVIYTGPNDAELK")
+    with pytest.raises(DataError, match="oracle file is malformed"):
+        SecondaryStructureOracle.from_dict({"half": 7})
     model = tiny_unirep()
     seqs = generate_unirep(model, n=4, length=15, seed=0)
-    scores = score_generations(seqs, model=model, oracle=oracle, background=np.full(20, 0.05),
-                               motif="C-x(2,4)-C-x(3)-[LIVMFYWC]-x(8)-H-x(3,5)-H")
+    scores = score_generations(
+        seqs,
+        model=model,
+        oracle=oracle,
+        background=np.full(20, 0.05),
+        motif="C-x(2,4)-C-x(3)-[LIVMFYWC]-x(8)-H-x(3,5)-H",
+    )
     assert 0 <= scores.helix_fraction <= 1 and scores.motif_rate == 0.0
     assert scores.log_likelihood < 0 and scores.composition_kl >= 0 and 0 <= scores.pairwise_identity <= 1

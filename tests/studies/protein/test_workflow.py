@@ -41,9 +41,15 @@ def test_targets_and_switching_off():
     targets = protein_targets(config)
     assert f"{config['results_dir']}/tables/protein_concepts.md" in targets
     assert f"{config['results_dir']}/figures/protein_steering.png" in targets
-    off = {**config, "protein": {**config["protein"], "steering": {**config["protein"]["steering"], "saes": []}}}
+    off = {
+        **config,
+        "protein": {**config["protein"], "steering": {**config["protein"]["steering"], "saes": []}},
+    }
     assert not any("steering" in t for t in protein_targets(off))
-    assert protein_specs({**config, "protein": None}, {}) == {} and protein_targets({**config, "protein": None}) == []
+    assert (
+        protein_specs({**config, "protein": None}, {}) == {}
+        and protein_targets({**config, "protein": None}) == []
+    )
 
 
 def test_bad_settings_are_config_errors():
@@ -58,8 +64,8 @@ def test_bad_settings_are_config_errors():
 
 @pytest.mark.workflow
 def test_tiny_protein_run(tiny_run):
-    """The protein targets of the session's one real run of config/test.yaml (tests/conftest.py): UniRep-64 on gor4
-    chains, fetched from the package index."""
+    """The protein targets of the session's one real run of config/test.yaml (tests/conftest.py): UniRep-64
+    on gor4 chains, fetched from the package index."""
     tmp_path = tiny_run
     targets = protein_targets({**load_config_files(ROOT, "config/test.yaml"), "results_dir": "results"})
     for target in targets:
@@ -77,10 +83,14 @@ def test_tiny_protein_run(tiny_run):
     assert conc.filter(regex="^f1_").stack().between(0, 1).all()
     steer = pd.read_csv(tables / "protein_steering.csv")
     assert {"strength 0", "SAE latents", "random latents", "difference of means"} == set(steer.method)
-    assert {"helix_fraction", "log_likelihood", "composition_kl", "low_complexity", "trials"} <= set(steer.columns)
+    assert {"helix_fraction", "log_likelihood", "composition_kl", "low_complexity", "trials"} <= set(
+        steer.columns
+    )
     assert steer.helix_fraction.between(0, 1).all()
     units = tmp_path / "results" / "protein" / "unirep64" / "L3" / "units"
     latents = pd.read_csv(units / "prot-topk8" / "concepts.csv")
-    assert {"latent", "concept", "threshold", "test_f1", "q_value", "frequency", "top_sequences"} <= set(latents)
+    assert {"latent", "concept", "threshold", "test_f1", "q_value", "frequency", "top_sequences"} <= set(
+        latents
+    )
     for fig in ("protein_fidelity_l0", "protein_concepts_f1", "protein_steering"):
         assert (tmp_path / "results" / "figures" / f"{fig}.png").stat().st_size > 0

@@ -14,10 +14,20 @@ from saeflow.studies.recsys.workflow import RecsysWorkflow
 
 
 def config(**recsys):
-    section = {"data": {"name": "ml100k", "inter": "asset:recbole/x.inter", "item": "asset:recbole/x.item"},
-               "model": {"d_model": 64, "n_layers": 2}, "sae": {"ks": [4, 8, 16], "expansion": 16}, **recsys}
-    return {"results_dir": "res", "resources_dir": "rsc", "seed": 3, "model": {"name": "lm", "layer": 5},
-            "corpora": {"general": {}}, "recsys": section}
+    section = {
+        "data": {"name": "ml100k", "inter": "asset:recbole/x.inter", "item": "asset:recbole/x.item"},
+        "model": {"d_model": 64, "n_layers": 2},
+        "sae": {"ks": [4, 8, 16], "expansion": 16},
+        **recsys,
+    }
+    return {
+        "results_dir": "res",
+        "resources_dir": "rsc",
+        "seed": 3,
+        "model": {"name": "lm", "layer": 5},
+        "corpora": {"general": {}},
+        "recsys": section,
+    }
 
 
 def test_registered_and_opt_in():
@@ -50,7 +60,9 @@ def test_targets_and_paths():
     targets = STUDY.targets(cfg, {})
     for t in ("model", "sae", "concepts", "ablation"):
         assert f"res/tables/recsys_{t}.csv" in targets and f"res/tables/recsys_{t}.md" in targets
-    assert "res/figures/recsys_confidence_hist.png" in targets and "res/figures/recsys_ablation.png" in targets
+    assert (
+        "res/figures/recsys_confidence_hist.png" in targets and "res/figures/recsys_ablation.png" in targets
+    )
     w = RecsysWorkflow(cfg, sae_specs(cfg), RunPaths.from_config(cfg))
     assert w.acts_manifest() == "res/activations/sasrec-ml100k/L1/ml100k.train/manifest.json"
     assert w.data_inputs() == ["rsc/assets/recbole/asset.json"]

@@ -10,7 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 TARGETS = [f"results/tables/recsys_{t}.csv" for t in ("model", "sae", "concepts", "ablation")] + [
-    "results/figures/recsys_confidence_hist.png", "results/figures/recsys_ablation.png"]
+    "results/figures/recsys_confidence_hist.png",
+    "results/figures/recsys_ablation.png",
+]
 
 
 @pytest.mark.workflow
@@ -21,7 +23,9 @@ def test_tiny_recsys_run(tiny_run):
         assert (tiny_run / target).is_file(), target
     tables = tmp_path / "results" / "tables"
     model = pd.read_csv(tables / "recsys_model.csv")
-    assert {"method", "protocol", "HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20"} <= set(model.columns)
+    assert {"method", "protocol", "HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20"} <= set(
+        model.columns
+    )
     full = model[model.protocol == "full ranking"].set_index("method")
     assert full.loc["SASRec", "HR@10"] > full.loc["Popularity", "HR@10"]
     assert (model["HR@10"] >= model["NDCG@10"]).all() and model["HR@20"].between(0, 1).all()
@@ -37,7 +41,9 @@ def test_tiny_recsys_run(tiny_run):
     concepts = pd.read_csv(tables / "recsys_concepts.csv").set_index("units")
     assert set(concepts.index) == {"recsys-topk-k4", "recsys-topk-k8", "untrained", "neurons"}
     assert concepts.mean_confidence.between(0, 1).all() and concepts["share_ge_0.8"].between(0, 1).all()
-    d = pd.read_csv(tmp_path / "results" / "recsys" / "dictionary" / "recsys-topk-k8" / "latent_dictionary.csv")
+    d = pd.read_csv(
+        tmp_path / "results" / "recsys" / "dictionary" / "recsys-topk-k8" / "latent_dictionary.csv"
+    )
     assert {"latent", "concept", "confidence", "recall", "precision", "frequency"} <= set(d.columns)
 
     ablation = pd.read_csv(tables / "recsys_ablation.csv")

@@ -47,12 +47,14 @@ def test_top_activations_streams_and_keeps_tokens():
 
 
 def test_dominant_tokens_rule():
-    values = torch.tensor([
-        [9.0, 8.0, 7.0, 6.0],   # tokens 4, 4, 5, 6 -> 4 has 2/4 = 50% -> dominant
-        [9.0, 8.0, 7.0, 6.0],   # tokens 1, 2, 3, 4 -> no token reaches 50%
-        [3.0, 2.0, 0.0, 0.0],   # fires twice, both token 6 -> 2/2, count 2 -> dominant
-        [3.0, 0.0, 0.0, 0.0],   # fires once on token 8 -> below min_count 2
-    ])
+    values = torch.tensor(
+        [
+            [9.0, 8.0, 7.0, 6.0],  # tokens 4, 4, 5, 6 -> 4 has 2/4 = 50% -> dominant
+            [9.0, 8.0, 7.0, 6.0],  # tokens 1, 2, 3, 4 -> no token reaches 50%
+            [3.0, 2.0, 0.0, 0.0],  # fires twice, both token 6 -> 2/2, count 2 -> dominant
+            [3.0, 0.0, 0.0, 0.0],  # fires once on token 8 -> below min_count 2
+        ]
+    )
     tokens = torch.tensor([[4, 4, 5, 6], [1, 2, 3, 4], [6, 6, -1, -1], [8, -1, -1, -1]])
     assert dominant_tokens(values, tokens, dominance=0.5, min_count=2).tolist() == [4, -1, 6, -1]
     # stricter dominance: 2/4 is not enough for latent 0 any more
@@ -66,8 +68,9 @@ def test_tail_concept_recall_per_bin():
     # domain counts: type 1 occurs once (not eligible with min_count 2)
     domain = np.array([4, 1, 2, 3, 10, 0])
     dominant = torch.tensor([0, 3, 3, -1, 4])  # captured types: 0, 3, 4
-    rows, rare, n_cap, n_types = tail_concept_recall(dominant, domain, general, [1, 10], min_count=2,
-                                                     rare_max_count=10)
+    rows, rare, n_cap, n_types = tail_concept_recall(
+        dominant, domain, general, [1, 10], min_count=2, rare_max_count=10
+    )
     # bin "0": eligible {0}, captured {0} -> 1/1; bin "1-9": eligible {2, 3}, captured {3} -> 1/2;
     # bin ">=10": eligible {4} (type 5 absent from the domain), captured {4} -> 1/1
     assert rows == [("0", 1, 1), ("1-9", 2, 1), (">=10", 1, 1)]
@@ -85,20 +88,32 @@ class _IdentitySAE:
 
 def test_concept_report_end_to_end_by_hand():
     # 3 latents over 6 tokens. latent 0 fires on token type 2 (rare) three times -> dominant 2;
-    # latent 1 fires on types 3, 4, 5 (one each) -> no dominant; latent 2 fires strongly once, weakly elsewhere.
-    acts = torch.tensor([
-        [1.0, 0.0, 0.1],   # type 2
-        [1.0, 0.0, 0.1],   # type 2
-        [1.0, 0.0, 0.1],   # type 2
-        [0.0, 1.0, 0.1],   # type 3
-        [0.0, 1.0, 0.1],   # type 4
-        [0.0, 1.0, 2.0],   # type 5
-    ])
+    # latent 1 fires on types 3, 4, 5 (one each) -> no dominant; latent 2 fires strongly once, weakly
+    # elsewhere.
+    acts = torch.tensor(
+        [
+            [1.0, 0.0, 0.1],  # type 2
+            [1.0, 0.0, 0.1],  # type 2
+            [1.0, 0.0, 0.1],  # type 2
+            [0.0, 1.0, 0.1],  # type 3
+            [0.0, 1.0, 0.1],  # type 4
+            [0.0, 1.0, 2.0],  # type 5
+        ]
+    )
     ids = torch.tensor([2, 2, 2, 3, 4, 5], dtype=torch.int32)
     rows = [Rows(acts, ids, torch.zeros(6, dtype=torch.int32), torch.arange(6, dtype=torch.int32))]
     general = np.array([0, 0, 5, 5, 500, 500])  # types 2, 3 rare ("1-9"); 4, 5 common (">=10")
-    rep = concept_report(_IdentitySAE(), rows, general, edges=[1, 10], top_n=20, dominance=0.5, min_count=2,
-                         rare_max_count=10, fire_threshold=0.6)
+    rep = concept_report(
+        _IdentitySAE(),
+        rows,
+        general,
+        edges=[1, 10],
+        top_n=20,
+        dominance=0.5,
+        min_count=2,
+        rare_max_count=10,
+        fire_threshold=0.6,
+    )
     # eligible types (domain count >= 2): only type 2 -> captured by latent 0
     assert rep.n_types_total == 1 and rep.n_captured_total == 1
     assert rep.tail_recall_rare == 1.0
@@ -113,7 +128,8 @@ def test_concept_report_end_to_end_by_hand():
     acts2[0, 0] = 1.0  # latent 0's max is on token row 0 only
     rows2 = [Rows(acts2, ids, rows[0].doc_index, rows[0].position)]
     rep2 = concept_report(_IdentitySAE(), rows2, general, edges=[1, 10], fire_threshold=1.0)
-    # covered: row 0 (latent 0 at its max), row 5 (latent 2 at its max and latent 1 at its max) -> bins 1-9: 1/4
+    # covered: row 0 (latent 0 at its max), row 5 (latent 2 at its max and latent 1 at its max)
+    # -> bins 1-9: 1/4
     assert rep2.bins[1].coverage == pytest.approx(1 / 4)
     assert rep2.bins[2].coverage == pytest.approx(1 / 2)
     # rare = general count < 10: the 4 tokens of types 2 and 3, one covered

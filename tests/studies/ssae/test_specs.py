@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = ROOT / "config" / "schema.yaml"
 
 
-
 def ssae_specs(config):
     """The study sees the SAEs defined before it: here the ones under saes:."""
     return _ssae_specs(config, config.get("saes") or {})
+
 
 def _config(**ssae):
     raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -50,12 +50,20 @@ def _config(**ssae):
 
 
 def test_default_config_generates_finetuned_gsaes():
-    cfg = _config(subdomains=["medical"], selections=["dense", "domain"], objectives={"erm": 0.0, "term": 0.5},
-                  sparsity={"default": [32], "dense.erm": [16, 64]})
+    cfg = _config(
+        subdomains=["medical"],
+        selections=["dense", "domain"],
+        objectives={"erm": 0.0, "term": 0.5},
+        sparsity={"default": [32], "dense.erm": [16, 64]},
+    )
     variants = ssae_variants(cfg)
     assert [v.name for v in variants] == [
-        "ssae-medical-dense-erm-k16", "ssae-medical-dense-erm-k64", "ssae-medical-dense-term-k32",
-        "ssae-medical-domain-erm-k32", "ssae-medical-domain-term-k32"]
+        "ssae-medical-dense-erm-k16",
+        "ssae-medical-dense-erm-k64",
+        "ssae-medical-dense-term-k32",
+        "ssae-medical-domain-erm-k32",
+        "ssae-medical-domain-term-k32",
+    ]
     assert variants[0].sparsity_key == "k" and variants[0].sparsity == 16
     specs = sae_specs(cfg)  # through the registry: resolved and init_from checked
     s = specs["ssae-medical-dense-term-k32"]
@@ -75,20 +83,34 @@ def test_sparsity_lookup_order():
     with pytest.raises(ConfigError, match="default"):
         sparsity_for({"ssae": {"sparsity": {}}}, "bm25", "term")
     # an empty list skips a variant
-    cfg = _config(subdomains=["medical"], selections=["dense", "random"], objectives={"erm": 0.0, "term": 1.0},
-                  sparsity={"default": [32], "random.term": []})
+    cfg = _config(
+        subdomains=["medical"],
+        selections=["dense", "random"],
+        objectives={"erm": 0.0, "term": 1.0},
+        sparsity={"default": [32], "random.term": []},
+    )
     assert [v.name for v in ssae_variants(cfg)] == [
-        "ssae-medical-dense-erm-k32", "ssae-medical-dense-term-k32", "ssae-medical-random-erm-k32"]
+        "ssae-medical-dense-erm-k32",
+        "ssae-medical-dense-term-k32",
+        "ssae-medical-random-erm-k32",
+    ]
 
 
 def test_l1_sweep_for_relu_base():
-    cfg = _config(subdomains=["medical"], selections=["dense"], sparsity_key="l1_coefficient", objectives={"erm": 0},
-                  sparsity={"default": [2.5, 10]})
+    cfg = _config(
+        subdomains=["medical"],
+        selections=["dense"],
+        sparsity_key="l1_coefficient",
+        objectives={"erm": 0},
+        sparsity={"default": [2.5, 10]},
+    )
     cfg["saes"]["gsae"] = {**cfg["saes"]["gsae"], "architecture": "relu", "l1_coefficient": 5.0}
     specs = ssae_specs(cfg)
     assert sorted(specs) == ["ssae-medical-dense-erm-l1c10", "ssae-medical-dense-erm-l1c2.5"]
     assert specs["ssae-medical-dense-erm-l1c2.5"]["l1_coefficient"] == 2.5
-    assert specs["ssae-medical-dense-erm-l1c2.5"]["k"] == cfg["saes"]["gsae"]["k"]  # inherited, unused by relu
+    assert (
+        specs["ssae-medical-dense-erm-l1c2.5"]["k"] == cfg["saes"]["gsae"]["k"]
+    )  # inherited, unused by relu
 
 
 def test_config_errors_name_the_key():
@@ -111,7 +133,10 @@ def test_a_new_subdomain_is_config_only():
     assert extraction_budget(cfg, "physics.concepts") == cfg["ssae"]["concepts"]["tokens"]
     assert extraction_budget(cfg, "physics.train") is None and extraction_budget(cfg, "general.train") is None
     assert embed_documents_count(cfg, "general") == cfg["ssae"]["pool"]["general_documents"]
-    assert embed_documents_count(cfg, "physics") == cfg["ssae"]["seeds"] + cfg["ssae"]["pool"]["domain_documents"]
+    assert (
+        embed_documents_count(cfg, "physics")
+        == cfg["ssae"]["seeds"] + cfg["ssae"]["pool"]["domain_documents"]
+    )
 
 
 def _docs(prefix, n, words):
@@ -131,8 +156,17 @@ def test_pool_and_every_method_on_toy_data():
     dom_emb = np.tile(np.array([[1.0, 0.0]], np.float32), (13, 1))
     gen_index = build_index(np.tile(np.array([[0.0, 1.0]], np.float32), (30, 1)))
     for method in ("dense", "bm25", "random", "domain"):
-        sel, cands = run_selection(method, pool, domain, budget_tokens=budget, top_k=16, seed=0, count_tokens=count,
-                                   general_index=gen_index, domain_embeddings=dom_emb)
+        sel, cands = run_selection(
+            method,
+            pool,
+            domain,
+            budget_tokens=budget,
+            top_k=16,
+            seed=0,
+            count_tokens=count,
+            general_index=gen_index,
+            domain_embeddings=dom_emb,
+        )
         rec = selection_record(sel, cands, pool, subdomain="medical", method=method, seconds=0.0, settings={})
         assert rec["n_tokens"] >= budget
         if method in ("dense", "bm25"):
@@ -146,31 +180,81 @@ def test_pool_and_every_method_on_toy_data():
 
 def _write_fixture(tmp_path):
     entries = []
-    for sel, obj, k, ppl, l0 in [("gsae", "erm", 32, 30.0, 32.0), ("dense", "erm", 16, 28.0, 16.0),
-                                 ("dense", "erm", 32, 26.0, 32.0), ("dense", "term", 32, 27.0, 32.0)]:
+    for sel, obj, k, ppl, l0 in [
+        ("gsae", "erm", 32, 30.0, 32.0),
+        ("dense", "erm", 16, 28.0, 16.0),
+        ("dense", "erm", 32, 26.0, 32.0),
+        ("dense", "term", 32, 27.0, 32.0),
+    ]:
         name = "gsae" if sel == "gsae" else f"ssae-medical-{sel}-{obj}-k{k}"
         paths = {}
         for es, p in (("medical", ppl), ("general", ppl - 5)):
             path = tmp_path / f"{name}.{es}.json"
-            write_json(path, {"l0": l0, "fvu": 0.2, "explained_variance": 0.8, "perplexity_clean": 20.0,
-                              "perplexity_sae": p, "delta_ce": math.log(p / 20.0), "ce_loss_score": 0.9})
+            write_json(
+                path,
+                {
+                    "l0": l0,
+                    "fvu": 0.2,
+                    "explained_variance": 0.8,
+                    "perplexity_clean": 20.0,
+                    "perplexity_sae": p,
+                    "delta_ce": math.log(p / 20.0),
+                    "ce_loss_score": 0.9,
+                },
+            )
             paths[f"{'domain' if es == 'medical' else 'general'}_eval"] = str(path)
         paths["concepts"] = str(tmp_path / f"{name}.concepts.json")
-        write_json(paths["concepts"], {"tail_recall_rare": 0.1 if obj == "erm" else 0.2, "n_captured_total": 5,
-                                       "coverage_rare": 0.3,
-                                       "bins": [{"label": "0", "n_types": 2, "n_captured": 1, "recall": 0.5,
-                                                 "n_tokens": 3, "coverage": 0.3},
-                                                {"label": ">=1", "n_types": 4, "n_captured": 1, "recall": 0.25,
-                                                 "n_tokens": 9, "coverage": 0.9}]})
+        write_json(
+            paths["concepts"],
+            {
+                "tail_recall_rare": 0.1 if obj == "erm" else 0.2,
+                "n_captured_total": 5,
+                "coverage_rare": 0.3,
+                "bins": [
+                    {
+                        "label": "0",
+                        "n_types": 2,
+                        "n_captured": 1,
+                        "recall": 0.5,
+                        "n_tokens": 3,
+                        "coverage": 0.3,
+                    },
+                    {
+                        "label": ">=1",
+                        "n_types": 4,
+                        "n_captured": 1,
+                        "recall": 0.25,
+                        "n_tokens": 9,
+                        "coverage": 0.9,
+                    },
+                ],
+            },
+        )
         if sel != "gsae":
             paths["selection"] = str(tmp_path / "sel.json")
-        entries.append({"name": name, "subdomain": "medical", "selection": sel, "objective": obj,
-                        "tilt": 0.0 if obj == "erm" else 0.5, "sparsity_key": "k", "sparsity": k, "paths": paths})
-    write_json(tmp_path / "sel.json", {"quality": {"precision": 0.7, "recall": 0.4, "token_precision": 0.6,
-                                                   "recall_ceiling": 1.0},
-                                       "n_tokens": 100, "n_documents": 5, "budget_tokens": 100,
-                                       "pool": {"general_documents": 10, "domain_documents": 5, "seeds": 2},
-                                       "seconds": 1.0})
+        entries.append(
+            {
+                "name": name,
+                "subdomain": "medical",
+                "selection": sel,
+                "objective": obj,
+                "tilt": 0.0 if obj == "erm" else 0.5,
+                "sparsity_key": "k",
+                "sparsity": k,
+                "paths": paths,
+            }
+        )
+    write_json(
+        tmp_path / "sel.json",
+        {
+            "quality": {"precision": 0.7, "recall": 0.4, "token_precision": 0.6, "recall_ceiling": 1.0},
+            "n_tokens": 100,
+            "n_documents": 5,
+            "budget_tokens": 100,
+            "pool": {"general_documents": 10, "domain_documents": 5, "seeds": 2},
+            "seconds": 1.0,
+        },
+    )
     return entries
 
 
@@ -206,14 +290,25 @@ def test_tilt_profile_runs_from_erm_to_max():
 
 
 def test_report_rows_are_the_ssaes_then_the_gsae_per_subdomain():
-    cfg = _config(subdomains=["medical", "social"], selections=["dense"], objectives={"erm": 0.0, "term": 0.5},
-                  sparsity={"default": [32]})
+    cfg = _config(
+        subdomains=["medical", "social"],
+        selections=["dense"],
+        objectives={"erm": 0.0, "term": 0.5},
+        sparsity={"default": [32]},
+    )
     saes = sae_specs(cfg)
     rows = report_rows(cfg, saes)
     names = [r["name"] for r in rows]
     assert names == [v.name for v in ssae_variants(cfg)] + ["gsae", "gsae"]
     gsae_rows = [r for r in rows if r["selection"] == "gsae"]
     assert [r["subdomain"] for r in gsae_rows] == ["medical", "social"]
-    assert gsae_rows[0] == {"name": "gsae", "subdomain": "medical", "selection": "gsae", "objective": "erm",
-                            "tilt": 0.0, "sparsity_key": "k", "sparsity": saes["gsae"]["k"]}
+    assert gsae_rows[0] == {
+        "name": "gsae",
+        "subdomain": "medical",
+        "selection": "gsae",
+        "objective": "erm",
+        "tilt": 0.0,
+        "sparsity_key": "k",
+        "sparsity": saes["gsae"]["k"],
+    }
     assert rows[0]["objective"] == "erm" and rows[1]["tilt"] == 0.5

@@ -1,7 +1,8 @@
-"""The architecture study: one SAE per architecture at matched L0, their table, the decoder-geometry figure, and
-the orthogonality-penalty cost benchmark (`python -m saeflow.bench ortho`).
+"""The architecture study: one SAE per architecture at matched L0, their table, the decoder-geometry figure,
+and the orthogonality-penalty cost benchmark (`python -m saeflow.bench ortho`).
 
-The specs themselves are generated in :mod:`saeflow.studies.architectures.specs` (pure Python, imported by the workflow).
+The specs themselves are generated in :mod:`saeflow.studies.architectures.specs` (pure Python, imported by
+the workflow).
 """
 
 from __future__ import annotations
@@ -17,8 +18,20 @@ import torch
 
 from saeflow.io import atomic_path, read_json
 
-ARCHITECTURE_COLUMNS = ["architecture", "sae", "eval_set", "l0", "fvu", "delta_ce", "mean_max_cos",
-                        "distinct_fraction", "absorption", "dead_fraction", "l1_coefficient", "l1_search"]
+ARCHITECTURE_COLUMNS = [
+    "architecture",
+    "sae",
+    "eval_set",
+    "l0",
+    "fvu",
+    "delta_ce",
+    "mean_max_cos",
+    "distinct_fraction",
+    "absorption",
+    "dead_fraction",
+    "l1_coefficient",
+    "l1_search",
+]
 
 
 # --------------------------------------------------------------------------------------------- tables, figure
@@ -35,22 +48,32 @@ def architectures_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def l1_search_trace(search: Mapping[str, Any]) -> str:
-    """The probes of an L1-coefficient search as one cell: "λ→L0" in order, e.g. "5→61.2, 20→28.4, 16.1→32.3"."""
+    """The probes of an L1-coefficient search as one cell: "λ→L0" in order, e.g. "5→61.2, 20→28.4,
+    16.1→32.3"."""
     return ", ".join(f"{p['l1_coefficient']:.3g}→{p['l0']:.1f}" for p in search["probes"])
 
 
-def architecture_rows(saes: Mapping[str, str], eval_paths: Mapping[tuple[str, str], str | Path],
-                      analysis_paths: Mapping[str, str | Path],
-                      l1_search_paths: Mapping[str, str | Path] | None = None) -> list[dict[str, Any]]:
-    """Join evaluations ((sae, eval_set) -> eval JSON) with each SAE's analysis JSON; `saes` maps SAE -> label.
-    An SAE with an L1-coefficient search (`l1_search_paths`) also gets its coefficient and the search's trace."""
+def architecture_rows(
+    saes: Mapping[str, str],
+    eval_paths: Mapping[tuple[str, str], str | Path],
+    analysis_paths: Mapping[str, str | Path],
+    l1_search_paths: Mapping[str, str | Path] | None = None,
+) -> list[dict[str, Any]]:
+    """Join evaluations ((sae, eval_set) -> eval JSON) with each SAE's analysis JSON; `saes` maps SAE ->
+    label. An SAE with an L1-coefficient search (`l1_search_paths`) also gets its coefficient and the search's
+    trace."""
     rows = []
     for (sae, eval_set), path in eval_paths.items():
         ev, an = read_json(path), read_json(analysis_paths[sae])
-        row = {"architecture": saes[sae], "sae": sae, "eval_set": eval_set, **ev,
-               "mean_max_cos": an["geometry"]["mean_max_abs_cos"],
-               "distinct_fraction": an["geometry"]["distinct_fraction"],
-               "absorption": an["absorption"]["absorption"]}
+        row = {
+            "architecture": saes[sae],
+            "sae": sae,
+            "eval_set": eval_set,
+            **ev,
+            "mean_max_cos": an["geometry"]["mean_max_abs_cos"],
+            "distinct_fraction": an["geometry"]["distinct_fraction"],
+            "absorption": an["absorption"]["absorption"],
+        }
         if l1_search_paths and sae in l1_search_paths:
             search = read_json(l1_search_paths[sae])
             row.update(l1_coefficient=search["l1_coefficient"], l1_search=l1_search_trace(search))
@@ -58,9 +81,15 @@ def architecture_rows(saes: Mapping[str, str], eval_paths: Mapping[tuple[str, st
     return rows
 
 
-def decoder_cos_hist(max_abs_cos: Mapping[str, Sequence[float]], out_path: str | Path, *, bins: int = 50,
-                     distinct_threshold: float = 0.5) -> None:
-    """Histogram (step lines, one per architecture) of each latent's max |cosine| to its nearest other latent."""
+def decoder_cos_hist(
+    max_abs_cos: Mapping[str, Sequence[float]],
+    out_path: str | Path,
+    *,
+    bins: int = 50,
+    distinct_threshold: float = 0.5,
+) -> None:
+    """Histogram (step lines, one per architecture) of each latent's max |cosine| to its nearest other
+    latent."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +100,9 @@ def decoder_cos_hist(max_abs_cos: Mapping[str, Sequence[float]], out_path: str |
     for label, values in max_abs_cos.items():
         v = list(values)
         mean = sum(v) / max(len(v), 1)
-        ax.hist(v, bins=edges, histtype="step", linewidth=1.5, density=True, label=f"{label} (mean {mean:.3f})")
+        ax.hist(
+            v, bins=edges, histtype="step", linewidth=1.5, density=True, label=f"{label} (mean {mean:.3f})"
+        )
     ax.axvline(distinct_threshold, color="grey", linestyle="--", linewidth=1, label="distinct threshold")
     ax.set_xlabel("max |cos| of a latent's decoder direction to any other latent's")
     ax.set_ylabel("density (latents)")
@@ -106,8 +137,9 @@ def _best(fn, steps: int, repeats: int) -> float:
     return best
 
 
-def time_ortho_penalty(width: int, d_in: int, chunk: int, *, steps: int = 5, repeats: int = 3,
-                       device: str = "cpu") -> OrthoTiming:
+def time_ortho_penalty(
+    width: int, d_in: int, chunk: int, *, steps: int = 5, repeats: int = 3, device: str = "cpu"
+) -> OrthoTiming:
     from saeflow.sae.penalties import orthogonality_penalty
 
     W = torch.randn(width, d_in, device=device, requires_grad=True)
@@ -119,8 +151,9 @@ def time_ortho_penalty(width: int, d_in: int, chunk: int, *, steps: int = 5, rep
     return OrthoTiming(width, chunk, _best(call, steps, repeats))
 
 
-def time_training_step(sae_cfg: dict[str, Any], batch: int, *, steps: int = 5, repeats: int = 3,
-                       device: str = "cpu") -> float:
+def time_training_step(
+    sae_cfg: dict[str, Any], batch: int, *, steps: int = 5, repeats: int = 3, device: str = "cpu"
+) -> float:
     """Seconds per optimiser step of an SAE as the trainer runs it (loss, backward, decoder-norm handling,
     gradient clipping, Adam, dead-latent tracking), on random activations of norm ≈ √d."""
     from saeflow.sae import make_sae
@@ -144,7 +177,7 @@ def time_training_step(sae_cfg: dict[str, Any], batch: int, *, steps: int = 5, r
     return _best(step, steps, repeats)
 
 
-# --------------------------------------------------------------------------------------------- per-SAE analysis
+# ------------------------------------------------------------------------------------------- per-SAE analysis
 
 
 class SAEAnalysis(NamedTuple):
@@ -166,19 +199,36 @@ def token_letters(token_ids: Sequence[int], tokenizer: Any) -> list[str | None]:
     return [first_letter(vocab[int(i)] or "") for i in token_ids]
 
 
-def analyze_sae(sae: torch.nn.Module, acts: torch.Tensor, letters: Sequence[str | None], *,
-                distinct_threshold: float = 0.5, absorption: dict[str, Any] | None = None) -> SAEAnalysis:
-    """Decoder geometry (saeflow.metrics.decoder_cosine_stats) and first-letter absorption (saeflow.absorption)
-    of a loaded SAE on raw activations `acts` [N, d] whose tokens start with `letters`."""
+def analyze_sae(
+    sae: torch.nn.Module,
+    acts: torch.Tensor,
+    letters: Sequence[str | None],
+    *,
+    distinct_threshold: float = 0.5,
+    absorption: dict[str, Any] | None = None,
+) -> SAEAnalysis:
+    """Decoder geometry (saeflow.metrics.decoder_cosine_stats) and first-letter absorption
+    (saeflow.absorption) of a loaded SAE on raw activations `acts` [N, d] whose tokens start with
+    `letters`."""
     from saeflow.absorption import AbsorptionSettings, absorption_score
     from saeflow.metrics import decoder_cosine_stats
 
     geo = decoder_cosine_stats(sae.W_dec.detach(), threshold=distinct_threshold)
     latents = sae.reconstruct_raw(acts.float()).latents
-    result = absorption_score(acts.float(), letters, latents, sae.W_enc.detach(), sae.W_dec.detach(),
-                              AbsorptionSettings.from_dict(absorption))
+    result = absorption_score(
+        acts.float(),
+        letters,
+        latents,
+        sae.W_enc.detach(),
+        sae.W_dec.detach(),
+        AbsorptionSettings.from_dict(absorption),
+    )
     return SAEAnalysis(
-        geometry={"mean_max_abs_cos": geo.mean_max_abs_cos, "distinct_fraction": geo.distinct_fraction,
-                  "distinct_threshold": distinct_threshold, "max_abs_cos": geo.max_abs_cos.tolist()},
+        geometry={
+            "mean_max_abs_cos": geo.mean_max_abs_cos,
+            "distinct_fraction": geo.distinct_fraction,
+            "distinct_threshold": distinct_threshold,
+            "max_abs_cos": geo.max_abs_cos.tolist(),
+        },
         absorption=result.to_dict(),
     )

@@ -2,10 +2,11 @@
 `l1_search` of workflow/rules/studies/architectures.smk; the `arch-relu` training then reads λ from its output
 through ``extra.l1_search``, saeflow.sae.relu).
 
-The search trains the arch-relu spec itself with candidate coefficients, by default for as many tokens as the real
-training (``tokens: null``): the same seed and data order, so the last probe is the SAE the training step will
-produce and its L0 carries over exactly; ``tokens`` shortens the probes for large runs, at the price of that
-guarantee. L0 falls as λ grows, roughly as a power of λ, so the search works on log λ and log L0:
+The search trains the arch-relu spec itself with candidate coefficients, by default for as many tokens as the
+real training (``tokens: null``): the same seed and data order, so the last probe is the SAE the training
+step will produce and its L0 carries over exactly; ``tokens`` shortens the probes for large runs, at the
+price of that guarantee. L0 falls as λ grows, roughly as a power of λ, so the search works on log λ and log
+L0:
 
 1. Probe the spec's own λ (``initial`` overrides it).
 2. Until the target is bracketed (one probe above, one below), step log λ by ``log(expand)`` towards it.
@@ -13,8 +14,8 @@ guarantee. L0 falls as λ grows, roughly as a power of λ, so the search works o
    end of the bracket has moved twice in a row (interpolation stalling, e.g. on a jump of L0), take the
    bracket's geometric midpoint instead (bisection in log space).
 
-It stops at the first probe within ``tolerance`` of the target (relative), or after ``max_probes``; the answer is
-the probe closest to the target. Every probe (λ, L0, FVU) is recorded.
+It stops at the first probe within ``tolerance`` of the target (relative), or after ``max_probes``; the
+answer is the probe closest to the target. Every probe (λ, L0, FVU) is recorded.
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ class L1SearchSettings:
             raise ConfigError(f"architectures.l1_search: unknown key(s) {', '.join(unknown)}")
         s = cls(**d)
         if s.max_probes < 1 or not 0 < s.tolerance < 1 or s.expand <= 1:
-            raise ConfigError("architectures.l1_search: max_probes ≥ 1, 0 < tolerance < 1 and expand > 1 required; "
-                              f"got {s.max_probes}, {s.tolerance}, {s.expand}")
+            raise ConfigError(
+                "architectures.l1_search: max_probes ≥ 1, 0 < tolerance < 1 and expand > 1 required; "
+                f"got {s.max_probes}, {s.tolerance}, {s.expand}"
+            )
         if (s.tokens is not None and s.tokens < 1) or (s.initial is not None and s.initial <= 0):
-            raise ConfigError(f"architectures.l1_search: tokens and initial must be positive; got {s.tokens}, "
-                              f"{s.initial}")
+            raise ConfigError(
+                f"architectures.l1_search: tokens and initial must be positive; got {s.tokens}, {s.initial}"
+            )
         return s
 
 
@@ -76,8 +80,12 @@ def _rel_error(l0: float, target: float) -> float:
     return abs(l0 / target - 1)
 
 
-def search_l1_coefficient(probe: Callable[[float], Mapping[str, float]], target_l0: float, initial: float,
-                          settings: L1SearchSettings | None = None) -> L1SearchResult:
+def search_l1_coefficient(
+    probe: Callable[[float], Mapping[str, float]],
+    target_l0: float,
+    initial: float,
+    settings: L1SearchSettings | None = None,
+) -> L1SearchResult:
     """Search λ (module docstring) with `probe(λ)` -> {"l0": ..., any other numbers to record}."""
     s = settings or L1SearchSettings()
     if target_l0 <= 0 or initial <= 0:
@@ -116,13 +124,25 @@ def search_l1_coefficient(probe: Callable[[float], Mapping[str, float]], target_
                 if log_lam in (a, b):
                     log_lam = (a + b) / 2
     best = min(probes, key=lambda p: _rel_error(p["l0"], target_l0))
-    return L1SearchResult(target_l0=float(target_l0), l1_coefficient=best["l1_coefficient"], l0=best["l0"],
-                          converged=_rel_error(best["l0"], target_l0) <= s.tolerance, probes=probes,
-                          settings=asdict(s))
+    return L1SearchResult(
+        target_l0=float(target_l0),
+        l1_coefficient=best["l1_coefficient"],
+        l0=best["l0"],
+        converged=_rel_error(best["l0"], target_l0) <= s.tolerance,
+        probes=probes,
+        settings=asdict(s),
+    )
 
 
-def run_l1_search(spec: Mapping[str, Any], store, target_l0: float, settings: L1SearchSettings, out_dir,
-                  *, device: str = "cpu") -> L1SearchResult:
+def run_l1_search(
+    spec: Mapping[str, Any],
+    store,
+    target_l0: float,
+    settings: L1SearchSettings,
+    out_dir,
+    *,
+    device: str = "cpu",
+) -> L1SearchResult:
     """Train the ReLU spec `spec` (resolved; its ``extra.l1_search`` is ignored) on `store` with candidate λ
     into `out_dir`/probe-<i> (removed after) and return the search."""
     import shutil
@@ -146,8 +166,11 @@ def run_l1_search(spec: Mapping[str, Any], store, target_l0: float, settings: L1
         result = train_sae(cfg, train_cfg, store, path, device=device)
         shutil.rmtree(path, ignore_errors=True)
         final = result.metrics["final"] or {}
-        return {"l0": float(final.get("l0", math.nan)), "fvu": float(final.get("fvu", math.nan)),
-                "steps": int(result.metrics["steps"])}
+        return {
+            "l0": float(final.get("l0", math.nan)),
+            "fvu": float(final.get("fvu", math.nan)),
+            "steps": int(result.metrics["steps"]),
+        }
 
     initial = settings.initial or float(spec.get("l1_coefficient", 5.0))
     return search_l1_coefficient(probe, target_l0, initial, settings)

@@ -1,14 +1,15 @@
 """The architecture study's SAEs (pure Python: the workflow imports it at parse time).
 
 ``architectures:`` one SAE per architecture (``arch-<architecture>``), each a copy of the reference SAE's spec
-  (``architectures.reference``, the TopK ``gsae`` by default: same width, k, learning rate, batch, epochs, text
-  set) with only the architecture changed, so the comparison runs at matched L0. JumpReLU has no k: its L0 is
-  steered to the reference's k through ``extra.target_l0`` (saeflow.sae.jumprelu). ``architectures.common``
-  overrides keys for every copy (e.g. fewer epochs on a CPU budget); then the reference's architecture is
-  retrained under it too (``arch-topk``) so that all rows share one training setup. ``architectures.settings``
-  adds per-architecture keys (merged into the copy, ``extra`` key by key). ReLU + L1 has no k either: its L1
-  coefficient is searched before training so that its L0 matches k (rule ``l1_search``, whose output the copy
-  names in ``extra.l1_search``: saeflow.studies.architectures.l1_search, saeflow.sae.relu).
+  (``architectures.reference``, the TopK ``gsae`` by default: same width, k, learning rate, batch, epochs,
+  text set) with only the architecture changed, so the comparison runs at matched L0. JumpReLU has no k: its
+  L0 is steered to the reference's k through ``extra.target_l0`` (saeflow.sae.jumprelu).
+  ``architectures.common`` overrides keys for every copy (e.g. fewer epochs on a CPU budget); then the
+  reference's architecture is retrained under it too (``arch-topk``) so that all rows share one training
+  setup. ``architectures.settings`` adds per-architecture keys (merged into the copy, ``extra`` key by key).
+  ReLU + L1 has no k either: its L1 coefficient is searched before training so that its L0 matches k (rule
+  ``l1_search``, whose output the copy names in ``extra.l1_search``: saeflow.studies.architectures.l1_search,
+  saeflow.sae.relu).
 """
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ def _reference(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     ref = str(_section(config, "architectures").get("reference", "gsae"))
     saes = config.get("saes") or {}
     if ref not in saes:
-        raise ConfigError(f"architectures.reference: '{ref}' is not an SAE under saes: "
-                          f"(known: {', '.join(sorted(saes)) or 'none'})")
+        raise ConfigError(
+            f"architectures.reference: '{ref}' is not an SAE under saes: "
+            f"(known: {', '.join(sorted(saes)) or 'none'})"
+        )
     return ref, copy.deepcopy(dict(saes[ref]))
 
 
 def _retrain_reference(config: Mapping[str, Any]) -> bool:
-    """When `architectures.common` changes a key of the reference's spec, the reference's architecture is retrained
-    under it too (``arch-<its architecture>``), so that every row of the table shares one training setup."""
+    """When `architectures.common` changes a key of the reference's spec, the reference's architecture is
+    retrained under it too (``arch-<its architecture>``), so that every row of the table shares one training
+    setup."""
     common = _section(config, "architectures").get("common") or {}
     _, ref_spec = _reference(config)
     return any(ref_spec.get(k, SAE_DEFAULTS.get(k)) != v for k, v in common.items())
@@ -59,8 +63,8 @@ def _retrain_reference(config: Mapping[str, Any]) -> bool:
 
 def architecture_saes(config: Mapping[str, Any]) -> dict[str, str]:
     """{architecture label: registry name} of the study, in config order: the reference's architecture first
-    (``topk`` for the default gsae: the reference SAE itself, or ``arch-topk`` when `architectures.common` changes
-    its spec), then ``arch-<architecture>`` for each other listed one."""
+    (``topk`` for the default gsae: the reference SAE itself, or ``arch-topk`` when `architectures.common`
+    changes its spec), then ``arch-<architecture>`` for each other listed one."""
     if not architectures_enabled(config):
         return {}
     ref, spec = _reference(config)
@@ -71,7 +75,9 @@ def architecture_saes(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def architecture_specs(config: Mapping[str, Any], defined: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def architecture_specs(
+    config: Mapping[str, Any], defined: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """The study's SAEs: ``arch-<architecture>`` specs, the reference's spec with another architecture."""
     if not architectures_enabled(config):
         return {}
@@ -92,7 +98,9 @@ def architecture_specs(config: Mapping[str, Any], defined: Mapping[str, Any] | N
         if arch == ref_arch and not _retrain_reference(config):
             continue  # the reference SAE is this architecture's entry
         extra = dict(ref_spec.get("extra") or {}) if arch == ref_arch else {}
-        spec = merge_spec({**copy.deepcopy(common), "architecture": arch, "extra": extra}, settings.get(arch) or {})
+        spec = merge_spec(
+            {**copy.deepcopy(common), "architecture": arch, "extra": extra}, settings.get(arch) or {}
+        )
         if arch == "jumprelu":
             spec["extra"].setdefault("target_l0", k)  # matched L0 through the L0 penalty's target
         if arch == "relu":

@@ -1,4 +1,5 @@
-"""Bias-in-Bios-style data: bios with a profession and a gender, and the SHIFT train/test sets built from them.
+"""Bias-in-Bios-style data: bios with a profession and a gender, and the SHIFT train/test sets built from
+them.
 
 One loader reads three kinds of source into the same frame (columns ``text``, ``profession``, ``gender``
 with gender ``M``/``F``); the schema is recognised from the columns, or named with ``schema``:
@@ -52,17 +53,30 @@ GROUPS = (("A", "M"), ("A", "F"), ("B", "M"), ("B", "F"))
 """The four groups (profession role, gender); A is the profession that is male-only in the ambiguous set."""
 
 
-_SOURCE_KEYS = ("path", "split", "split_field", "schema", "text_field", "profession_field", "gender_field",
-                "gender_labels", "profession_labels")
-_MAP_HINT = ("map the columns in the config: bias_in_bios.data.text_field / profession_field / gender_field "
-             "(e.g. text_field: Bio)")
+_SOURCE_KEYS = (
+    "path",
+    "split",
+    "split_field",
+    "schema",
+    "text_field",
+    "profession_field",
+    "gender_field",
+    "gender_labels",
+    "profession_labels",
+)
+_MAP_HINT = (
+    "map the columns in the config: bias_in_bios.data.text_field / profession_field / gender_field "
+    "(e.g. text_field: Bio)"
+)
 
 
 def _label_set(values, key: str) -> frozenset[str]:
     if isinstance(values, (str, int, float)) and not isinstance(values, bool):
         values = [values]
     if not isinstance(values, (list, tuple)) or not values:
-        raise ConfigError(f"bias_in_bios.data.gender_labels.{key} must be a label or a list of labels; got {values!r}")
+        raise ConfigError(
+            f"bias_in_bios.data.gender_labels.{key} must be a label or a list of labels; got {values!r}"
+        )
     return frozenset(_norm_label(v) for v in values)
 
 
@@ -75,8 +89,8 @@ class BiosSource:
     """Where the bios come from and how to read them (mirrors ``bias_in_bios.data`` in the config)."""
 
     paths: tuple[str, ...]
-    """``hf:OWNER/NAME``, or local parquet/jsonl/csv/tsv files / ``asset:NAME/path`` (several files, e.g. a data
-    set's train/dev/test files, are read as one)."""
+    """``hf:OWNER/NAME``, or local parquet/jsonl/csv/tsv files / ``asset:NAME/path`` (several files, e.g. a
+    data set's train/dev/test files, are read as one)."""
     split: tuple[str, ...] | None = None
     """Hub: the split to read (default ``train``). Local files with a split column: keep only these rows."""
     schema: str = "auto"
@@ -112,9 +126,13 @@ class BiosSource:
         raw = d["path"]
         paths = tuple(str(p) for p in raw) if isinstance(raw, (list, tuple)) else (str(raw),)
         if not paths or any(not p for p in paths):
-            raise ConfigError("bias_in_bios.data.path must be a file (or a list of files); got an empty value")
+            raise ConfigError(
+                "bias_in_bios.data.path must be a file (or a list of files); got an empty value"
+            )
         if any(p.startswith(HUB_SCHEME) for p in paths) and len(paths) > 1:
-            raise ConfigError("bias_in_bios.data.path: a hub data set (hf:...) cannot be combined with other files")
+            raise ConfigError(
+                "bias_in_bios.data.path: a hub data set (hf:...) cannot be combined with other files"
+            )
         schema = d.get("schema") or "auto"
         if schema not in SCHEMAS:
             raise ConfigError(f"bias_in_bios.data.schema must be one of {', '.join(SCHEMAS)}; got {schema!r}")
@@ -124,27 +142,42 @@ class BiosSource:
         genders = d.get("gender_labels")
         if genders is not None:
             if not isinstance(genders, Mapping) or set(genders) != {"male", "female"}:
-                raise ConfigError("bias_in_bios.data.gender_labels must map male and female to labels, e.g. "
-                                  f"{{male: [M], female: [F]}}; got {genders!r}")
+                raise ConfigError(
+                    "bias_in_bios.data.gender_labels must map male and female to labels, e.g. "
+                    f"{{male: [M], female: [F]}}; got {genders!r}"
+                )
             male, female = _label_set(genders["male"], "male"), _label_set(genders["female"], "female")
             if male & female:
-                raise ConfigError(f"bias_in_bios.data.gender_labels: {', '.join(sorted(male & female))} is both "
-                                  "male and female")
+                raise ConfigError(
+                    f"bias_in_bios.data.gender_labels: {', '.join(sorted(male & female))} is both "
+                    "male and female"
+                )
             genders = (male, female)
         professions = d.get("profession_labels")
         if isinstance(professions, Mapping):
-            professions = {_norm_label(k): str(v).strip().lower().replace(" ", "_") for k, v in professions.items()}
+            professions = {
+                _norm_label(k): str(v).strip().lower().replace(" ", "_") for k, v in professions.items()
+            }
         elif professions not in (None, "names", "labhc"):
-            raise ConfigError("bias_in_bios.data.profession_labels must be names, labhc or a mapping "
-                              f"{{value: profession name}}; got {professions!r}")
+            raise ConfigError(
+                "bias_in_bios.data.profession_labels must be names, labhc or a mapping "
+                f"{{value: profession name}}; got {professions!r}"
+            )
         fields = {}
         for key in ("text_field", "profession_field", "gender_field"):
             v = d.get(key)
             if v is not None and (not isinstance(v, str) or not v):
                 raise ConfigError(f"bias_in_bios.data.{key} must be a column name; got {v!r}")
             fields[key] = v
-        return cls(paths, split, schema, str(d.get("split_field") or "split"), **fields, gender_labels=genders,
-                   profession_labels=professions)
+        return cls(
+            paths,
+            split,
+            schema,
+            str(d.get("split_field") or "split"),
+            **fields,
+            gender_labels=genders,
+            profession_labels=professions,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,7 +200,9 @@ class MaskSpec:
         if mode not in ("auto", "always", "never"):
             raise ConfigError(f"bias_in_bios.mask.mode must be auto, always or never; got {mode!r}")
         extra = {str(k).lower(): tuple(str(w) for w in v) for k, v in (d.get("extra_words") or {}).items()}
-        return cls(mode, str(d.get("replacement", "person")), str(d.get("plural_replacement", "people")), extra)
+        return cls(
+            mode, str(d.get("replacement", "person")), str(d.get("plural_replacement", "people")), extra
+        )
 
     def applies_to(self, schema: str) -> bool:
         return self.mode == "always" or (self.mode == "auto" and schema == "bug")
@@ -190,7 +225,9 @@ class BiasSets(NamedTuple):
     oracle: pd.DataFrame
 
     def stats(self) -> dict:
-        return {name: frame.group.value_counts().sort_index().to_dict() for name, frame in self._asdict().items()}
+        return {
+            name: frame.group.value_counts().sort_index().to_dict() for name, frame in self._asdict().items()
+        }
 
 
 # --------------------------------------------------------------------------- reading
@@ -207,7 +244,9 @@ def _read_local(path: Path) -> pd.DataFrame:
             try:
                 return pd.read_parquet(path)
             except ImportError as err:
-                raise AssetError(f"{path}: reading parquet needs pyarrow (pip install pyarrow): {err}") from None
+                raise AssetError(
+                    f"{path}: reading parquet needs pyarrow (pip install pyarrow): {err}"
+                ) from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read bios ({err})") from None
     raise DataError(f"{path}: unsupported bios file; expected .jsonl, .csv, .tsv or .parquet")
@@ -229,7 +268,8 @@ def _read_hub(source: BiosSource) -> pd.DataFrame:
             ds = datasets.load_dataset(repo, split=split)
         except Exception as err:  # noqa: BLE001 (network, auth, offline cache miss: all user-facing)
             raise AssetError(
-                f"{source.path}: cannot load split '{split}' from the Hugging Face hub ({type(err).__name__}: "
+                f"{source.path}: cannot load split '{split}' from the Hugging Face hub "
+                f"({type(err).__name__}: "
                 f"{err}); offline (HF_HUB_OFFLINE=1) it must be in the local cache, or point "
                 "bias_in_bios.data.path at a local parquet/jsonl copy"
             ) from None
@@ -251,8 +291,9 @@ def detect_schema(columns: Sequence[str], where: str = "bios") -> str:
         if all(_find_column(cols, c) for c in needed):
             return schema
     wanted = "; ".join(f"{s}: {', '.join(c)}" for s, c in _SCHEMA_COLUMNS.items())
-    raise DataError(f"{where}: cannot tell the schema from the columns {', '.join(cols)} (known: {wanted}); "
-                    f"{_MAP_HINT}")
+    raise DataError(
+        f"{where}: cannot tell the schema from the columns {', '.join(cols)} (known: {wanted}); {_MAP_HINT}"
+    )
 
 
 def _gender(value, labels: tuple[frozenset[str], frozenset[str]] | None = None) -> str | None:
@@ -268,8 +309,10 @@ def _profession_name(value, kind: str | Mapping[str, str], where: str) -> str | 
         try:
             return LABHC_PROFESSIONS[int(str(value).strip().removesuffix(".0"))]
         except (ValueError, IndexError):
-            raise DataError(f"{where}: profession {value!r} is not an index 0..27 of LabHC/bias_in_bios; if the "
-                            "column holds names, set bias_in_bios.data.profession_labels: names") from None
+            raise DataError(
+                f"{where}: profession {value!r} is not an index 0..27 of LabHC/bias_in_bios; if the "
+                "column holds names, set bias_in_bios.data.profession_labels: names"
+            ) from None
     return str(value).strip().lower().replace(" ", "_")
 
 
@@ -282,46 +325,65 @@ def _columns(raw: pd.DataFrame, schema: str, source: BiosSource | None, where: s
         name = configured or _SCHEMA_COLUMNS[schema][i]
         col = _find_column(cols, name)
         if col is None:
-            how = (f"bias_in_bios.data.{key} is {configured!r}" if configured
-                   else f"schema '{schema}' reads the {key.removesuffix('_field')} from column '{name}'")
-            raise DataError(f"{where}: no column '{name}' ({how}); columns are: {', '.join(cols)}; set "
-                            f"bias_in_bios.data.{key} to one of them")
+            how = (
+                f"bias_in_bios.data.{key} is {configured!r}"
+                if configured
+                else f"schema '{schema}' reads the {key.removesuffix('_field')} from column '{name}'"
+            )
+            raise DataError(
+                f"{where}: no column '{name}' ({how}); columns are: {', '.join(cols)}; set "
+                f"bias_in_bios.data.{key} to one of them"
+            )
         found.append(col)
     return found[0], found[1], found[2]
 
 
-def to_bios_frame(raw: pd.DataFrame, schema: str = "auto", where: str = "bios",
-                  professions: Sequence[str] | None = None, source: BiosSource | None = None) -> pd.DataFrame:
+def to_bios_frame(
+    raw: pd.DataFrame,
+    schema: str = "auto",
+    where: str = "bios",
+    professions: Sequence[str] | None = None,
+    source: BiosSource | None = None,
+) -> pd.DataFrame:
     """Normalise a raw frame of any supported schema (or mapped columns) to columns text, profession, gender
     (M/F), schema.
 
     Rows whose gender cannot be read (e.g. a BUG pronoun that is neither male nor female) are dropped; with
-    `professions`, only rows of those professions are kept (and normalised). `source` gives the column and label
-    mappings of the config (``bias_in_bios.data.*_field``, ``gender_labels``, ``profession_labels``).
+    `professions`, only rows of those professions are kept (and normalised). `source` gives the column and
+    label mappings of the config (``bias_in_bios.data.*_field``, ``gender_labels``, ``profession_labels``).
     """
     mapped = source is not None and any((source.text_field, source.profession_field, source.gender_field))
     if schema == "auto":  # mapped columns: the generic schema (profession names, gender labels)
         schema = "find" if mapped else detect_schema(raw.columns, where)
     text_col, prof_col, gender_col = _columns(raw, schema, source, where)
-    kind = source.profession_labels if source is not None and source.profession_labels is not None else (
-        "labhc" if schema == "labhc" else "names")
+    kind = (
+        source.profession_labels
+        if source is not None and source.profession_labels is not None
+        else ("labhc" if schema == "labhc" else "names")
+    )
     names = {v: _profession_name(v, kind, where) for v in raw[prof_col].unique()}
     if isinstance(kind, Mapping) and not any(n is not None for n in names.values()):
-        raise DataError(f"{where}: no value of column {prof_col} is in bias_in_bios.data.profession_labels; "
-                        f"values there: {', '.join(sorted(map(str, names))[:10])}")
+        raise DataError(
+            f"{where}: no value of column {prof_col} is in bias_in_bios.data.profession_labels; "
+            f"values there: {', '.join(sorted(map(str, names))[:10])}"
+        )
     profession = raw[prof_col].map(names)
     if professions is not None:
         wanted = [str(p).strip().lower() for p in professions]
         present = {n for n in names.values() if n is not None}
         absent = [p for p in wanted if p not in present]
         if absent:
-            raise DataError(f"{where}: profession(s) {', '.join(absent)} do not occur in column {prof_col}; "
-                            f"professions there: {', '.join(sorted(present)[:40])}")
+            raise DataError(
+                f"{where}: profession(s) {', '.join(absent)} do not occur in column {prof_col}; "
+                f"professions there: {', '.join(sorted(present)[:40])}"
+            )
         keep = profession.isin(wanted).to_numpy()
         raw, profession = raw[keep], profession[keep]
     labels = source.gender_labels if source is not None else None
     gender = raw[gender_col].map(lambda v: _gender(v, labels))
-    unread = gender.isna() & raw[gender_col].map(lambda v: _norm_label(v) not in ("", "nan", "none")).to_numpy()
+    unread = (
+        gender.isna() & raw[gender_col].map(lambda v: _norm_label(v) not in ("", "nan", "none")).to_numpy()
+    )
     # nothing read, or one gender read and other labels left over: the labels need a mapping (BUG sentences
     # legitimately leave out "they"/"their")
     if len(raw) and (gender.isna().all() or (gender.nunique() == 1 and unread.any() and schema != "bug")):
@@ -339,8 +401,10 @@ def to_bios_frame(raw: pd.DataFrame, schema: str = "auto", where: str = "bios",
 def _gender_error(where: str, column: str, values: pd.Series, read: pd.Series) -> DataError:
     shown = ", ".join(sorted({str(v) for v in values.unique()})[:10])
     found = ", ".join(sorted(set(read.dropna()))) or "none"
-    return DataError(f"{where}: column {column} does not give both genders (read as: {found}; values there: "
-                     f"{shown}); map its labels: bias_in_bios.data.gender_labels: {{male: [...], female: [...]}}")
+    return DataError(
+        f"{where}: column {column} does not give both genders (read as: {found}; values there: "
+        f"{shown}); map its labels: bias_in_bios.data.gender_labels: {{male: [...], female: [...]}}"
+    )
 
 
 def _read_file(uri: str, source: BiosSource, resources_dir: str | Path) -> pd.DataFrame:
@@ -351,21 +415,27 @@ def _read_file(uri: str, source: BiosSource, resources_dir: str | Path) -> pd.Da
     if source.split is not None:
         col = _find_column([str(c) for c in raw.columns], source.split_field)
         if col is None:
-            raise DataError(f"{uri}: bias_in_bios.data.split is set but the file has no '{source.split_field}' "
-                            f"column (columns: {', '.join(map(str, raw.columns))}); set "
-                            "bias_in_bios.data.split_field, or split: null to read every row")
+            raise DataError(
+                f"{uri}: bias_in_bios.data.split is set but the file has no '{source.split_field}' "
+                f"column (columns: {', '.join(map(str, raw.columns))}); set "
+                "bias_in_bios.data.split_field, or split: null to read every row"
+            )
         raw = raw[raw[col].astype(str).isin(source.split)]
     return raw
 
 
-def read_bios(source: BiosSource | Mapping | str, resources_dir: str | Path = "resources",
-              professions: Sequence[str] | None = None) -> pd.DataFrame:
+def read_bios(
+    source: BiosSource | Mapping | str,
+    resources_dir: str | Path = "resources",
+    professions: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The bios of a source (only `professions`, if given) as columns text, profession, gender (M/F), schema.
     Several files are read one by one (each must have the mapped columns) and concatenated in order."""
     source = BiosSource.from_dict(source)
     if source.paths[0].startswith(HUB_SCHEME):
-        return to_bios_frame(_read_hub(source), source.schema, where=source.path, professions=professions,
-                             source=source)
+        return to_bios_frame(
+            _read_hub(source), source.schema, where=source.path, professions=professions, source=source
+        )
     frames = []
     for uri in source.paths:
         raw = _read_file(uri, source, resources_dir)
@@ -373,14 +443,18 @@ def read_bios(source: BiosSource | Mapping | str, resources_dir: str | Path = "r
     bios = pd.concat(frames, ignore_index=True)
     schemas = sorted(set(bios["schema"]))
     if len(schemas) > 1:
-        raise DataError(f"{source.path}: the files have different schemas ({', '.join(schemas)}); give "
-                        "bias_in_bios.data.schema or the *_field keys")
+        raise DataError(
+            f"{source.path}: the files have different schemas ({', '.join(schemas)}); give "
+            "bias_in_bios.data.schema or the *_field keys"
+        )
     if professions is not None:
         wanted = [str(p).strip().lower() for p in professions]
         absent = [p for p in wanted if p not in set(bios.profession)]
         if absent:
-            raise DataError(f"{source.path}: profession(s) {', '.join(absent)} do not occur; professions there: "
-                            f"{', '.join(sorted(set(bios.profession))[:40])}")
+            raise DataError(
+                f"{source.path}: profession(s) {', '.join(absent)} do not occur; professions there: "
+                f"{', '.join(sorted(set(bios.profession))[:40])}"
+            )
         bios = bios[bios.profession.isin(wanted)].reset_index(drop=True)
     return bios
 
@@ -408,7 +482,9 @@ def mask_profession(text: str, profession: str, mask: MaskSpec = MaskSpec()) -> 
     singular, plural, extra = profession_words(profession, mask.extra_words.get(profession, ()))
     targets = {singular.casefold(): mask.replacement, plural.casefold(): mask.plural_replacement}
     targets.update({w.casefold(): mask.replacement for w in extra})
-    alternatives = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(targets, key=len, reverse=True))
+    alternatives = "|".join(
+        re.escape(w).replace(r"\ ", r"\s+") for w in sorted(targets, key=len, reverse=True)
+    )
     pattern = re.compile(rf"\b({alternatives})\b", re.IGNORECASE)
 
     def replace(m: re.Match) -> str:
@@ -421,8 +497,9 @@ def mask_profession(text: str, profession: str, mask: MaskSpec = MaskSpec()) -> 
 # --------------------------------------------------------------------------- sets
 
 
-def prepare_pool(bios: pd.DataFrame, professions: Sequence[str], mask: MaskSpec = MaskSpec(),
-                 min_chars: int = 20) -> pd.DataFrame:
+def prepare_pool(
+    bios: pd.DataFrame, professions: Sequence[str], mask: MaskSpec = MaskSpec(), min_chars: int = 20
+) -> pd.DataFrame:
     """Bios of the two professions, masked if asked, de-duplicated, with id, label (0 = A, 1 = B) and group.
 
     A text that occurs with two different (profession, gender) labels is dropped; exact duplicates keep one.
@@ -433,7 +510,9 @@ def prepare_pool(bios: pd.DataFrame, professions: Sequence[str], mask: MaskSpec 
     known = sorted(set(bios.profession))
     for p in professions:
         if p not in known:
-            raise DataError(f"profession '{p}' does not occur in the bios; professions there: {', '.join(known)}")
+            raise DataError(
+                f"profession '{p}' does not occur in the bios; professions there: {', '.join(known)}"
+            )
     pool = bios[bios.profession.isin(professions)].copy()
     if len(pool) and mask.applies_to(str(pool["schema"].iloc[0])):
         pool["text"] = [mask_profession(t, p, mask) for t, p in zip(pool.text, pool.profession, strict=True)]

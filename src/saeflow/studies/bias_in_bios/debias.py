@@ -69,7 +69,9 @@ class ShiftConfig:
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
-            raise ConfigError(f"bias_in_bios.selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}")
+            raise ConfigError(
+                f"bias_in_bios.selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}"
+            )
         if self.n_latents < 1 or any(int(n) < 1 for n in self.scr_n):
             raise ConfigError("bias_in_bios.n_latents and every scr_n must be at least 1")
         if self.gender_folds < 2:
@@ -127,8 +129,15 @@ class Scores(NamedTuple):
 BOOTSTRAP_RESAMPLES = 1000
 
 
-def worst_group_interval(pred: np.ndarray, label: np.ndarray, group: np.ndarray, *, seed: int = 0,
-                         resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95) -> tuple[float, float]:
+def worst_group_interval(
+    pred: np.ndarray,
+    label: np.ndarray,
+    group: np.ndarray,
+    *,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = 0.95,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the worst-group accuracy: each group's test bios resampled with
     replacement (group sizes kept, as the balanced test set fixes them), `resamples` times, seeded."""
     correct = np.asarray(pred) == np.asarray(label)
@@ -153,7 +162,9 @@ def fit_probe(x: np.ndarray, y: np.ndarray, cfg: ShiftConfig = ShiftConfig()) ->
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=int)
     if set(np.unique(y).tolist()) != {0, 1}:
-        raise DataError(f"a probe needs both classes 0 and 1 in its training set; got {sorted(set(y.tolist()))}")
+        raise DataError(
+            f"a probe needs both classes 0 and 1 in its training set; got {sorted(set(y.tolist()))}"
+        )
     mean = x.mean(0) if cfg.standardize else np.zeros(x.shape[1])
     scale = x.std(0) if cfg.standardize else np.ones(x.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
@@ -202,8 +213,12 @@ def gender_probe_accuracy(data: LabelledSet, cfg: ShiftConfig = ShiftConfig()) -
     return correct / len(y)
 
 
-def score(probe: LinearProbe, test: LabelledSet, cfg: ShiftConfig = ShiftConfig(),
-          gender_probe_acc: float | None = None) -> Scores:
+def score(
+    probe: LinearProbe,
+    test: LabelledSet,
+    cfg: ShiftConfig = ShiftConfig(),
+    gender_probe_acc: float | None = None,
+) -> Scores:
     """All four numbers of a probe on a (possibly ablated) balanced test set."""
     pred = probe.predict(test.x)
     groups = group_accuracies(pred, test.label, test.group)
@@ -222,7 +237,8 @@ def score(probe: LinearProbe, test: LabelledSet, cfg: ShiftConfig = ShiftConfig(
 
 
 def latent_attribution(f: np.ndarray, classes: np.ndarray, w: np.ndarray, W_dec: np.ndarray) -> np.ndarray:
-    """SCR-style linear effect of each latent on a probe: e_i = |(mean f_i on class 0 − on class 1)·(w·W_dec,i)|.
+    """SCR-style linear effect of each latent on a probe: e_i = |(mean f_i on class 0 − on class
+    1)·(w·W_dec,i)|.
 
     f: [N, m] pooled latents; classes: [N] in {0, 1}; w: [d] probe weights (raw space); W_dec: [m, d].
     """
@@ -248,8 +264,15 @@ class LatentRanking(NamedTuple):
     """[m] the effect used for the ranking."""
 
 
-def rank_gender_latents(f_amb: np.ndarray, amb: LabelledSet, f_sel: np.ndarray, sel: LabelledSet,
-                        W_dec: np.ndarray, probe: LinearProbe, cfg: ShiftConfig = ShiftConfig()) -> LatentRanking:
+def rank_gender_latents(
+    f_amb: np.ndarray,
+    amb: LabelledSet,
+    f_sel: np.ndarray,
+    sel: LabelledSet,
+    W_dec: np.ndarray,
+    probe: LinearProbe,
+    cfg: ShiftConfig = ShiftConfig(),
+) -> LatentRanking:
     """Gender-driven latents in order of effect (see ShiftConfig.selection for the two methods)."""
     if cfg.selection == "separation":
         effects = latent_attribution(f_amb, amb.label, probe.w, W_dec)
@@ -285,15 +308,23 @@ def random_latents(f_amb: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def row(method: str, s: Scores, **extra: Any) -> dict[str, Any]:
-    return {"method": method, "profession_acc": s.profession_acc, "gender_acc": s.gender_acc,
-            "worst_group_acc": s.worst_group_acc, "worst_group_ci_low": s.worst_group_ci[0],
-            "worst_group_ci_high": s.worst_group_ci[1], "gender_probe_acc": s.gender_probe_acc,
-            **{f"acc_{g}": a for g, a in s.group_acc.items()}, **{f"n_{g}": n for g, n in s.group_n.items()},
-            **extra}
+    return {
+        "method": method,
+        "profession_acc": s.profession_acc,
+        "gender_acc": s.gender_acc,
+        "worst_group_acc": s.worst_group_acc,
+        "worst_group_ci_low": s.worst_group_ci[0],
+        "worst_group_ci_high": s.worst_group_ci[1],
+        "gender_probe_acc": s.gender_probe_acc,
+        **{f"acc_{g}": a for g, a in s.group_acc.items()},
+        **{f"n_{g}": n for g, n in s.group_n.items()},
+        **extra,
+    }
 
 
-def baseline_rows(amb: LabelledSet, test: LabelledSet, oracle: LabelledSet,
-                  cfg: ShiftConfig = ShiftConfig()) -> list[dict[str, Any]]:
+def baseline_rows(
+    amb: LabelledSet, test: LabelledSet, oracle: LabelledSet, cfg: ShiftConfig = ShiftConfig()
+) -> list[dict[str, Any]]:
     """Original (probe on the ambiguous set) and Oracle (probe on the balanced training set)."""
     gender = gender_probe_accuracy(test, cfg)
     original = score(fit_probe(amb.x, amb.label, cfg), test, cfg, gender)
@@ -304,8 +335,8 @@ def baseline_rows(amb: LabelledSet, test: LabelledSet, oracle: LabelledSet,
 class GenderGap(NamedTuple):
     """Where the probe's gender signal lives: its logit gap between female and male bios on the balanced set
     (mean over the two professions of mean(w·x + b | F) − mean(w·x + b | M)), split into the SAE latents' part
-    Σ_i w·W_dec,i Δf̄_i and the rest (SAE error term; b_dec cancels). SHIFT keeps the error term, so it can remove
-    at most the latents' part."""
+    Σ_i w·W_dec,i Δf̄_i and the rest (SAE error term; b_dec cancels). SHIFT keeps the error term, so it can
+    remove at most the latents' part."""
 
     total: float
     latents: float
@@ -314,18 +345,23 @@ class GenderGap(NamedTuple):
     """The part carried by the ablated latents."""
 
 
-def gender_gap(probe: LinearProbe, test: LabelledSet, f_test: np.ndarray, W_dec: np.ndarray,
-               ablated: Sequence[int]) -> GenderGap:
+def gender_gap(
+    probe: LinearProbe, test: LabelledSet, f_test: np.ndarray, W_dec: np.ndarray, ablated: Sequence[int]
+) -> GenderGap:
     female, prof_b = test.gender == "F", test.label == 1
 
     def gap(v: np.ndarray) -> np.ndarray:
-        return ((v[female & prof_b].mean(0) + v[female & ~prof_b].mean(0))
-                - (v[~female & prof_b].mean(0) + v[~female & ~prof_b].mean(0))) / 2
+        return (
+            (v[female & prof_b].mean(0) + v[female & ~prof_b].mean(0))
+            - (v[~female & prof_b].mean(0) + v[~female & ~prof_b].mean(0))
+        ) / 2
 
     per_latent = gap(f_test) * (W_dec @ probe.w)
     total = float(probe.w @ gap(test.x))
     ablated = np.asarray(ablated, dtype=int)
-    return GenderGap(total, float(per_latent.sum()), total - float(per_latent.sum()), float(per_latent[ablated].sum()))
+    return GenderGap(
+        total, float(per_latent.sum()), total - float(per_latent.sum()), float(per_latent[ablated].sum())
+    )
 
 
 @dataclass
@@ -347,9 +383,18 @@ def scr_score(a_ablated: float, a_base: float, a_oracle: float) -> float:
     return (a_ablated - a_base) / denom if denom != 0 else math.nan
 
 
-def shift_study(label: str, amb: LabelledSet, test: LabelledSet, sel: LabelledSet, f_amb: np.ndarray,
-                f_test: np.ndarray, f_sel: np.ndarray, W_dec: np.ndarray, base: dict[str, dict[str, Any]],
-                cfg: ShiftConfig = ShiftConfig()) -> ShiftResult:
+def shift_study(
+    label: str,
+    amb: LabelledSet,
+    test: LabelledSet,
+    sel: LabelledSet,
+    f_amb: np.ndarray,
+    f_test: np.ndarray,
+    f_sel: np.ndarray,
+    W_dec: np.ndarray,
+    base: dict[str, dict[str, Any]],
+    cfg: ShiftConfig = ShiftConfig(),
+) -> ShiftResult:
     """SHIFT with one SAE: rank gender latents, ablate the top n, score with and without retraining.
 
     base: the Original and Oracle rows (from baseline_rows) by method, for the SCR scores.
@@ -408,5 +453,7 @@ def pool_by_doc(store: ActivationStore, n_docs: int, fn=None, batch_size: int = 
 def check_docs(store: ActivationStore, ids: Sequence[str]) -> None:
     """The activation set must hold exactly the set's documents, in order."""
     if list(store.manifest.docs) != list(ids):
-        raise DataError(f"{store.path}: its documents do not match the set's ({len(store.manifest.docs)} "
-                        f"stored, {len(ids)} in the set); re-extract the activations")
+        raise DataError(
+            f"{store.path}: its documents do not match the set's ({len(store.manifest.docs)} "
+            f"stored, {len(ids)} in the set); re-extract the activations"
+        )

@@ -9,7 +9,9 @@ _BIB_TABLES = ("*bias_in_bios*", "*bib*", "*shift*", "*scr*", "*debias*")
 REFERENCES: tuple[Reference, ...] = (
     Reference(
         key="ssae_shift_pythia",
-        title="SSAE Table 1: SHIFT on Bias in Bios (balanced test set; profession ↑, gender ↓, worst group ↑)",
+        title=(
+            "SSAE Table 1: SHIFT on Bias in Bios (balanced test set; profession ↑, gender ↓, worst group ↑)"
+        ),
         paper=SSAE,
         setting="Pythia-70M-deduped, residual stream, professor vs nurse (LabHC/bias_in_bios)",
         tables=_BIB_TABLES,

@@ -19,12 +19,14 @@ def _bib(config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def study_tag(config: Mapping[str, Any]) -> str:
-    """Suffix of the study's paths and generated names ("" by default), so several studies can share the SAEs."""
+    """Suffix of the study's paths and generated names ("" by default), so several studies can share the
+    SAEs."""
     return str(_bib(config).get("tag") or "")
 
 
 def selected_textset(config: Mapping[str, Any]) -> str:
-    """General-corpus text retrieved with the ambiguous bios as seeds (results/texts/biasbios<tag>.retrieved.jsonl)."""
+    """General-corpus text retrieved with the ambiguous bios as seeds
+    (results/texts/biasbios<tag>.retrieved.jsonl)."""
     return f"biasbios{study_tag(config)}.retrieved"
 
 
@@ -42,17 +44,24 @@ def bias_ssae_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> di
     if not bias_ssae_enabled(config):
         return {}
     if config.get("ssae") is None:
-        raise ConfigError("bias_in_bios.ssae retrieves with the ssae study's embedder and general-corpus cache: "
-                          "configure the ssae section, or set bias_in_bios.ssae to null")
+        raise ConfigError(
+            "bias_in_bios.ssae retrieves with the ssae study's embedder and general-corpus cache: "
+            "configure the ssae section, or set bias_in_bios.ssae to null"
+        )
     ssae = _bib(config)["ssae"]
     base = ssae.get("base_sae", "gsae")
     if base not in defined:
-        raise ConfigError(f"bias_in_bios.ssae.base_sae: '{base}' is not a defined SAE "
-                          f"(known: {', '.join(sorted(defined))})")
-    spec = {k: v for k, v in copy.deepcopy(dict(defined[base])).items()
-            if k not in ("train_on", "init_from", "seed", "eval_sets")}
+        raise ConfigError(
+            f"bias_in_bios.ssae.base_sae: '{base}' is not a defined SAE (known: {', '.join(sorted(defined))})"
+        )
+    spec = {
+        k: v
+        for k, v in copy.deepcopy(dict(defined[base])).items()
+        if k not in ("train_on", "init_from", "seed", "eval_sets")
+    }
     spec.update(copy.deepcopy(dict(ssae.get("finetune") or {})))
-    # its core-metrics evaluation: the general corpus only (does finetuning on bios-like text cost fidelity there?)
+    # its core-metrics evaluation: the general corpus only (does finetuning on bios-like text cost fidelity
+    # there?)
     general = (config.get("ssae") or {}).get("general_corpus", "general")
     spec.update(train_on=selected_textset(config), init_from=base, eval_sets=[general])
     return {bias_ssae_name(config): spec}
@@ -73,9 +82,9 @@ def selected_corpora(config: Mapping[str, Any]) -> list[str]:
 def study_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(label, registry name) of each SAE the study compares, in config order.
 
-    An entry's ``sae`` is a registry name, or ``architecture:NAME`` (the first SAE, by name, of that architecture;
-    the row is left out when the registry has none). ``ssae.name`` means the study's own SSAE (with the tag);
-    its entry is left out when it is disabled. Any other unknown name is an error.
+    An entry's ``sae`` is a registry name, or ``architecture:NAME`` (the first SAE, by name, of that
+    architecture; the row is left out when the registry has none). ``ssae.name`` means the study's own SSAE
+    (with the tag); its entry is left out when it is disabled. Any other unknown name is an error.
     """
     bib = _bib(config)
     ssae_name = str((bib.get("ssae") or {}).get("name", "bib_ssae"))
@@ -93,7 +102,9 @@ def study_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]]
                 continue
             sae = bias_ssae_name(config)
         if sae not in specs:
-            raise ConfigError(f"bias_in_bios.saes[{i}].sae: unknown SAE '{sae}'; known: {', '.join(sorted(specs))}")
+            raise ConfigError(
+                f"bias_in_bios.saes[{i}].sae: unknown SAE '{sae}'; known: {', '.join(sorted(specs))}"
+            )
         out.append((label, sae))
     labels = [label for label, _ in out]
     if len(set(labels)) != len(labels):

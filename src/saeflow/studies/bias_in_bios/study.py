@@ -30,13 +30,23 @@ from saeflow.studies.bias_in_bios.debias import BOOTSTRAP_RESAMPLES, LabelledSet
 
 SET_NAMES = ("ambiguous", "test", "oracle")
 TABLE_COLUMNS = ["method", "profession_acc", "gender_acc", "worst_group_acc", "gender_probe_acc"]
-SCR_COLUMNS = ["sae", "method", "n", "n_ablated", "scr", "scr_worst_group", "profession_acc", "worst_group_acc",
-               "gender_acc", "gender_probe_acc"]
+SCR_COLUMNS = [
+    "sae",
+    "method",
+    "n",
+    "n_ablated",
+    "scr",
+    "scr_worst_group",
+    "profession_acc",
+    "worst_group_acc",
+    "gender_acc",
+    "gender_probe_acc",
+]
 
 PAPER_LABEL = "paper (Pythia-70M, professor/nurse)"
 PAPER_KEY = "ssae_shift_pythia"
-"""saeflow.reference entry: SSAE paper Table 1 (Pythia-70M-deduped, professor vs nurse, balanced-set accuracy %).
-Its Gender column is the classifier's accuracy at predicting gender (our gender_acc)."""
+"""saeflow.reference entry: SSAE paper Table 1 (Pythia-70M-deduped, professor vs nurse, balanced-set accuracy
+%). Its Gender column is the classifier's accuracy at predicting gender (our gender_acc)."""
 
 
 def paper_reference() -> dict[str, tuple[float, float, float]]:
@@ -51,7 +61,9 @@ def paper_reference() -> dict[str, tuple[float, float, float]]:
 
 
 def study_sizes(bib: Mapping[str, Any]) -> SetSizes:
-    return SetSizes(int(bib["ambiguous_per_profession"]), int(bib["test_per_group"]), int(bib["oracle_per_group"]))
+    return SetSizes(
+        int(bib["ambiguous_per_profession"]), int(bib["test_per_group"]), int(bib["oracle_per_group"])
+    )
 
 
 def shift_config(bib: Mapping[str, Any], seed: int) -> ShiftConfig:
@@ -63,7 +75,9 @@ def shift_config(bib: Mapping[str, Any], seed: int) -> ShiftConfig:
 # --------------------------------------------------------------------------- sets
 
 
-def make_sets(bib: Mapping[str, Any], seed: int, resources_dir: str | Path) -> tuple[BiasSets, dict[str, Any]]:
+def make_sets(
+    bib: Mapping[str, Any], seed: int, resources_dir: str | Path
+) -> tuple[BiasSets, dict[str, Any]]:
     """Read the configured bios and draw the three sets; also return a JSON-ready record of the counts."""
     source = BiosSource.from_dict(bib["data"])
     bios = read_bios(source, resources_dir, professions=bib["professions"])
@@ -104,8 +118,12 @@ def load_array(path: str | Path, key: str) -> np.ndarray:
 def labelled(frame: pd.DataFrame, x: np.ndarray) -> LabelledSet:
     if len(frame) != len(x):
         raise DataError(f"set has {len(frame)} rows but its pooled activations {len(x)}")
-    return LabelledSet(np.asarray(x, dtype=np.float64), frame.label.to_numpy(int), frame.gender.to_numpy(str),
-                       frame.group.to_numpy(str))
+    return LabelledSet(
+        np.asarray(x, dtype=np.float64),
+        frame.label.to_numpy(int),
+        frame.gender.to_numpy(str),
+        frame.group.to_numpy(str),
+    )
 
 
 # --------------------------------------------------------------------------- tables
@@ -139,20 +157,26 @@ def _pct(v: float) -> str:
 
 
 def gap_note(shifts: list[dict]) -> str:
-    """One line: how much of the Original probe's gender signal each SAE's latents carry (vs its error term)."""
+    """One line: how much of the Original probe's gender signal each SAE's latents carry (vs its error
+    term)."""
     parts = []
     for s in shifts:
         g = s.get("gender_gap") or {}
         if g.get("total"):
-            parts.append(f"{s['label']}: latents {100 * g['latents'] / g['total']:.0f}%, error term "
-                         f"{100 * g['error'] / g['total']:.0f}%, the {len(s['latents'])} ablated latents "
-                         f"{100 * g['removed'] / g['total']:.0f}%")
+            parts.append(
+                f"{s['label']}: latents {100 * g['latents'] / g['total']:.0f}%, error term "
+                f"{100 * g['error'] / g['total']:.0f}%, the {len(s['latents'])} ablated latents "
+                f"{100 * g['removed'] / g['total']:.0f}%"
+            )
     if not parts:
         return ""
-    return ("Where the Original probe's gender signal (its female − male logit gap on the balanced set) lives; SHIFT "
-            "keeps the SAE error term, so it can remove at most the latents' part: " + "; ".join(parts) + ". "
-            "The shares are signed parts of one sum: a negative share pushes the gap the other way (towards "
-            "male), so it offsets the other part, which then exceeds 100%.")
+    return (
+        "Where the Original probe's gender signal (its female − male logit gap on the balanced set) lives; "
+        "SHIFT "
+        "keeps the SAE error term, so it can remove at most the latents' part: " + "; ".join(parts) + ". "
+        "The shares are signed parts of one sum: a negative share pushes the gap the other way (towards "
+        "male), so it offsets the other part, which then exceeds 100%."
+    )
 
 
 def _worst_cell(r: Mapping[str, Any]) -> str:
@@ -165,7 +189,9 @@ def _worst_cell(r: Mapping[str, Any]) -> str:
 
 def group_sizes_note(df: pd.DataFrame, record: Mapping[str, Any]) -> str:
     """One line: the balanced test set's group sizes and what one bio is worth, and what the brackets mean."""
-    sizes = {c.removeprefix("n_"): df[c].dropna() for c in df.columns if c.startswith("n_") and c != "n_ablated"}
+    sizes = {
+        c.removeprefix("n_"): df[c].dropna() for c in df.columns if c.startswith("n_") and c != "n_ablated"
+    }
     sizes = {g: int(v.iloc[0]) for g, v in sizes.items() if len(v)}
     if not sizes:
         sizes = {g: int(n) for g, n in ((record.get("sets") or {}).get("test") or {}).items()}
@@ -174,16 +200,20 @@ def group_sizes_note(df: pd.DataFrame, record: Mapping[str, Any]) -> str:
     order = ("A/M", "A/F", "B/M", "B/F")
     sizes = dict(sorted(sizes.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     names = {"A": record["professions"]["A"], "B": record["professions"]["B"]}
-    parts = ", ".join(f"{names.get(g.split('/')[0], g.split('/')[0])}/{g.split('/')[1]} {n}"
-                      for g, n in sizes.items())
+    parts = ", ".join(
+        f"{names.get(g.split('/')[0], g.split('/')[0])}/{g.split('/')[1]} {n}" for g, n in sizes.items()
+    )
     step = 100 / min(sizes.values())
-    return (f"Test bios per group: {parts} (one bio moves a group's accuracy by {step:.1f} points). Worst-group "
-            f"[brackets]: 95% bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples of the test bios within each "
-            "group).")
+    return (
+        f"Test bios per group: {parts} (one bio moves a group's accuracy by {step:.1f} points). Worst-group "
+        f"[brackets]: 95% bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples of the test bios within each "
+        "group)."
+    )
 
 
-def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, layer: int, n_latents: int,
-                   note: str = "") -> str:
+def markdown_table(
+    df: pd.DataFrame, record: Mapping[str, Any], model: str, layer: int, n_latents: int, note: str = ""
+) -> str:
     """Our numbers (%) with the paper's reference numbers in separate, labelled columns."""
     lines = [
         "# Bias in Bios: SHIFT with general vs specialized SAEs",
@@ -201,14 +231,27 @@ def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, laye
         *([note] if note else []),
         "",
     ]
-    header = ["method", "profession ↑", "gender ↓", "worst-group ↑", "gender probe ↓",
-              f"{PAPER_LABEL}: profession", f"{PAPER_LABEL}: gender", f"{PAPER_LABEL}: worst-group"]
+    header = [
+        "method",
+        "profession ↑",
+        "gender ↓",
+        "worst-group ↑",
+        "gender probe ↓",
+        f"{PAPER_LABEL}: profession",
+        f"{PAPER_LABEL}: gender",
+        f"{PAPER_LABEL}: worst-group",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     reference = paper_reference()
     for r in df.to_dict("records"):
         paper = reference.get(r["method"])
-        ours = [r["method"], _pct(r["profession_acc"]), _pct(r["gender_acc"]), _worst_cell(r),
-                _pct(r["gender_probe_acc"])]
+        ours = [
+            r["method"],
+            _pct(r["profession_acc"]),
+            _pct(r["gender_acc"]),
+            _worst_cell(r),
+            _pct(r["gender_probe_acc"]),
+        ]
         cells = ours + ([f"{v:.1f}" for v in paper] if paper else ["", "", ""])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -217,9 +260,18 @@ def markdown_table(df: pd.DataFrame, record: Mapping[str, Any], model: str, laye
 # --------------------------------------------------------------------------- SSAE data selection
 
 
-def retrieve_for_bios(seed_texts: list[str], general_docs: list[dict], general_index: Any, embedder: Any,
-                      count_tokens: Any, *, budget_tokens: int, top_k: int) -> tuple[Any, Any]:
-    """Dense retrieval (saeflow.retrieval.dense_select) from the cached general-corpus index, seeded with bios.
+def retrieve_for_bios(
+    seed_texts: list[str],
+    general_docs: list[dict],
+    general_index: Any,
+    embedder: Any,
+    count_tokens: Any,
+    *,
+    budget_tokens: int,
+    top_k: int,
+) -> tuple[Any, Any]:
+    """Dense retrieval (saeflow.retrieval.dense_select) from the cached general-corpus index, seeded with
+    bios.
 
     The index rows are the first `general_index.ntotal` general training documents (the embed_corpus cache).
     Returns (Selection, Candidates).
@@ -228,8 +280,16 @@ def retrieve_for_bios(seed_texts: list[str], general_docs: list[dict], general_i
 
     n = general_index.ntotal
     if len(general_docs) < n:
-        raise DataError(f"the general index holds {n} rows but the corpus has only {len(general_docs)} documents")
+        raise DataError(
+            f"the general index holds {n} rows but the corpus has only {len(general_docs)} documents"
+        )
     candidates = Candidates.from_documents(general_docs[:n], count_tokens)
-    sel = dense_select(seed_texts, candidates, budget_tokens=budget_tokens, top_k=top_k, index=general_index,
-                       embedder=embedder)
+    sel = dense_select(
+        seed_texts,
+        candidates,
+        budget_tokens=budget_tokens,
+        top_k=top_k,
+        index=general_index,
+        embedder=embedder,
+    )
     return sel, candidates

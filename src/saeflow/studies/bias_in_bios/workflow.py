@@ -15,7 +15,9 @@ class BiasInBiosWorkflow:
     def __init__(self, config: Mapping[str, Any], saes: Mapping[str, Any], paths: RunPaths):
         self.config, self.paths = config, paths
         self.cfg = config["bias_in_bios"]
-        self.tag = study_tag(config)  # "" by default; another tag runs a second study beside it, sharing the SAEs
+        self.tag = study_tag(
+            config
+        )  # "" by default; another tag runs a second study beside it, sharing the SAEs
         self.dir = f"{paths.results}/bias_in_bios{self.tag}"
         self.acts = f"{self.dir}/acts/{paths.model}_L{paths.layer}"
         self.saes = study_saes(config, saes)

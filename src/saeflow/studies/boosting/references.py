@@ -9,7 +9,8 @@ REFERENCES: tuple[Reference, ...] = (
         key="boosted",
         title="Boosted (residual) SAEs on new domains",
         paper=BOOSTED,
-        setting="Gemma-2-2B residual stream; base BatchTopK (k ≈ 50) + residual SAE per domain (1,024 latents, k = 5)",
+        setting="Gemma-2-2B residual stream; base BatchTopK (k ≈ 50) + residual SAE per domain (1,024 "
+        "latents, k = 5)",
         tables=("*boost*", "*residual*", "*domain*"),
         columns=("metric", "reported"),
         rows=(

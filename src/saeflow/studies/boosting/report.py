@@ -1,4 +1,5 @@
-"""The boosting study's table: base, residual, finetune and stacked SAEs on each subdomain and on general text."""
+"""The boosting study's table: base, residual, finetune and stacked SAEs on each subdomain and on general
+text."""
 
 from __future__ import annotations
 
@@ -7,19 +8,35 @@ from typing import Any
 
 import pandas as pd
 
-BOOSTING_COLUMNS = ["subdomain", "method", "sae", "domain_explained_variance", "domain_delta_ce",
-                    "domain_ev_gain_pct", "general_explained_variance", "general_delta_ce",
-                    "general_retention_pct", "domain_l0", "general_l0"]
+BOOSTING_COLUMNS = [
+    "subdomain",
+    "method",
+    "sae",
+    "domain_explained_variance",
+    "domain_delta_ce",
+    "domain_ev_gain_pct",
+    "general_explained_variance",
+    "general_delta_ce",
+    "general_retention_pct",
+    "domain_l0",
+    "general_l0",
+]
 STACKED_LABEL = "base + all residuals"
 
 
-def boosting_table(evals: Mapping[str, Mapping[str, Mapping[str, Any]]], *, base: str,
-                   residuals: Mapping[str, str], finetunes: Mapping[str, str], stacked: str | None,
-                   general: str) -> pd.DataFrame:
+def boosting_table(
+    evals: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    *,
+    base: str,
+    residuals: Mapping[str, str],
+    finetunes: Mapping[str, str],
+    stacked: str | None,
+    general: str,
+) -> pd.DataFrame:
     """Base vs base + residual vs full finetune per subdomain, and the stacked base + every residual.
 
-    `evals[name][eval_set]` is an evaluation row (saeflow.evaluate.EvalResult.row); `residuals` / `finetunes` map
-    subdomain -> name. domain_ev_gain_pct = 100·(EV_domain − EV_domain(base)) / EV_domain(base);
+    `evals[name][eval_set]` is an evaluation row (saeflow.evaluate.EvalResult.row); `residuals` / `finetunes`
+    map subdomain -> name. domain_ev_gain_pct = 100·(EV_domain − EV_domain(base)) / EV_domain(base);
     general_retention_pct = 100·EV_general / EV_general(base). The stacked row (subdomain "all") averages the
     domain columns over the subdomains.
     """
@@ -31,13 +48,23 @@ def boosting_table(evals: Mapping[str, Mapping[str, Mapping[str, Any]]], *, base
         dom_ev = _mean(e["explained_variance"] for e in domain_evs)
         base_ev = _mean(e["explained_variance"] for e in base_dom)
         gen = evals[name][general]
-        return {"subdomain": sub, "method": method, "sae": name,
-                "domain_explained_variance": dom_ev, "domain_delta_ce": _mean(e["delta_ce"] for e in domain_evs),
-                "domain_ev_gain_pct": 100 * (dom_ev - base_ev) / abs(base_ev) if base_ev else float("nan"),
-                "general_explained_variance": gen["explained_variance"], "general_delta_ce": gen["delta_ce"],
-                "general_retention_pct": (100 * gen["explained_variance"] / base_general["explained_variance"]
-                                          if base_general["explained_variance"] else float("nan")),
-                "domain_l0": _mean(e["l0"] for e in domain_evs), "general_l0": gen["l0"]}
+        return {
+            "subdomain": sub,
+            "method": method,
+            "sae": name,
+            "domain_explained_variance": dom_ev,
+            "domain_delta_ce": _mean(e["delta_ce"] for e in domain_evs),
+            "domain_ev_gain_pct": 100 * (dom_ev - base_ev) / abs(base_ev) if base_ev else float("nan"),
+            "general_explained_variance": gen["explained_variance"],
+            "general_delta_ce": gen["delta_ce"],
+            "general_retention_pct": (
+                100 * gen["explained_variance"] / base_general["explained_variance"]
+                if base_general["explained_variance"]
+                else float("nan")
+            ),
+            "domain_l0": _mean(e["l0"] for e in domain_evs),
+            "general_l0": gen["l0"],
+        }
 
     rows = []
     for sub in subs:

@@ -1,7 +1,8 @@
 """The boosting study's SAEs: per subdomain a residual SAE of a frozen base (``boost-<subdomain>``,
-saeflow.sae.residual, trained on ``<subdomain>.train`` with ``extra.base`` = the base's SAE directory) and the baseline
-it is compared with, the base fully finetuned on the same text (``boost-ft-<subdomain>``, ``init_from`` the base).
-The base is any SAE defined before this study (under ``saes:`` or by the architectures study)."""
+saeflow.sae.residual, trained on ``<subdomain>.train`` with ``extra.base`` = the base's SAE directory) and
+the baseline it is compared with, the base fully finetuned on the same text (``boost-ft-<subdomain>``,
+``init_from`` the base). The base is any SAE defined before this study (under ``saes:`` or by the
+architectures study)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ def _section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return config.get(key) or {}
 
 
-
 def boosting_subdomains(config: Mapping[str, Any]) -> list[str]:
     if config.get("boosting") is None:
         return []
@@ -32,8 +32,10 @@ def boosting_subdomains(config: Mapping[str, Any]) -> list[str]:
     corpora = config.get("corpora") or {}
     unknown = [s for s in subs if s not in corpora]
     if unknown:
-        raise ConfigError(f"boosting.subdomains: {', '.join(unknown)} not under corpora: "
-                          f"(known: {', '.join(sorted(corpora))})")
+        raise ConfigError(
+            f"boosting.subdomains: {', '.join(unknown)} not under corpora: "
+            f"(known: {', '.join(sorted(corpora))})"
+        )
     return subs
 
 
@@ -42,8 +44,10 @@ def boosting_base(config: Mapping[str, Any], defined: Mapping[str, Any]) -> str:
     the architecture study)."""
     base = str(_section(config, "boosting").get("base", "arch-batchtopk"))
     if base not in defined:
-        raise ConfigError(f"boosting.base: unknown SAE '{base}' (known: {', '.join(sorted(defined))}); "
-                          "an arch-<name> base needs the architectures section with <name> in architectures.names")
+        raise ConfigError(
+            f"boosting.base: unknown SAE '{base}' (known: {', '.join(sorted(defined))}); "
+            "an arch-<name> base needs the architectures section with <name> in architectures.names"
+        )
     return base
 
 
@@ -69,18 +73,32 @@ def boosting_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> dic
     base_dir = f"{config['results_dir']}/sae/{base}"
     residual = merge_spec(dict(_RESIDUAL_DEFAULTS), cfg.get("residual") or {})
     if not str(residual["architecture"]).startswith("residual_"):
-        raise ConfigError(f"boosting.residual.architecture must be a residual architecture (residual_topk, "
-                          f"residual_batchtopk); got '{residual['architecture']}'")
+        raise ConfigError(
+            f"boosting.residual.architecture must be a residual architecture (residual_topk, "
+            f"residual_batchtopk); got '{residual['architecture']}'"
+        )
     residual["extra"] = {**(residual.get("extra") or {}), "base": base_dir}
-    base_spec = {k: v for k, v in copy.deepcopy(dict(defined[base])).items() if k not in ("init_from", "eval_sets", "seed")}
+    base_spec = {
+        k: v
+        for k, v in copy.deepcopy(dict(defined[base])).items()
+        if k not in ("init_from", "eval_sets", "seed")
+    }
     finetune = merge_spec(base_spec, cfg.get("finetune") or {})
     general = boosting_general(config)
     out = {}
     for sub in subs:
         eval_sets = [sub] if sub == general else [sub, general]
-        out[residual_name(sub)] = {**copy.deepcopy(residual), "train_on": f"{sub}.train", "eval_sets": eval_sets}
-        out[finetune_name(sub)] = {**copy.deepcopy(finetune), "train_on": f"{sub}.train", "init_from": base,
-                                   "eval_sets": eval_sets}
+        out[residual_name(sub)] = {
+            **copy.deepcopy(residual),
+            "train_on": f"{sub}.train",
+            "eval_sets": eval_sets,
+        }
+        out[finetune_name(sub)] = {
+            **copy.deepcopy(finetune),
+            "train_on": f"{sub}.train",
+            "init_from": base,
+            "eval_sets": eval_sets,
+        }
     return out
 
 
@@ -93,6 +111,7 @@ def boosting_train_budget(config: Mapping[str, Any], textset: str) -> int | None
 
 
 def boosting_eval_sets(config: Mapping[str, Any]) -> list[str]:
-    """The general corpus, then every subdomain: what the base and the stacked boosted SAE are evaluated on."""
+    """The general corpus, then every subdomain: what the base and the stacked boosted SAE are evaluated
+    on."""
     general = boosting_general(config)
     return [general, *(s for s in boosting_subdomains(config) if s != general)]

@@ -30,7 +30,8 @@ class BoostingWorkflow:
         return f"{self.dir}/eval/{STACKED}/{eval_set}.json"
 
     def entries(self) -> dict[str, Any]:
-        """The table's SAEs (base, residual and finetune per subdomain, stacked) and their evaluation JSONs."""
+        """The table's SAEs (base, residual and finetune per subdomain, stacked) and their evaluation
+        JSONs."""
         general = boosting_general(self.config)
         evals = {self.base: {es: self.paths.eval_json(self.base, es) for es in self.eval_sets}}
         for sub in self.subdomains:

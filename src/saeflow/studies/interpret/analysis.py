@@ -1,12 +1,12 @@
-"""The interpret study's analysis, importable without Snakemake: its text set, one SAE's explanations + scores +
-dashboard, the cross-SAE tables, and the choice of steering targets.
+"""The interpret study's analysis, importable without Snakemake: its text set, one SAE's explanations +
+scores + dashboard, the cross-SAE tables, and the choice of steering targets.
 
-Per SAE (`interpret_sae`): `saeflow.latents.top_activations` over the study's held-out activation set; n latents
-sampled (seeded) among those that fire at least `min_activations` times; each explained from its top contexts
-(token patterns, or an LLM) and scored on held-out contexts (quantile-sampled activating vs random non-activating)
-by detection (and embedding, fuzzing), each beside the shuffled-explanation control (another sampled latent's
-explanation on the same contexts); a dashboard of the sampled latents with their output-token effects through the
-LM's unembedding.
+Per SAE (`interpret_sae`): `saeflow.latents.top_activations` over the study's held-out activation set; n
+latents sampled (seeded) among those that fire at least `min_activations` times; each explained from its top
+contexts (token patterns, or an LLM) and scored on held-out contexts (quantile-sampled activating vs random
+non-activating) by detection (and embedding, fuzzing), each beside the shuffled-explanation control (another
+sampled latent's explanation on the same contexts); a dashboard of the sampled latents with their
+output-token effects through the LM's unembedding.
 """
 
 from __future__ import annotations
@@ -41,9 +41,26 @@ from saeflow.latents import LatentActivations
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ["sae", "latent", "frequency", "explainer", "scorer", "explanation", "balanced_accuracy", "f1",
-                 "auroc", "control_balanced_accuracy", "control_f1", "control_auroc", "control_latent", "n_active",
-                 "n_inactive", "prompt_tokens", "completion_tokens", "seconds"]
+SCORE_COLUMNS = [
+    "sae",
+    "latent",
+    "frequency",
+    "explainer",
+    "scorer",
+    "explanation",
+    "balanced_accuracy",
+    "f1",
+    "auroc",
+    "control_balanced_accuracy",
+    "control_f1",
+    "control_auroc",
+    "control_latent",
+    "n_active",
+    "n_inactive",
+    "prompt_tokens",
+    "completion_tokens",
+    "seconds",
+]
 
 
 # --------------------------------------------------------------------------------------------- the text set
@@ -74,20 +91,23 @@ def write_contexts_texts(heldout: Sequence[str | Path], out: str | Path) -> int:
 
 
 def sample_latents(acts: LatentActivations, n: int, min_activations: int, seed: int) -> list[int]:
-    """n latents (sorted) drawn with `random.Random(seed)` from those active on >= min_activations rows; when fewer
-    qualify, all of them plus the most frequent live latents, so that at least two are scored (the control needs
-    another latent's explanation)."""
+    """n latents (sorted) drawn with `random.Random(seed)` from those active on >= min_activations rows; when
+    fewer qualify, all of them plus the most frequent live latents, so that at least two are scored (the
+    control needs another latent's explanation)."""
     counts = (acts.frequency.double() * acts.n_rows).round().long()
     eligible = [i for i in range(acts.d_sae) if int(counts[i]) >= min_activations]
     if len(eligible) >= n:
         return sorted(random.Random(seed).sample(eligible, n))
-    live = sorted((i for i in range(acts.d_sae) if int(counts[i]) > 0 and i not in eligible),
-                  key=lambda i: (-int(counts[i]), i))
+    live = sorted(
+        (i for i in range(acts.d_sae) if int(counts[i]) > 0 and i not in eligible),
+        key=lambda i: (-int(counts[i]), i),
+    )
     return sorted(eligible + live[: max(0, min(n, 2) - len(eligible))])
 
 
 class CachedEmbed:
-    """An Embed that embeds each distinct text once (contexts are scored twice: real and control explanation)."""
+    """An Embed that embeds each distinct text once (contexts are scored twice: real and control
+    explanation)."""
 
     def __init__(self, embed: Callable[[list[str]], np.ndarray]):
         self.embed, self.cache = embed, {}
@@ -138,9 +158,17 @@ def make_scorers(cfg: Mapping[str, Any], classifier: Classifier, embed: Callable
     return out
 
 
-def explain_and_score(acts: LatentActivations, latents: Sequence[int], decode: Decode, cfg: Mapping[str, Any], *,
-                      sae_name: str, embed: Callable | None = None, explainer: Explainer | None = None,
-                      classifier: Classifier | None = None) -> SAEInterpretation:
+def explain_and_score(
+    acts: LatentActivations,
+    latents: Sequence[int],
+    decode: Decode,
+    cfg: Mapping[str, Any],
+    *,
+    sae_name: str,
+    embed: Callable | None = None,
+    explainer: Explainer | None = None,
+    classifier: Classifier | None = None,
+) -> SAEInterpretation:
     """Explanations and scores (one row per latent x scorer, control beside) of `latents`."""
     explainer = explainer or make_explainer(cfg)
     if cfg.get("explainer", "token") == "llm":  # the LLM path is capped: tens of latents
@@ -163,12 +191,18 @@ def explain_and_score(acts: LatentActivations, latents: Sequence[int], decode: D
     return SAEInterpretation(scores[SCORE_COLUMNS], explanations, list(latents))
 
 
-def sparse_logit_effects(W_dec: torch.Tensor, W_U: torch.Tensor, latents: Sequence[int], k: int) -> LogitEffects:
+def sparse_logit_effects(
+    W_dec: torch.Tensor, W_U: torch.Tensor, latents: Sequence[int], k: int
+) -> LogitEffects:
     """`logit_effects` of `latents` only, in [d_sae, k] tensors indexed by latent (other rows zero)."""
     m = W_dec.shape[0]
     k = min(k, W_U.shape[0])
-    full = [torch.zeros(m, k, dtype=torch.long), torch.zeros(m, k), torch.zeros(m, k, dtype=torch.long),
-            torch.zeros(m, k)]
+    full = [
+        torch.zeros(m, k, dtype=torch.long),
+        torch.zeros(m, k),
+        torch.zeros(m, k, dtype=torch.long),
+        torch.zeros(m, k),
+    ]
     if latents:
         idx = torch.tensor(list(latents), dtype=torch.long)
         e = logit_effects(W_dec[idx], W_U, k=k)
@@ -177,15 +211,36 @@ def sparse_logit_effects(W_dec: torch.Tensor, W_U: torch.Tensor, latents: Sequen
     return LogitEffects(*full)
 
 
-def write_sae_dashboard(out_dir: str | Path, name: str, acts: LatentActivations, result: SAEInterpretation,
-                        decode: Decode, W_dec: torch.Tensor, W_U: torch.Tensor | None,
-                        cfg: Mapping[str, Any]) -> Path:
+def write_sae_dashboard(
+    out_dir: str | Path,
+    name: str,
+    acts: LatentActivations,
+    result: SAEInterpretation,
+    decode: Decode,
+    W_dec: torch.Tensor,
+    W_U: torch.Tensor | None,
+    cfg: Mapping[str, Any],
+) -> Path:
     d = dict(cfg.get("dashboard") or {})
-    effects = None if W_U is None else sparse_logit_effects(W_dec, W_U, result.latents, int(d.get("top_logits", 10)))
+    effects = (
+        None
+        if W_U is None
+        else sparse_logit_effects(W_dec, W_U, result.latents, int(d.get("top_logits", 10)))
+    )
     dup = near_duplicates(W_dec, threshold=float(d.get("duplicate_threshold", 0.9)))
-    board = write_dashboard(out_dir, name, acts, decode, explanations=result.explanations, scores=result.scores,
-                            effects=effects, duplicates=dup, latents=result.latents,
-                            per_page=int(d.get("per_page", 100)), n_shown=int(d.get("n_shown", 8)))
+    board = write_dashboard(
+        out_dir,
+        name,
+        acts,
+        decode,
+        explanations=result.explanations,
+        scores=result.scores,
+        effects=effects,
+        duplicates=dup,
+        latents=result.latents,
+        per_page=int(d.get("per_page", 100)),
+        n_shown=int(d.get("n_shown", 8)),
+    )
     return board.index
 
 
@@ -204,16 +259,22 @@ def cached_decode(decode: Decode) -> Decode:
 # --------------------------------------------------------------------------------------------- tables
 
 
-def summarise(scores: pd.DataFrame, threshold: float = 0.8, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per SAE: mean detection balanced accuracy and AUROC beside the shuffled control, the share of latents
-    with detection balanced accuracy >= threshold (and the control's), mean embedding AUROC beside its control."""
+def summarise(
+    scores: pd.DataFrame, threshold: float = 0.8, order: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One row per SAE: mean detection balanced accuracy and AUROC beside the shuffled control, the share of
+    latents with detection balanced accuracy >= threshold (and the control's), mean embedding AUROC beside its
+    control."""
     rows = []
     saes = list(order) if order is not None else list(dict.fromkeys(scores.sae))
     for sae in saes:
         g = scores[scores.sae == sae]
         row: dict[str, Any] = {"sae": sae, "n_latents": int(g.latent.nunique())}
-        for scorer, metrics in (("detection", ("balanced_accuracy", "auroc")), ("fuzzing", ("balanced_accuracy",)),
-                                ("embedding", ("auroc",))):
+        for scorer, metrics in (
+            ("detection", ("balanced_accuracy", "auroc")),
+            ("fuzzing", ("balanced_accuracy",)),
+            ("embedding", ("auroc",)),
+        ):
             s = g[g.scorer == scorer]
             if s.empty:
                 continue
@@ -222,21 +283,24 @@ def summarise(scores: pd.DataFrame, threshold: float = 0.8, order: Sequence[str]
                 row[f"{scorer}_{short}"] = s[metric].astype(float).mean()
                 row[f"{scorer}_{short}_control"] = s[f"control_{metric}"].astype(float).mean()
             if scorer == "detection":
-                row[f"detection_share_ge_{threshold:g}"] = float((s.balanced_accuracy.astype(float) >= threshold).mean())
+                row[f"detection_share_ge_{threshold:g}"] = float(
+                    (s.balanced_accuracy.astype(float) >= threshold).mean()
+                )
                 row[f"detection_share_ge_{threshold:g}_control"] = float(
-                    (s.control_balanced_accuracy.astype(float) >= threshold).mean())
+                    (s.control_balanced_accuracy.astype(float) >= threshold).mean()
+                )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------- steering targets
+# ------------------------------------------------------------------------------------------- steering targets
 
 _WORD = re.compile(r"^[a-z][a-z'-]{2,}$")
 
 
 def steering_targets(scores: pd.DataFrame, n: int) -> dict[str, tuple[int, list[str]]]:
-    """Up to n {concept: (latent, terms)} from the best detection scores whose explanation is not weak and whose
-    first token is a word (the concept the latent is steered toward; terms = that word)."""
+    """Up to n {concept: (latent, terms)} from the best detection scores whose explanation is not weak and
+    whose first token is a word (the concept the latent is steered toward; terms = that word)."""
     det = scores[(scores.scorer == "detection") & ~scores.explanation.str.startswith("weak")]
     det = det.sort_values(["balanced_accuracy", "latent"], ascending=[False, True])
     out: dict[str, tuple[int, list[str]]] = {}
@@ -255,7 +319,16 @@ def steering_summary(rows: pd.DataFrame) -> pd.DataFrame:
     from saeflow.interpret.steering import dose_response
 
     if rows.empty:
-        return pd.DataFrame(columns=["concept", "control", "alpha", "mention", "delta_logprob", "fires",
-                                     "perplexity", "similarity"])
+        return pd.DataFrame(
+            columns=[
+                "concept",
+                "control",
+                "alpha",
+                "mention",
+                "delta_logprob",
+                "fires",
+                "perplexity",
+                "similarity",
+            ]
+        )
     return dose_response(rows)
-

@@ -1,10 +1,12 @@
-"""Which SAEs the interpret study reads, and its own text set (pure Python: the workflow imports it at parse time).
+"""Which SAEs the interpret study reads, and its own text set (pure Python: the workflow imports it at parse
+time).
 
-``interpret.saes`` lists registry names or ``architecture:NAME`` (the first SAE, by name, of that architecture).
-An entry that names no SAE of the run's LM is left out when ``skip_missing`` is true (the default list names SAEs
-of the ssae and architectures studies, which a config may not enable), otherwise it is an error.
-The study reads its own held-out text set, ``interpret.contexts``: the held-out splits of ``interpret.corpora``
-interleaved document by document (held out from every SAE's training), extracted with ``interpret.tokens``.
+``interpret.saes`` lists registry names or ``architecture:NAME`` (the first SAE, by name, of that
+architecture). An entry that names no SAE of the run's LM is left out when ``skip_missing`` is true (the
+default list names SAEs of the ssae and architectures studies, which a config may not enable), otherwise it
+is an error. The study reads its own held-out text set, ``interpret.contexts``: the held-out splits of
+``interpret.corpora`` interleaved document by document (held out from every SAE's training), extracted with
+``interpret.tokens``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def interpret_enabled(config: Mapping[str, Any]) -> bool:
 
 
 def interpret_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Registry names of the SAEs to interpret, in config order, without repeats (SAEs of the run's LM only)."""
+    """Registry names of the SAEs to interpret, in config order, without repeats (SAEs of the run's LM
+    only)."""
     if not interpret_enabled(config):
         return []
     cfg = _cfg(config)
@@ -39,7 +42,7 @@ def interpret_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, A
     for i, entry in enumerate(cfg.get("saes") or []):
         entry = str(entry)
         if entry.startswith(ARCH_PREFIX):
-            arch = entry[len(ARCH_PREFIX):]
+            arch = entry[len(ARCH_PREFIX) :]
             matches = sorted(n for n, s in lm.items() if s.get("architecture") == arch)
             name = matches[0] if matches else None
         else:
@@ -47,8 +50,10 @@ def interpret_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, A
         if name is None:
             if skip:
                 continue
-            raise ConfigError(f"interpret.saes[{i}]: '{entry}' names no SAE of {model}; known: "
-                              f"{', '.join(sorted(lm))} (or set interpret.skip_missing: true)")
+            raise ConfigError(
+                f"interpret.saes[{i}]: '{entry}' names no SAE of {model}; known: "
+                f"{', '.join(sorted(lm))} (or set interpret.skip_missing: true)"
+            )
         if name not in out:
             out.append(name)
     return out
@@ -64,7 +69,9 @@ def steering_sae(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any
     if name is None:
         return saes[0]
     if name not in saes:
-        raise ConfigError(f"interpret.steering.sae: '{name}' is not one of the interpreted SAEs ({', '.join(saes)})")
+        raise ConfigError(
+            f"interpret.steering.sae: '{name}' is not one of the interpreted SAEs ({', '.join(saes)})"
+        )
     return str(name)
 
 

@@ -24,7 +24,10 @@ class InterpretWorkflow:
         self.sae_regex = "|".join(re.escape(s) for s in self.saes) or "^$"
 
     def heldout_texts(self) -> list[str]:
-        return [self.paths.texts(f"{c}.heldout") for c in self.cfg.get("corpora", ["general", "medical", "social"])]
+        return [
+            self.paths.texts(f"{c}.heldout")
+            for c in self.cfg.get("corpora", ["general", "medical", "social"])
+        ]
 
     def latents_dir(self, sae: str) -> str:
         return f"{self.dir}/{sae}/latents"
@@ -42,16 +45,33 @@ class InterpretWorkflow:
         return {"cfg": self.paths.sae_cfg(wildcards.sae), "weights": self.paths.sae_weights(wildcards.sae)}
 
     def table_inputs(self, wildcards) -> dict[str, list[str]]:
-        return {"scores": [self.autointerp(s) for s in self.saes],
-                "dashboards": [self.dashboard(s) for s in self.saes]}
+        return {
+            "scores": [self.autointerp(s) for s in self.saes],
+            "dashboards": [self.dashboard(s) for s in self.saes],
+        }
 
     def steering_inputs(self, wildcards) -> dict[str, str]:
         s = self.steer_sae
-        return {"cfg": self.paths.sae_cfg(s), "weights": self.paths.sae_weights(s),
-                "latents": f"{self.latents_dir(s)}/latents.json", "scores": self.autointerp(s)}
+        return {
+            "cfg": self.paths.sae_cfg(s),
+            "weights": self.paths.sae_weights(s),
+            "latents": f"{self.latents_dir(s)}/latents.json",
+            "scores": self.autointerp(s),
+        }
 
     def params(self) -> dict[str, Any]:
         """The settings the per-SAE job reads (a plain dict: a changed setting reruns the job)."""
-        keys = ("n_latents", "min_activations", "seed", "latents", "explainer", "token", "classifier", "llm",
-                "scorers", "threshold", "dashboard")
+        keys = (
+            "n_latents",
+            "min_activations",
+            "seed",
+            "latents",
+            "explainer",
+            "token",
+            "classifier",
+            "llm",
+            "scorers",
+            "threshold",
+            "dashboard",
+        )
         return {k: self.cfg.get(k) for k in keys}

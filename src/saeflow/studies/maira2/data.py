@@ -1,6 +1,7 @@
-"""radlabels 0.2.0 as data (its code needs old torch/transformers and is never imported or run): 1,000 synthetic
-MIMIC-style chest X-ray reports, report-level labels for 48 findings, and the alias dictionary; plus MAIRA-2-style
-token filtering (section headers, de-identification blanks and report boilerplate out) as kept-position masks.
+"""radlabels 0.2.0 as data (its code needs old torch/transformers and is never imported or run): 1,000
+synthetic MIMIC-style chest X-ray reports, report-level labels for 48 findings, and the alias dictionary; plus
+MAIRA-2-style token filtering (section headers, de-identification blanks and report boilerplate out) as
+kept-position masks.
 
 Read straight from the wheel (a zip); `aliases.py` is parsed with `ast.literal_eval`, not imported.
 """
@@ -32,7 +33,8 @@ class Report:
     id: str
     text: str
     labels: dict[str, str]
-    """finding -> "definitely present" / "uncertain" / "definitely absent" (only findings the report mentions)."""
+    """finding -> "definitely present" / "uncertain" / "definitely absent" (only findings the report
+    mentions)."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,11 @@ class Radlabels:
 
 def _assigned(tree: ast.Module, name: str):
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        )
         if isinstance(target, ast.Name) and target.id == name and node.value is not None:
             return ast.literal_eval(node.value)
     raise DataError(f"radlabels aliases.py defines no literal {name}")
@@ -76,12 +81,18 @@ def read_radlabels(wheel: str | Path) -> Radlabels:
         raise DataError(f"radlabels wheel {wheel} does not exist; run the assets step first")
     if wheel.is_dir():
         files = {str(PurePosixPath(p.relative_to(wheel))): p for p in wheel.rglob("*") if p.is_file()}
-        read = lambda name: files[name].read_text(encoding="utf-8")
+
+        def read(name: str) -> str:
+            return files[name].read_text(encoding="utf-8")
+
         names = list(files)
     else:
         zf = zipfile.ZipFile(wheel)
         names = zf.namelist()
-        read = lambda name: zf.read(name).decode("utf-8")
+
+        def read(name: str) -> str:
+            return zf.read(name).decode("utf-8")
+
     missing = [n for n in (LABELS, ALIASES) if n not in names]
     if missing:
         raise DataError(f"{wheel} is not the radlabels 0.2.0 wheel: it lacks {', '.join(missing)}")
@@ -127,7 +138,8 @@ def filter_spans(text: str) -> list[tuple[int, int, str]]:
 
 def kept_positions(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, list[str]]:
     """Per token (character offsets from a fast tokenizer): kept?, and why not ("special" for tokens without
-    characters, e.g. BOS; "whitespace"; or the filter). A token is dropped when it overlaps a filtered span."""
+    characters, e.g. BOS; "whitespace"; or the filter). A token is dropped when it overlaps a filtered
+    span."""
     spans = filter_spans(text)
     keep = np.ones(len(offsets), dtype=bool)
     why = [""] * len(offsets)
@@ -154,8 +166,8 @@ class FilterResult:
 
 
 def token_filter(tokenizer, documents: Iterable[dict], max_length: int = 512) -> FilterResult:
-    """Kept-position masks of each {"id", "text"} document, tokenised as extraction does (special tokens added,
-    truncated to max_length), and a summary of what was filtered and how much remains."""
+    """Kept-position masks of each {"id", "text"} document, tokenised as extraction does (special tokens
+    added, truncated to max_length), and a summary of what was filtered and how much remains."""
     masks, counts = {}, Counter()
     for doc in documents:
         enc = tokenizer(doc["text"], truncation=True, max_length=max_length, return_offsets_mapping=True)
@@ -163,14 +175,18 @@ def token_filter(tokenizer, documents: Iterable[dict], max_length: int = 512) ->
         masks[str(doc["id"])] = keep
         counts.update(w or "kept" for w in why)
     total = max(sum(counts.values()), 1)
-    summary = pd.DataFrame([{"reason": k, "tokens": v, "share": v / total}
-                            for k, v in sorted(counts.items(), key=lambda x: (x[0] != "kept", -x[1]))])
+    summary = pd.DataFrame(
+        [
+            {"reason": k, "tokens": v, "share": v / total}
+            for k, v in sorted(counts.items(), key=lambda x: (x[0] != "kept", -x[1]))
+        ]
+    )
     return FilterResult(masks, summary)
 
 
 def row_mask(store, masks: dict[str, np.ndarray]):
-    """[n_rows] bool tensor over an activation set: keep a stored row when its document's mask keeps its position
-    (documents without a mask keep every row)."""
+    """[n_rows] bool tensor over an activation set: keep a stored row when its document's mask keeps its
+    position (documents without a mask keep every row)."""
     import torch
 
     docs = store.manifest.docs

@@ -1,4 +1,5 @@
-"""The MAIRA-2-style study's tables, importable without Snakemake: per-finding best latents and the summary."""
+"""The MAIRA-2-style study's tables, importable without Snakemake: per-finding best latents and the
+summary."""
 
 from __future__ import annotations
 
@@ -12,14 +13,20 @@ from saeflow.studies.maira2.data import Radlabels
 
 
 def report_labels(data: Radlabels, doc_ids: Sequence[str]) -> np.ndarray:
-    """[len(doc_ids), n_findings] "definitely present" labels of the reports an activation set holds, in its order."""
+    """[len(doc_ids), n_findings] "definitely present" labels of the reports an activation set holds, in its
+    order."""
     row = {r.id: i for i, r in enumerate(data.reports)}
     y = data.label_matrix()
     return y[[row[str(d)] for d in doc_ids]]
 
 
-def findings_table(doc_max: np.ndarray, labels: np.ndarray, findings: Sequence[str], min_positives: int,
-                   explanations: Mapping[int, str] | None = None) -> pd.DataFrame:
+def findings_table(
+    doc_max: np.ndarray,
+    labels: np.ndarray,
+    findings: Sequence[str],
+    min_positives: int,
+    explanations: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
     """Per finding with at least `min_positives` positive reports (and one negative): its best latent's AUROC,
     best first, with that latent's explanation when given."""
     df = concept_auroc(doc_max, labels, findings)
@@ -29,8 +36,15 @@ def findings_table(doc_max: np.ndarray, labels: np.ndarray, findings: Sequence[s
     return df.sort_values(["auroc", "concept"], ascending=[False, True]).reset_index(drop=True)
 
 
-def summary_table(*, filtering: pd.DataFrame, scores: pd.DataFrame, findings: pd.DataFrame, threshold: float,
-                  n_live: int, d_sae: int) -> pd.DataFrame:
+def summary_table(
+    *,
+    filtering: pd.DataFrame,
+    scores: pd.DataFrame,
+    findings: pd.DataFrame,
+    threshold: float,
+    n_live: int,
+    d_sae: int,
+) -> pd.DataFrame:
     det = scores[scores.scorer == "detection"]
     emb = scores[scores.scorer == "embedding"]
     kept = filtering.loc[filtering.reason == "kept", "share"]
@@ -40,15 +54,25 @@ def summary_table(*, filtering: pd.DataFrame, scores: pd.DataFrame, findings: pd
         ("latents sampled", float(det.latent.nunique())),
         ("detection balanced accuracy", det.balanced_accuracy.mean()),
         ("detection balanced accuracy, shuffled control", det.control_balanced_accuracy.mean()),
-        (f"share of latents with detection >= {threshold:g}", float((det.balanced_accuracy >= threshold).mean())),
+        (
+            f"share of latents with detection >= {threshold:g}",
+            float((det.balanced_accuracy >= threshold).mean()),
+        ),
         ("same, shuffled control", float((det.control_balanced_accuracy >= threshold).mean())),
         ("embedding AUROC", emb.auroc.mean() if len(emb) else float("nan")),
         ("embedding AUROC, shuffled control", emb.control_auroc.mean() if len(emb) else float("nan")),
         ("findings scored", float(len(findings))),
-        ("median best-latent AUROC over findings", findings.auroc.median() if len(findings) else float("nan")),
-        (f"share of findings with best-latent AUROC >= {threshold:g}",
-         float((findings.auroc >= threshold).mean()) if len(findings) else float("nan")),
-        (f"distinct latents mapped to a finding (AUROC >= {threshold:g}), share of live latents",
-         findings.loc[findings.auroc >= threshold, "best_latent"].nunique() / max(n_live, 1)),
+        (
+            "median best-latent AUROC over findings",
+            findings.auroc.median() if len(findings) else float("nan"),
+        ),
+        (
+            f"share of findings with best-latent AUROC >= {threshold:g}",
+            float((findings.auroc >= threshold).mean()) if len(findings) else float("nan"),
+        ),
+        (
+            f"distinct latents mapped to a finding (AUROC >= {threshold:g}), share of live latents",
+            findings.loc[findings.auroc >= threshold, "best_latent"].nunique() / max(n_live, 1),
+        ),
     ]
     return pd.DataFrame(rows, columns=["metric", "value"])

@@ -1,8 +1,9 @@
 """The MAIRA-2-style study's SAE and text set (pure Python: the workflow imports it at parse time).
 
-The radlabels reports are the study's own corpus (``radlabels.reports``, written by its rule ``maira2_texts``),
-extracted by the core rule with ``maira2.tokens``; the SAE ``maira2-matryoshka`` (Matryoshka BatchTopK, at
-``maira2.layer``, default the run's ``model.layer``: 15 in the embedded default) is trained on it by the core ``train_sae`` rule.
+The radlabels reports are the study's own corpus (``radlabels.reports``, written by its rule
+``maira2_texts``), extracted by the core rule with ``maira2.tokens``; the SAE ``maira2-matryoshka``
+(Matryoshka BatchTopK, at ``maira2.layer``, default the run's ``model.layer``: 15 in the embedded default) is
+trained on it by the core ``train_sae`` rule.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from saeflow.sae_spec import merge_spec
 CORPUS = "radlabels"
 TEXTSET = f"{CORPUS}.reports"
 SAE_NAME = "maira2-matryoshka"
-BASE_SPEC: dict[str, Any] = {"architecture": "matryoshka", "d_sae": 2048, "k": 32, "lr": 0.0004, "batch_size": 512,
-                             "epochs": 3, "warmup_steps": 20}
+BASE_SPEC: dict[str, Any] = {
+    "architecture": "matryoshka",
+    "d_sae": 2048,
+    "k": 32,
+    "lr": 0.0004,
+    "batch_size": 512,
+    "epochs": 3,
+    "warmup_steps": 20,
+}
 
 
 def _cfg(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -27,7 +35,9 @@ def maira2_enabled(config: Mapping[str, Any]) -> bool:
     return config.get("maira2") is not None
 
 
-def maira2_specs(config: Mapping[str, Any], defined: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def maira2_specs(
+    config: Mapping[str, Any], defined: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     if not maira2_enabled(config):
         return {}
     cfg = _cfg(config)

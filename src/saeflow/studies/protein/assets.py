@@ -36,7 +36,8 @@ class ProteinAssets(NamedTuple):
 
 
 def fetch_protein_assets(resources_dir: str | Path) -> ProteinAssets:
-    """Fetch (or reuse, when their markers exist) the UniRep weights and the gor4 data under `resources_dir`."""
+    """Fetch (or reuse, when their markers exist) the UniRep weights and the gor4 data under
+    `resources_dir`."""
     out = []
     for name, spec, sub in (("unirep", UNIREP_ASSET, UNIREP_SUBDIR), ("gor4", GOR4_ASSET, GOR4_SUBDIR)):
         if marker_path(name, resources_dir).is_file():

@@ -1,13 +1,16 @@
 """Per-residue concepts and their association with SAE latents (or raw neurons).
 
-Concepts come from the sequence and its H/E/C track: helix / strand / coil, helix N-cap and C-cap (the non-helical
-residue just before / after a helix run), PROSITE motif matches and a Kyte–Doolittle transmembrane proxy.
+Concepts come from the sequence and its H/E/C track: helix / strand / coil, helix N-cap and C-cap (the
+non-helical residue just before / after a helix run), PROSITE motif matches and a Kyte–Doolittle
+transmembrane proxy.
 
 Association, for every latent × concept at activation thresholds on max-normalised latents:
-- InterPLM (Simon & Zou 2024): precision over residues (active ∧ concept / active), recall over concept *domains*
-  (contiguous runs; a domain counts when any of its residues is active), F1; (latent, threshold) chosen per concept
-  on validation chains and reported on test chains; a concept is covered when its test F1 > 0.5;
-- ours (the plm-sae paper's test is unpublished): one-sided Fisher exact test on the 2×2 residue counts (active vs
+- InterPLM (Simon & Zou 2024): precision over residues (active ∧ concept / active), recall over concept
+*domains*
+  (contiguous runs; a domain counts when any of its residues is active), F1; (latent, threshold) chosen per
+  concept on validation chains and reported on test chains; a concept is covered when its test F1 > 0.5;
+- ours (the plm-sae paper's test is unpublished): one-sided Fisher exact test on the 2×2 residue counts
+(active vs
   concept), Benjamini–Hochberg over all latent × concept pairs of a threshold.
 Counts are matrix products (latents × residues), accumulated over chunks of whole records.
 """
@@ -45,14 +48,17 @@ KYTE_DOOLITTLE = {
 
 
 def prosite_to_regex(pattern: str) -> str:
-    """PROSITE syntax (`C-x(2,4)-[LIV]-{P}-H`) → Python regex (`C.{2,4}[LIV][^P]H`); `<`/`>` anchor the ends."""
+    """PROSITE syntax (`C-x(2,4)-[LIV]-{P}-H`) → Python regex (`C.{2,4}[LIV][^P]H`); `<`/`>` anchor the
+    ends."""
     out = []
     for el in pattern.strip().rstrip(".").split("-"):
         m = re.fullmatch(r"(<?)(x|[A-Z]|\[[A-Z]+>?\]|\{[A-Z]+\})(?:\((\d+)(?:,(\d+))?\))?(>?)", el)
         if m is None:
             raise DataError(f"PROSITE pattern {pattern!r}: cannot parse element {el!r}")
         start, core, lo, hi, end = m.groups()
-        core = "." if core == "x" else "[^" + core[1:-1] + "]" if core.startswith("{") else core.replace(">", "")
+        core = (
+            "." if core == "x" else "[^" + core[1:-1] + "]" if core.startswith("{") else core.replace(">", "")
+        )
         rep = "" if lo is None else f"{{{lo}}}" if hi is None else f"{{{lo},{hi}}}"
         out.append(("^" if start else "") + core + rep + ("$" if end else ""))
     return "".join(out)
@@ -82,7 +88,8 @@ def hydropathy_tm(sequence: str, window: int = 19, threshold: float = 1.6) -> np
 
 
 def residue_concepts(record: ProteinRecord) -> dict[str, np.ndarray]:
-    """Every concept of one record: name → [n] bool (secondary structure ones only when it has H/E/C labels)."""
+    """Every concept of one record: name → [n] bool (secondary structure ones only when it has H/E/C
+    labels)."""
     seq, n = record.sequence, len(record.sequence)
     out: dict[str, np.ndarray] = {}
     if record.labels is not None:
@@ -107,15 +114,20 @@ class ConceptLabels:
     present: np.ndarray
     """[N, C] bool."""
     domain: np.ndarray
-    """[N, C] int64: index of the residue's domain (contiguous run) of each concept, -1 outside the concept."""
+    """[N, C] int64: index of the residue's domain (contiguous run) of each concept, -1 outside the
+    concept."""
     n_domains: np.ndarray
     """[C] domains per concept."""
     offsets: np.ndarray
     """[R + 1] residue offsets of the records."""
 
     @classmethod
-    def build(cls, records: Sequence[ProteinRecord], names: Sequence[str] | None = None,
-              extra: Callable[[ProteinRecord], dict[str, np.ndarray]] | None = None) -> ConceptLabels:
+    def build(
+        cls,
+        records: Sequence[ProteinRecord],
+        names: Sequence[str] | None = None,
+        extra: Callable[[ProteinRecord], dict[str, np.ndarray]] | None = None,
+    ) -> ConceptLabels:
         per = []
         for rec in records:
             concepts = residue_concepts(rec)
@@ -126,7 +138,9 @@ class ConceptLabels:
             names = sorted(set.intersection(*(set(c) for c in per))) if per else []
         missing = [n for n in names if any(n not in c for c in per)]
         if missing:
-            raise DataError(f"concept(s) {', '.join(missing)} are not defined for every record (H/E/C labels?)")
+            raise DataError(
+                f"concept(s) {', '.join(missing)} are not defined for every record (H/E/C labels?)"
+            )
         present = np.concatenate([np.stack([c[n] for n in names], axis=1) for c in per]).astype(bool)
         offsets = np.cumsum([0] + [len(r.sequence) for r in records])
         starts = present.copy()
@@ -177,7 +191,8 @@ class ConceptScores:
         return fisher_greater(self.tp, self.n_active[..., None], self.n_concept, self.n_residues)
 
     def fisher_q(self) -> np.ndarray:
-        """[T, L, C] Benjamini–Hochberg q-values over all latent × concept pairs of each threshold (our choice)."""
+        """[T, L, C] Benjamini–Hochberg q-values over all latent × concept pairs of each threshold (our
+        choice)."""
         p = self.fisher_p()
         return np.stack([benjamini_hochberg(p[t].ravel()).reshape(p[t].shape) for t in range(len(p))])
 
@@ -210,9 +225,13 @@ def _record_chunks(offsets: np.ndarray, chunk_rows: int) -> Iterable[tuple[int, 
 
 
 @torch.inference_mode()
-def concept_scores(acts: torch.Tensor | Callable[[int, int], torch.Tensor], labels: ConceptLabels,
-                   scale: torch.Tensor, thresholds: Sequence[float] = THRESHOLDS,
-                   chunk_rows: int = 65536) -> ConceptScores:
+def concept_scores(
+    acts: torch.Tensor | Callable[[int, int], torch.Tensor],
+    labels: ConceptLabels,
+    scale: torch.Tensor,
+    thresholds: Sequence[float] = THRESHOLDS,
+    chunk_rows: int = 65536,
+) -> ConceptScores:
     """Counts for every threshold × latent × concept.
 
     acts: [N, L] activations (latents or neurons) of `labels`' residues, or a function (start, stop) → rows.
@@ -220,8 +239,10 @@ def concept_scores(acts: torch.Tensor | Callable[[int, int], torch.Tensor], labe
     residue when act / scale > threshold (a latent with scale ≤ 0 is never active).
     """
     if not callable(acts) and len(acts) != len(labels):
-        raise DataError(f"concept_scores: {len(acts)} activation rows for {len(labels)} labelled residues (build the "
-                        "labels from extract.select_records so they align with the stored rows)")
+        raise DataError(
+            f"concept_scores: {len(acts)} activation rows for {len(labels)} labelled residues (build the "
+            "labels from extract.select_records so they align with the stored rows)"
+        )
     get = acts if callable(acts) else (lambda a, b: acts[a:b])
     scale = scale.float()
     inv = torch.where(scale > 0, 1 / scale.clamp_min(1e-12), torch.zeros_like(scale))
@@ -243,20 +264,29 @@ def concept_scores(acts: torch.Tensor | Callable[[int, int], torch.Tensor], labe
                 local = torch.from_numpy(domain[rows, c] - domain[rows, c].min())
                 per_domain = torch.zeros(int(local.max()) + 1, L).index_add_(0, local, active[rows])
                 hits[t, :, c] += (per_domain > 0).sum(dim=0).float()
-    return ConceptScores(tuple(float(t) for t in thresholds), labels.names, len(labels),
-                         tp.numpy().astype(np.int64), n_active.numpy().astype(np.int64),
-                         labels.present.sum(axis=0), hits.numpy().astype(np.int64), labels.n_domains)
+    return ConceptScores(
+        tuple(float(t) for t in thresholds),
+        labels.names,
+        len(labels),
+        tp.numpy().astype(np.int64),
+        n_active.numpy().astype(np.int64),
+        labels.present.sum(axis=0),
+        hits.numpy().astype(np.int64),
+        labels.n_domains,
+    )
 
 
 def best_per_concept(val: ConceptScores, test: ConceptScores) -> pd.DataFrame:
-    """Per concept: the (latent, threshold) with the best validation F1, scored on test; covered = test F1 > 0.5.
-    A concept without validation domains gets an arbitrary pick (val_f1 0): read `val_domains` beside it."""
+    """Per concept: the (latent, threshold) with the best validation F1, scored on test; covered = test F1 >
+    0.5. A concept without validation domains gets an arbitrary pick (val_f1 0): read `val_domains` beside
+    it."""
     f1_val, f1_test = val.f1, test.f1
     rows = []
     for c, name in enumerate(val.names):
         t, latent = np.unravel_index(np.argmax(f1_val[:, :, c]), f1_val[:, :, c].shape)
         rows.append({
-            "concept": name, "latent": int(latent), "threshold": val.thresholds[t], "val_f1": f1_val[t, latent, c],
+            "concept": name, "latent": int(latent), "threshold": val.thresholds[t],
+            "val_f1": f1_val[t, latent, c],
             "test_precision": test.precision[t, latent, c], "test_recall": test.recall[t, latent, c],
             "test_f1": f1_test[t, latent, c], "covered": bool(f1_test[t, latent, c] > COVERED_F1),
             "val_domains": int(val.n_domains[c]), "test_domains": int(test.n_domains[c]),
@@ -265,8 +295,8 @@ def best_per_concept(val: ConceptScores, test: ConceptScores) -> pd.DataFrame:
 
 
 def latent_table(val: ConceptScores, test: ConceptScores) -> pd.DataFrame:
-    """Per latent: its best concept and threshold (validation F1), test F1, Fisher q-value (test, that threshold)
-    and activation frequency (test residues active at that threshold)."""
+    """Per latent: its best concept and threshold (validation F1), test F1, Fisher q-value (test, that
+    threshold) and activation frequency (test residues active at that threshold)."""
     f1_val = val.f1
     q = test.fisher_q()
     flat = f1_val.transpose(1, 0, 2).reshape(f1_val.shape[1], -1)
@@ -275,13 +305,20 @@ def latent_table(val: ConceptScores, test: ConceptScores) -> pd.DataFrame:
     lat = np.arange(f1_val.shape[1])
     return pd.DataFrame({
         "latent": lat, "concept": [val.names[c] for c in c_idx], "threshold": np.array(val.thresholds)[t_idx],
-        "val_f1": f1_val[t_idx, lat, c_idx], "test_f1": test.f1[t_idx, lat, c_idx], "q_value": q[t_idx, lat, c_idx],
+        "val_f1": f1_val[t_idx, lat, c_idx], "test_f1": test.f1[t_idx, lat, c_idx],
+        "q_value": q[t_idx, lat, c_idx],
         "frequency": test.n_active[t_idx, lat] / max(test.n_residues, 1),
     })  # fmt: skip
 
 
-def annotate_sequence(sequence: str, acts: torch.Tensor, scale: torch.Tensor, latents: pd.DataFrame,
-                      *, min_f1: float = COVERED_F1) -> pd.DataFrame:
+def annotate_sequence(
+    sequence: str,
+    acts: torch.Tensor,
+    scale: torch.Tensor,
+    latents: pd.DataFrame,
+    *,
+    min_f1: float = COVERED_F1,
+) -> pd.DataFrame:
     """One row per residue: position, residue, its active latents (act / scale > the latent's threshold) and
     the concepts of those latents whose validation F1 ≥ `min_f1` (from `latent_table`)."""
     if len(acts) != len(sequence):
@@ -294,6 +331,12 @@ def annotate_sequence(sequence: str, acts: torch.Tensor, scale: torch.Tensor, la
     for i, res in enumerate(sequence):
         ids = active[i].nonzero().squeeze(1).tolist()
         ids.sort(key=lambda j: -float(norm[i, j]))
-        rows.append({"position": i, "residue": res, "latents": " ".join(map(str, ids)),
-                     "concepts": " ".join(sorted({latents.at[j, "concept"] for j in ids if j in good}))})
+        rows.append(
+            {
+                "position": i,
+                "residue": res,
+                "latents": " ".join(map(str, ids)),
+                "concepts": " ".join(sorted({latents.at[j, "concept"] for j in ids if j in good})),
+            }
+        )
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""Protein data readers: gor4's PDB chains with H/E/C labels, FASTA, UniProt TSV features; a seeded chain split.
+"""Protein data readers: gor4's PDB chains with H/E/C labels, FASTA, UniProt TSV features; a seeded chain
+split.
 
 Every reader takes a path and raises a one-line DataError naming the file on malformed input.
 """
@@ -73,7 +74,9 @@ def _gor4_blocks(path: Path) -> list[tuple[str, str]]:
             if done:
                 text = "".join(body)
                 if len(text) != header[1]:
-                    raise DataError(f"{path}: record {header[0]!r} has {len(text)} letters; header says {header[1]}")
+                    raise DataError(
+                        f"{path}: record {header[0]!r} has {len(text)} letters; header says {header[1]}"
+                    )
                 blocks.append((header[0], text))
                 header = None
     if header is not None:
@@ -81,11 +84,13 @@ def _gor4_blocks(path: Path) -> list[tuple[str, str]]:
     return blocks
 
 
-def read_gor4(data_dir: str | Path, *, limit: int | None = None, seq_file: str = GOR4_SEQ,
-              obs_file: str = GOR4_OBS) -> list[ProteinRecord]:
+def read_gor4(
+    data_dir: str | Path, *, limit: int | None = None, seq_file: str = GOR4_SEQ, obs_file: str = GOR4_OBS
+) -> list[ProteinRecord]:
     """Chains of the gor4 package's database (`gor4-1.0.1/gor4/data/`): sequences with H/E/C per residue.
 
-    new-gor4 holds 13,244 chains (3,538,510 residues) under 13,224 distinct ids; ids are made unique (ID#2)."""
+    new-gor4 holds 13,244 chains (3,538,510 residues) under 13,224 distinct ids; ids are made unique
+    (ID#2)."""
     data_dir = Path(data_dir)
     seqs, obs = _gor4_blocks(data_dir / seq_file), _gor4_blocks(data_dir / obs_file)
     if len(seqs) != len(obs):
@@ -121,7 +126,9 @@ def read_fasta(path: str | Path, *, labels: bool = False) -> list[ProteinRecord]
         if not _AA_RE.match(seq):
             raise DataError(f"{path}: record {rid!r} holds non-letter characters in its sequence")
         if labels and (lab is None or len(lab) != len(seq) or len(lines) > 2):
-            raise DataError(f"{path}: record {rid!r} needs one sequence line and one label line of equal length")
+            raise DataError(
+                f"{path}: record {rid!r} needs one sequence line and one label line of equal length"
+            )
         records.append(ProteinRecord(rid, seq.upper(), lab))
 
     n = 0
@@ -146,12 +153,22 @@ def read_fasta(path: str | Path, *, labels: bool = False) -> list[ProteinRecord]
 
 _RANGE_RE = re.compile(r"\b([A-Z][A-Z_]+)\s+[<?]?(\d+)(?:\.\.[>?]?(\d+))?")
 _NOTE_RE = re.compile(r'/note="([^"]*)"')
-_NON_FEATURE = {"Entry", "Entry Name", "Sequence", "Length", "Organism", "Protein names", "Gene Names", "Reviewed"}
+_NON_FEATURE = {
+    "Entry",
+    "Entry Name",
+    "Sequence",
+    "Length",
+    "Organism",
+    "Protein names",
+    "Gene Names",
+    "Reviewed",
+}
 
 
 def read_uniprot_tsv(path: str | Path) -> list[UniProtEntry]:
-    """Entries of a UniProt TSV download (columns `Entry`, `Sequence` and feature columns such as `Zinc finger`,
-    `Transmembrane`, `Helix`, whose cells read `ZN_FING 120..142; /note="C2H2-type 1"; ZN_FING ...`)."""
+    """Entries of a UniProt TSV download (columns `Entry`, `Sequence` and feature columns such as `Zinc
+    finger`, `Transmembrane`, `Helix`, whose cells read `ZN_FING 120..142; /note="C2H2-type 1"; ZN_FING
+    ...`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"UniProt TSV {path} does not exist")
@@ -159,7 +176,9 @@ def read_uniprot_tsv(path: str | Path) -> list[UniProtEntry]:
         reader = csv.DictReader(fh, delimiter="\t")
         cols = reader.fieldnames or []
         if "Entry" not in cols or "Sequence" not in cols:
-            raise DataError(f"UniProt TSV {path} needs columns 'Entry' and 'Sequence'; has {', '.join(cols)[:200]}")
+            raise DataError(
+                f"UniProt TSV {path} needs columns 'Entry' and 'Sequence'; has {', '.join(cols)[:200]}"
+            )
         entries = []
         for n, row in enumerate(reader, 2):
             seq = (row["Sequence"] or "").strip()
@@ -175,8 +194,10 @@ def read_uniprot_tsv(path: str | Path) -> list[UniProtEntry]:
                         continue
                     start, end = int(m.group(2)), int(m.group(3) or m.group(2))
                     if not 1 <= start <= end <= len(seq):
-                        raise DataError(f"{path}:{n}: {col} range {start}..{end} outside the {len(seq)} residues "
-                                        f"of {row['Entry']!r}")
+                        raise DataError(
+                            f"{path}:{n}: {col} range {start}..{end} outside the {len(seq)} residues "
+                            f"of {row['Entry']!r}"
+                        )
                     note = _NOTE_RE.search(item)
                     feats.append(Feature(col, start, end, note.group(1) if note else ""))
             entries.append(UniProtEntry(row["Entry"].strip(), seq.upper(), tuple(feats)))
@@ -207,16 +228,20 @@ class Splits(NamedTuple):
 
 
 def split_of(record_id: str, seed: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
-    """'train', 'val' or 'test' from a seeded sha256 of the id: stable across runs, machines and file orders."""
+    """'train', 'val' or 'test' from a seeded sha256 of the id: stable across runs, machines and file
+    orders."""
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise DataError(f"split fractions must be three non-negative numbers summing to 1; got {list(fractions)}")
+        raise DataError(
+            f"split fractions must be three non-negative numbers summing to 1; got {list(fractions)}"
+        )
     digest = hashlib.sha256(f"{seed}:{record_id}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
 
 
-def split_records(records: Iterable[ProteinRecord], seed: int = 0,
-                  fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> Splits:
+def split_records(
+    records: Iterable[ProteinRecord], seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> Splits:
     out: dict[str, list[ProteinRecord]] = {"train": [], "val": [], "test": []}
     for rec in records:
         out[split_of(rec.id, seed, fractions)].append(rec)

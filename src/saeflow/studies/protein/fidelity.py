@@ -1,8 +1,10 @@
-"""Fidelity of an SAE spliced into a protein LM: CE clean, with the SAE, zero- and mean-ablated; % CE recovered.
+"""Fidelity of an SAE spliced into a protein LM: CE clean, with the SAE, zero- and mean-ablated; % CE
+recovered.
 
-CE is the model's own `token_losses` (next-residue CE for UniRep, seeded 15% masked-LM CE for ESM), summed over the
-same scored positions in every run. % recovered = (CE_abl − CE_sae) / (CE_abl − CE_clean) (METHODS § Protein-LM SAEs).
-For UniRep the splice feeds the recurrence, so the reconstruction's errors compound along the chain.
+CE is the model's own `token_losses` (next-residue CE for UniRep, seeded 15% masked-LM CE for ESM), summed
+over the same scored positions in every run. % recovered = (CE_abl − CE_sae) / (CE_abl − CE_clean) (METHODS §
+Protein-LM SAEs). For UniRep the splice feeds the recurrence, so the reconstruction's errors compound along
+the chain.
 """
 
 from __future__ import annotations
@@ -35,8 +37,15 @@ def _recovered(ablated: float, sae: float, clean: float) -> float:
 
 
 @torch.inference_mode()
-def protein_fidelity(model: SubjectModel, records: Iterable[ProteinRecord | str], layer: int, sae: Any,
-                     mean: Tensor, *, batch_size: int = 16) -> ProteinFidelity:
+def protein_fidelity(
+    model: SubjectModel,
+    records: Iterable[ProteinRecord | str],
+    layer: int,
+    sae: Any,
+    mean: Tensor,
+    *,
+    batch_size: int = 16,
+) -> ProteinFidelity:
     """Mean CE per scored position of `records` clean, with `sae` (anything with `reconstruct_raw`) spliced at
     `layer`, and with the layer's residue states replaced by zeros / by `mean` [d]."""
     mean = mean.float().to(model.device)
@@ -59,6 +68,12 @@ def protein_fidelity(model: SubjectModel, records: Iterable[ProteinRecord | str]
                     out = model.token_losses(batch)
             sums[name] += float(out.loss[out.scored].double().sum())
     ce = {k: v / max(n, 1) for k, v in sums.items()}
-    return ProteinFidelity(ce["clean"], ce["sae"], ce["zero"], ce["mean"],
-                           _recovered(ce["zero"], ce["sae"], ce["clean"]),
-                           _recovered(ce["mean"], ce["sae"], ce["clean"]), n)
+    return ProteinFidelity(
+        ce["clean"],
+        ce["sae"],
+        ce["zero"],
+        ce["mean"],
+        _recovered(ce["zero"], ce["sae"], ce["clean"]),
+        _recovered(ce["mean"], ce["sae"], ce["clean"]),
+        n,
+    )

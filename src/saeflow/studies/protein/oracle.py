@@ -1,11 +1,11 @@
 """Scoring generated proteins: an independent H/E/C oracle, motif hits, naturalness and diversity.
 
-The oracle is deliberately not the subject model: a multinomial logistic regression on the amino-acid composition
-of windows around each residue (left flank, centre residue, right flank), trained on gor4's labelled chains. It is a
-weak but independent judge of "how helical" a sequence reads; its held-out per-residue accuracy is reported with it
-(measured: 0.59 three-state accuracy on gor4 validation chains, trained on 60k residues in ≈ 2 s; more residues do
-not help). It also calls degenerate repeats (poly-A/R, poly-W/F) helical, so read helix rates beside the
-low-complexity share and the composition divergence.
+The oracle is deliberately not the subject model: a multinomial logistic regression on the amino-acid
+composition of windows around each residue (left flank, centre residue, right flank), trained on gor4's
+labelled chains. It is a weak but independent judge of "how helical" a sequence reads; its held-out
+per-residue accuracy is reported with it (measured: 0.59 three-state accuracy on gor4 validation chains,
+trained on 60k residues in ≈ 2 s; more residues do not help). It also calls degenerate repeats (poly-A/R,
+poly-W/F) helical, so read helix rates beside the low-complexity share and the composition divergence.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ _AA_INDEX = {a: i for i, a in enumerate(AA)}
 
 
 def window_features(sequence: str, half: int = 7) -> np.ndarray:
-    """[n, 60] per residue: composition of the `half` residues on the left, the residue itself (one-hot) and the
-    `half` residues on the right (counts / half; unknown letters count nowhere)."""
+    """[n, 60] per residue: composition of the `half` residues on the left, the residue itself (one-hot) and
+    the `half` residues on the right (counts / half; unknown letters count nowhere)."""
     n = len(sequence)
     onehot = np.zeros((n + 2 * half, len(AA)))
     for i, a in enumerate(sequence):
@@ -52,8 +52,15 @@ class SecondaryStructureOracle:
     """Per-residue accuracy on the held-out chains given to `fit`."""
 
     @classmethod
-    def fit(cls, train: Sequence[ProteinRecord], heldout: Sequence[ProteinRecord], *, half: int = 7,
-            max_residues: int = 60_000, seed: int = 0) -> SecondaryStructureOracle:
+    def fit(
+        cls,
+        train: Sequence[ProteinRecord],
+        heldout: Sequence[ProteinRecord],
+        *,
+        half: int = 7,
+        max_residues: int = 60_000,
+        seed: int = 0,
+    ) -> SecondaryStructureOracle:
         def xy(records: Sequence[ProteinRecord]) -> tuple[np.ndarray, np.ndarray]:
             if not records or any(r.labels is None for r in records):
                 raise DataError("the secondary-structure oracle needs chains with H/E/C labels")
@@ -68,6 +75,28 @@ class SecondaryStructureOracle:
         model = LogisticRegression(max_iter=300).fit(x, y)
         hx, hy = xy(heldout)
         return cls(model, half, float((model.predict(hx) == hy).mean()))
+
+    def to_dict(self) -> dict:
+        """Plain JSON (no pickle: a results directory may hold files a user placed there)."""
+        return {
+            "half": self.half,
+            "accuracy": self.accuracy,
+            "classes": self.model.classes_.tolist(),
+            "coef": self.model.coef_.tolist(),
+            "intercept": self.model.intercept_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SecondaryStructureOracle:
+        try:
+            model = LogisticRegression()
+            model.classes_ = np.asarray(d["classes"])
+            model.coef_ = np.asarray(d["coef"], dtype=np.float64)
+            model.intercept_ = np.asarray(d["intercept"], dtype=np.float64)
+            model.n_features_in_ = model.coef_.shape[1]
+            return cls(model, int(d["half"]), float(d["accuracy"]))
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise DataError(f"the oracle file is malformed ({err}); delete it to refit") from err
 
     def predict(self, sequence: str) -> str:
         return "".join(SS_LETTERS[i] for i in self.model.predict(window_features(sequence, self.half)))
@@ -110,7 +139,8 @@ def longest_homopolymer(sequence: str) -> int:
 
 
 def low_complexity_share(sequence: str, window: int = 12, min_bits: float = 2.2) -> float:
-    """Share of residues inside a `window` whose Shannon entropy is below `min_bits` (SEG's trigger window/K2)."""
+    """Share of residues inside a `window` whose Shannon entropy is below `min_bits` (SEG's trigger
+    window/K2)."""
     n = len(sequence)
     if n < window:
         return 0.0

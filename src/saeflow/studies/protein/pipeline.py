@@ -3,10 +3,10 @@
 prepare: chains split train/val/test by the seeded id hash → records JSONL per split;
 extract: residue activations of one split (saeflow.studies.protein.extract) + the stored records (cut to the
 model's length and the residue budget, row-aligned with the activations);
-analyse: one unit set (a trained SAE, the raw neurons, or a randomly initialised SAE) → L0 / FVU on test chains,
-fidelity (% CE recovered), InterPLM concept association (val picks, test reports), Fisher/BH, per-latent table;
-steer: steering trials of one SAE (its shortlisted latents and random latents of matched frequency) and the
-SAE-free controls (strength 0, difference of means).
+analyse: one unit set (a trained SAE, the raw neurons, or a randomly initialised SAE) → L0 / FVU on test
+chains, fidelity (% CE recovered), InterPLM concept association (val picks, test reports), Fisher/BH,
+per-latent table; steer: steering trials of one SAE (its shortlisted latents and random latents of matched
+frequency) and the SAE-free controls (strength 0, difference of means).
 """
 
 from __future__ import annotations
@@ -28,14 +28,16 @@ from saeflow.studies.protein.data import ProteinRecord, read_gor4, split_records
 log = logging.getLogger(__name__)
 
 
-# --- model and records -------------------------------------------------------------------------------------------
+# --- model and records --------------------------------------------------------------------------------------
 def load_protein_model(settings: Mapping[str, Any], source: str, device: str = "cpu") -> SubjectModel:
     """A UniRep (weights folder) or ESM (hub id / folder) model from the study's `model` settings."""
     kind = settings["kind"]
     if kind == "unirep":
         from saeflow.models.unirep import UniRepModel
 
-        return UniRepModel.load(source, name=settings["name"], max_length=int(settings["max_length"]), device=device)
+        return UniRepModel.load(
+            source, name=settings["name"], max_length=int(settings["max_length"]), device=device
+        )
     if kind == "esm":
         from saeflow.models.esm import EsmModel
 
@@ -63,19 +65,36 @@ def read_records(path: str | Path) -> list[ProteinRecord]:
     return [ProteinRecord(row["id"], row["sequence"], row.get("labels")) for row in read_jsonl(path)]
 
 
-def extract_split(model: SubjectModel, records: Sequence[ProteinRecord], layer: int, out_dir: str | Path,
-                  records_out: str | Path, *, max_tokens: int, batch_size: int, shard_rows: int,
-                  dtype: str = "float16"):
+def extract_split(
+    model: SubjectModel,
+    records: Sequence[ProteinRecord],
+    layer: int,
+    out_dir: str | Path,
+    records_out: str | Path,
+    *,
+    max_tokens: int,
+    batch_size: int,
+    shard_rows: int,
+    dtype: str = "float16",
+):
     """Store the split's residue states and the stored records (row-aligned with the activation rows)."""
     from saeflow.studies.protein.extract import extract_residue_activations, select_records
 
     chosen = select_records(model, records, max_tokens)
     write_records(records_out, chosen)
-    return extract_residue_activations(model, chosen, layer, out_dir, max_tokens=max_tokens, batch_size=batch_size,
-                                       shard_rows=shard_rows, dtype=dtype)
+    return extract_residue_activations(
+        model,
+        chosen,
+        layer,
+        out_dir,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        shard_rows=shard_rows,
+        dtype=dtype,
+    )
 
 
-# --- unit sets -----------------------------------------------------------------------------------------------------
+# --- unit sets ----------------------------------------------------------------------------------------------
 class Identity:
     """The raw-neuron 'SAE': latents = activations, reconstruction = input (fidelity 100% by construction)."""
 
@@ -112,10 +131,18 @@ def _latents(manifest: str | Path, units: Any):
     return stored_latents(manifest, None if isinstance(units, Identity) else units)
 
 
-def analyse_units(units: Any, *, model: SubjectModel, layer: int, manifests: Mapping[str, str],
-                  records: Mapping[str, Sequence[ProteinRecord]], thresholds: Sequence[float],
-                  concept_names: Sequence[str] | None, fidelity_chains: int,
-                  batch_size: int = 16) -> dict[str, Any]:
+def analyse_units(
+    units: Any,
+    *,
+    model: SubjectModel,
+    layer: int,
+    manifests: Mapping[str, str],
+    records: Mapping[str, Sequence[ProteinRecord]],
+    thresholds: Sequence[float],
+    concept_names: Sequence[str] | None,
+    fidelity_chains: int,
+    batch_size: int = 16,
+) -> dict[str, Any]:
     """Everything measured on one unit set. Returns {'summary': dict, 'latents': DataFrame (concepts.csv),
     'best': DataFrame (best latent per concept), 'arrays': dict for steering (scale, val_f1, freq, names)}."""
     from saeflow.activations import ActivationStore
@@ -144,20 +171,29 @@ def analyse_units(units: Any, *, model: SubjectModel, layer: int, manifests: Map
     latents = latent_table(scores["val"], scores["test"])
     top = _top_sequences(units, manifests["test"], records["test"], latents)
     latents["top_sequences"] = top
-    fid = protein_fidelity(model, list(records["test"])[:fidelity_chains], layer, units, mean,
-                           batch_size=batch_size)
+    fid = protein_fidelity(
+        model, list(records["test"])[:fidelity_chains], layer, units, mean, batch_size=batch_size
+    )
     covered_latents = int((latents["test_f1"] > 0.5).sum())
-    summary = {"n_units": len(scale), "l0": l0, "fvu": fvu, "explained_variance": 1 - fvu,
-               **{k: float(v) if k != "n_scored" else int(v) for k, v in fid._asdict().items()},
-               "concepts_covered": int(best["covered"].sum()), "n_concepts": len(best),
-               "latents_f1_gt_0.5": covered_latents, "dead_fraction": float((scale <= 0).float().mean())}
+    summary = {
+        "n_units": len(scale),
+        "l0": l0,
+        "fvu": fvu,
+        "explained_variance": 1 - fvu,
+        **{k: float(v) if k != "n_scored" else int(v) for k, v in fid._asdict().items()},
+        "concepts_covered": int(best["covered"].sum()),
+        "n_concepts": len(best),
+        "latents_f1_gt_0.5": covered_latents,
+        "dead_fraction": float((scale <= 0).float().mean()),
+    }
     val_f1 = scores["val"].f1.max(axis=0)  # [L, C] best over thresholds
     arrays = {"scale": scale.numpy(), "val_f1": val_f1, "freq": freq, "names": np.array(scores["val"].names)}
     return {"summary": summary, "latents": latents, "best": best, "arrays": arrays}
 
 
-def _top_sequences(units: Any, manifest: str, records: Sequence[ProteinRecord], latents: pd.DataFrame,
-                   n: int = 3) -> list[str]:
+def _top_sequences(
+    units: Any, manifest: str, records: Sequence[ProteinRecord], latents: pd.DataFrame, n: int = 3
+) -> list[str]:
     """Per latent: ids of the test chains holding its `n` largest activations (distinct chains)."""
     lat = _latents(manifest, units)
     ids = [r.id for r in records]
@@ -176,14 +212,16 @@ def _top_sequences(units: Any, manifest: str, records: Sequence[ProteinRecord], 
     return out
 
 
-# --- steering ------------------------------------------------------------------------------------------------------
-def _generate(model: SubjectModel, *, n: int, length: int, seed: int, layer: int, fn, temperature: float,
-              rounds: int) -> list[str]:
+# --- steering -----------------------------------------------------------------------------------------------
+def _generate(
+    model: SubjectModel, *, n: int, length: int, seed: int, layer: int, fn, temperature: float, rounds: int
+) -> list[str]:
     from saeflow.studies.protein.steering import generate_esm, generate_unirep
 
     if model.kind == "esm":
-        return generate_esm(model, n=n, length=length, seed=seed, layer=layer, fn=fn, rounds=rounds,
-                            temperature=temperature)
+        return generate_esm(
+            model, n=n, length=length, seed=seed, layer=layer, fn=fn, rounds=rounds, temperature=temperature
+        )
     return generate_unirep(model, n=n, length=length, seed=seed, layer=layer, fn=fn, temperature=temperature)
 
 
@@ -191,15 +229,28 @@ def fit_oracle(records: Mapping[str, Sequence[ProteinRecord]], seed: int = 0, ma
     from saeflow.studies.protein.oracle import SecondaryStructureOracle
 
     # 20k residues: 0.59 accuracy like 60k (oracle.py), a third of the lbfgs time
-    return SecondaryStructureOracle.fit(records["train"], records["val"], seed=seed, max_residues=max_residues)
+    return SecondaryStructureOracle.fit(
+        records["train"], records["val"], seed=seed, max_residues=max_residues
+    )
 
 
-def steering_trials(model: SubjectModel, *, layer: int, settings: Mapping[str, Any], oracle: Any,
-                    background: np.ndarray, sae: Any | None = None, arrays: Mapping[str, np.ndarray] | None = None,
-                    sae_name: str = "", direction: torch.Tensor | None = None, norm: float = 0.0,
-                    seed: int = 0) -> pd.DataFrame:
-    """One row per trial. With `sae`: its shortlisted latents and random matched latents at every strength > 0 ×
-    n_latents × seed. Without: the controls, strength 0 and the difference-of-means direction (strength > 0)."""
+def steering_trials(
+    model: SubjectModel,
+    *,
+    layer: int,
+    settings: Mapping[str, Any],
+    oracle: Any,
+    background: np.ndarray,
+    sae: Any | None = None,
+    arrays: Mapping[str, np.ndarray] | None = None,
+    sae_name: str = "",
+    direction: torch.Tensor | None = None,
+    norm: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per trial. With `sae`: its shortlisted latents and random matched latents at every strength >
+    0 × n_latents × seed. Without: the controls, strength 0 and the difference-of-means direction (strength >
+    0)."""
     from saeflow.studies.protein.concepts import PROSITE
     from saeflow.studies.protein.steering import (
         SteeringSpec,
@@ -212,15 +263,30 @@ def steering_trials(model: SubjectModel, *, layer: int, settings: Mapping[str, A
     motif = settings.get("motif")
     pattern = PROSITE[motif] if motif else None
     strengths = [float(s) for s in settings["strengths"] if float(s) > 0]
-    gen = {"n": int(settings["sequences"]), "length": int(settings["length"]), "layer": layer,
-           "temperature": float(settings.get("temperature", 1.0)), "rounds": int(settings.get("rounds", 10))}
+    gen = {
+        "n": int(settings["sequences"]),
+        "length": int(settings["length"]),
+        "layer": layer,
+        "temperature": float(settings.get("temperature", 1.0)),
+        "rounds": int(settings.get("rounds", 10)),
+    }
     rows = []
 
     def trial(method: str, n_latents: int, strength: float, s: int, fn, latents: Sequence[int] = ()) -> None:
         seqs = _generate(model, seed=seed * 1000 + s, fn=fn, **gen)
         sc = score_generations(seqs, model=model, oracle=oracle, background=background, motif=pattern)
-        rows.append({"sae": sae_name or "none", "method": method, "n_latents": n_latents, "strength": strength,
-                     "seed": s, "latents": " ".join(map(str, latents)), **sc._asdict(), "example": seqs[0]})
+        rows.append(
+            {
+                "sae": sae_name or "none",
+                "method": method,
+                "n_latents": n_latents,
+                "strength": strength,
+                "seed": s,
+                "latents": " ".join(map(str, latents)),
+                **sc._asdict(),
+                "example": seqs[0],
+            }
+        )
 
     seeds = range(int(settings["seeds"]))
     if sae is None:
@@ -234,7 +300,9 @@ def steering_trials(model: SubjectModel, *, layer: int, settings: Mapping[str, A
     names = list(arrays["names"])
     concept = settings["concept"]
     if concept not in names:
-        raise ConfigError(f"protein.steering.concept: '{concept}' is not a scored concept ({', '.join(names)})")
+        raise ConfigError(
+            f"protein.steering.concept: '{concept}' is not a scored concept ({', '.join(names)})"
+        )
     c = names.index(concept)
     order = np.argsort(-arrays["val_f1"][:, c], kind="stable")
     max_act = torch.as_tensor(arrays["scale"]).float()
@@ -244,15 +312,30 @@ def steering_trials(model: SubjectModel, *, layer: int, settings: Mapping[str, A
         for s in seeds:
             rand = matched_random_latents(np.asarray(arrays["freq"]), chosen, seed=seed * 1000 + s)
             for strength in strengths:
-                trial("SAE latents", n, strength, s, sae_steering_fn(sae, SteeringSpec(chosen, mode, strength),
-                                                                     max_act), chosen)
-                trial("random latents", n, strength, s, sae_steering_fn(sae, SteeringSpec(rand, mode, strength),
-                                                                        max_act), rand)
+                trial(
+                    "SAE latents",
+                    n,
+                    strength,
+                    s,
+                    sae_steering_fn(sae, SteeringSpec(chosen, mode, strength), max_act),
+                    chosen,
+                )
+                trial(
+                    "random latents",
+                    n,
+                    strength,
+                    s,
+                    sae_steering_fn(sae, SteeringSpec(rand, mode, strength), max_act),
+                    rand,
+                )
     return pd.DataFrame(rows)
 
 
-def helix_direction(manifest: str, records: Sequence[ProteinRecord], concept: str) -> tuple[torch.Tensor, float]:
-    """Difference-of-means direction of `concept` over the training residues and the mean residue-state norm."""
+def helix_direction(
+    manifest: str, records: Sequence[ProteinRecord], concept: str
+) -> tuple[torch.Tensor, float]:
+    """Difference-of-means direction of `concept` over the training residues and the mean residue-state
+    norm."""
     from saeflow.studies.protein.concepts import ConceptLabels
     from saeflow.studies.protein.extract import stored_latents
     from saeflow.studies.protein.steering import difference_of_means

@@ -1,4 +1,5 @@
-"""The protein study's tables and figures: fidelity, concept coverage (SAE vs neurons vs random SAE), steering."""
+"""The protein study's tables and figures: fidelity, concept coverage (SAE vs neurons vs random SAE),
+steering."""
 
 from __future__ import annotations
 
@@ -8,37 +9,86 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FIDELITY_COLUMNS = ["sae", "kind", "architecture", "k", "d_sae", "l0", "fvu", "ce_clean", "ce_sae", "ce_zero",
-                    "ce_mean", "recovered_zero_pct", "recovered_mean_pct", "n_scored"]
-CONCEPT_SUMMARY = ["sae", "kind", "n_units", "concepts_covered", "n_concepts", "latents_f1_gt_0.5",
-                   "mean_best_f1"]
+FIDELITY_COLUMNS = [
+    "sae",
+    "kind",
+    "architecture",
+    "k",
+    "d_sae",
+    "l0",
+    "fvu",
+    "ce_clean",
+    "ce_sae",
+    "ce_zero",
+    "ce_mean",
+    "recovered_zero_pct",
+    "recovered_mean_pct",
+    "n_scored",
+]
+CONCEPT_SUMMARY = [
+    "sae",
+    "kind",
+    "n_units",
+    "concepts_covered",
+    "n_concepts",
+    "latents_f1_gt_0.5",
+    "mean_best_f1",
+]
 STEERING_KEYS = ["method", "sae", "n_latents", "strength"]
-STEERING_METRICS = ["helix_fraction", "motif_rate", "log_likelihood", "composition_kl", "low_complexity",
-                    "longest_homopolymer", "pairwise_identity"]
+STEERING_METRICS = [
+    "helix_fraction",
+    "motif_rate",
+    "log_likelihood",
+    "composition_kl",
+    "low_complexity",
+    "longest_homopolymer",
+    "pairwise_identity",
+]
 
 
-def fidelity_table(summaries: Sequence[Mapping[str, Any]], specs: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def fidelity_table(
+    summaries: Sequence[Mapping[str, Any]], specs: Mapping[str, Mapping[str, Any]]
+) -> pd.DataFrame:
     """One row per unit set: L0 and FVU on test residues, CE clean / spliced / zero / mean, % CE recovered."""
     rows = []
     for s in summaries:
         spec = specs.get(s["unit"], {})
-        rows.append({"sae": s["unit"], "kind": s["kind"], "architecture": spec.get("architecture"),
-                     "k": spec.get("k"), "d_sae": spec.get("d_sae") or s["n_units"], "l0": s["l0"], "fvu": s["fvu"],
-                     "ce_clean": s["ce_clean"], "ce_sae": s["ce_sae"], "ce_zero": s["ce_zero"],
-                     "ce_mean": s["ce_mean"], "recovered_zero_pct": 100 * s["recovered_zero"],
-                     "recovered_mean_pct": 100 * s["recovered_mean"], "n_scored": s["n_scored"]})
+        rows.append(
+            {
+                "sae": s["unit"],
+                "kind": s["kind"],
+                "architecture": spec.get("architecture"),
+                "k": spec.get("k"),
+                "d_sae": spec.get("d_sae") or s["n_units"],
+                "l0": s["l0"],
+                "fvu": s["fvu"],
+                "ce_clean": s["ce_clean"],
+                "ce_sae": s["ce_sae"],
+                "ce_zero": s["ce_zero"],
+                "ce_mean": s["ce_mean"],
+                "recovered_zero_pct": 100 * s["recovered_zero"],
+                "recovered_mean_pct": 100 * s["recovered_mean"],
+                "n_scored": s["n_scored"],
+            }
+        )
     return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
 
 
 def concepts_table(summaries: Sequence[Mapping[str, Any]], best: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per unit set: concepts covered at test F1 > 0.5, latents with test F1 > 0.5, then the best test F1
-    (latent and threshold picked on validation chains) of every concept as `f1_<concept>` columns."""
+    """One row per unit set: concepts covered at test F1 > 0.5, latents with test F1 > 0.5, then the best
+    test F1 (latent and threshold picked on validation chains) of every concept as `f1_<concept>` columns."""
     rows = []
     for s in summaries:
         b = best[s["unit"]]
-        row = {"sae": s["unit"], "kind": s["kind"], "n_units": s["n_units"],
-               "concepts_covered": int(b["covered"].sum()), "n_concepts": len(b),
-               "latents_f1_gt_0.5": s["latents_f1_gt_0.5"], "mean_best_f1": float(b["test_f1"].mean())}
+        row = {
+            "sae": s["unit"],
+            "kind": s["kind"],
+            "n_units": s["n_units"],
+            "concepts_covered": int(b["covered"].sum()),
+            "n_concepts": len(b),
+            "latents_f1_gt_0.5": s["latents_f1_gt_0.5"],
+            "mean_best_f1": float(b["test_f1"].mean()),
+        }
         row.update({f"f1_{c}": float(f) for c, f in zip(b["concept"], b["test_f1"], strict=True)})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -74,8 +124,13 @@ def fidelity_figure(fid: pd.DataFrame, path: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for _, r in fid.iterrows():
         ax.scatter(r["l0"], r["recovered_zero_pct"], s=40, marker="s" if r["kind"] != "sae" else "o")
-        ax.annotate(r["sae"], (r["l0"], r["recovered_zero_pct"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
+        ax.annotate(
+            r["sae"],
+            (r["l0"], r["recovered_zero_pct"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("L0 (active units per residue, test chains)")
     ax.set_ylabel("% CE recovered (vs zero-ablation)")
@@ -109,17 +164,29 @@ def steering_figure(table: pd.DataFrame, path: str) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     base = table[table["method"] == "strength 0"]
-    nmax = table.loc[table["method"] == "SAE latents", "n_latents"].max() if (table["method"] == "SAE latents").any() else 0
+    nmax = (
+        table.loc[table["method"] == "SAE latents", "n_latents"].max()
+        if (table["method"] == "SAE latents").any()
+        else 0
+    )
     for (method, sae, n), grp in table.groupby(["method", "sae", "n_latents"], sort=False):
         if method == "strength 0" or (method != "difference of means" and n != nmax):
             continue
         grp = pd.concat([base, grp]).sort_values("strength")
         label = f"{method} ({sae}, n={n})" if method != "difference of means" else method
         for ax, metric in zip(axes, ("helix_fraction", "composition_kl", "low_complexity"), strict=True):
-            ax.plot(grp["strength"], grp[metric], marker="o", label=label,
-                    ls="-" if method == "SAE latents" else "--")
-    for ax, label in zip(axes, ("target: helix fraction (oracle)", "naturalness: composition KL (nats)",
-                                "low-complexity share"), strict=True):
+            ax.plot(
+                grp["strength"],
+                grp[metric],
+                marker="o",
+                label=label,
+                ls="-" if method == "SAE latents" else "--",
+            )
+    for ax, label in zip(
+        axes,
+        ("target: helix fraction (oracle)", "naturalness: composition KL (nats)", "low-complexity share"),
+        strict=True,
+    ):
         ax.set_xlabel("strength (× latent max)")
         ax.set_title(label, fontsize=9)
     axes[0].legend(fontsize=6)

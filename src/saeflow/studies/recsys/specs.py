@@ -17,8 +17,14 @@ UNTRAINED = "untrained"
 NEURONS = "neurons"
 """Unit set of the raw-neuron control (the d_model coordinates of the scoring state)."""
 
-_SAE_DEFAULTS = {"architecture": "topk", "lr": 0.001, "batch_size": 256, "epochs": 5.0, "warmup_steps": 20,
-                 "dead_tokens": 20_000}
+_SAE_DEFAULTS = {
+    "architecture": "topk",
+    "lr": 0.001,
+    "batch_size": 256,
+    "epochs": 5.0,
+    "warmup_steps": 20,
+    "dead_tokens": 20_000,
+}
 
 
 def recsys_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -81,12 +87,20 @@ def recsys_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> dict[
     sae = recsys_section(config).get("sae") or {}
     base = merge_spec(dict(_SAE_DEFAULTS), sae.get("settings") or {})
     if base["architecture"] != "topk":
-        raise ConfigError(f"recsys.sae.settings.architecture must be topk (RecSAE); got '{base['architecture']}'")
+        raise ConfigError(
+            f"recsys.sae.settings.architecture must be topk (RecSAE); got '{base['architecture']}'"
+        )
     recsys_reference_k(config)  # refuse a reference k that is not trained
     out = {}
     for k in recsys_ks(config):
-        out[sae_name(k)] = {**base, "k": k, "d_sae": recsys_d_sae(config), "model": recsys_model_name(config),
-                            "layer": recsys_layer(config), "train_on": recsys_textset(config)}
+        out[sae_name(k)] = {
+            **base,
+            "k": k,
+            "d_sae": recsys_d_sae(config),
+            "model": recsys_model_name(config),
+            "layer": recsys_layer(config),
+            "train_on": recsys_textset(config),
+        }
     return out
 
 

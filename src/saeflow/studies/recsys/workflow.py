@@ -42,7 +42,8 @@ class RecsysWorkflow:
         return list(dict.fromkeys(self.paths.uri_inputs(data["inter"]) + self.paths.uri_inputs(data["item"])))
 
     def data_params(self) -> dict[str, Any]:
-        """The data section with the files resolved (a plain dict: a changed column or file reruns the study)."""
+        """The data section with the files resolved (a plain dict: a changed column or file reruns the
+        study)."""
         data = dict(self.section["data"])
         data["inter"], data["item"] = self.paths.resolve(data["inter"]), self.paths.resolve(data["item"])
         return data
@@ -52,8 +53,11 @@ class RecsysWorkflow:
         return f"{self.dir}/model/{self.model_name}"
 
     def model_files(self) -> dict[str, str]:
-        return {"weights": f"{self.model_dir}/sasrec.safetensors", "config": f"{self.model_dir}/sasrec.json",
-                "training": f"{self.model_dir}/training.json"}
+        return {
+            "weights": f"{self.model_dir}/sasrec.safetensors",
+            "config": f"{self.model_dir}/sasrec.json",
+            "training": f"{self.model_dir}/training.json",
+        }
 
     def acts_manifest(self) -> str:
         return self.paths.acts_manifest(self.textset, self.model_name, self.layer)
@@ -65,8 +69,11 @@ class RecsysWorkflow:
 
     def untrained(self) -> dict[str, int]:
         """Shape and seed of the untrained-SAE control (the reference SAE's)."""
-        return {"d_sae": recsys_d_sae(self.config), "k": recsys_reference_k(self.config),
-                "seed": int(self.config.get("seed", 0))}
+        return {
+            "d_sae": recsys_d_sae(self.config),
+            "k": recsys_reference_k(self.config),
+            "seed": int(self.config.get("seed", 0)),
+        }
 
     # --- concept dictionaries
     def dictionary(self, units: str) -> str:

@@ -1,4 +1,5 @@
-"""Specialised SAEs (Muhamed et al. 2024): data selection per subdomain, the GSAE finetuned with ERM / TERM."""
+"""Specialised SAEs (Muhamed et al. 2024): data selection per subdomain, the GSAE finetuned with ERM /
+TERM."""
 
 from saeflow.studies.ssae.paths import ssae_targets
 from saeflow.studies.ssae.references import REFERENCES

@@ -1,17 +1,19 @@
 """Tail-concept metrics of an SAE on a domain's held-out activations (docs/methods.md § Tail-concept recall).
 
-* **Token frequency**: how often each token type occurs in the general corpus (tokens as extraction stores them).
-  Types are binned by that count with edges e_1 < e_2 < ... : bin 0 = [0, e_1), bin j = [e_j, e_{j+1}), last bin
-  = [e_last, ∞); bins are listed rarest first.
+* **Token frequency**: how often each token type occurs in the general corpus (tokens as extraction stores
+them).
+  Types are binned by that count with edges e_1 < e_2 < ... : bin 0 = [0, e_1), bin j = [e_j, e_{j+1}), last
+  bin = [e_last, ∞); bins are listed rarest first.
 * **Captured token type**: type t is captured if it is the *dominant token* of at least one latent: among the
   latent's `top_n` (20) highest activations on the domain set, t accounts for at least `dominance` (50%). Only
   firing (non-zero) activations count, so a latent that fires on fewer than `top_n` tokens is judged on those;
-  the dominant token must also make up at least `min_count` of them (our choice, default 2: one token seen once
-  would otherwise "dominate" a latent that fired once). A type is eligible in its bin if it occurs at least
-  `min_count` times in the domain set; **tail recall** per bin = captured eligible types / eligible types.
+  the dominant token must also make up at least `min_count` of them (our choice, default 2: one token seen
+  once would otherwise "dominate" a latent that fired once). A type is eligible in its bin if it occurs at
+  least `min_count` times in the domain set; **tail recall** per bin = captured eligible types / eligible
+  types.
 * **Coverage**: share of the domain tokens on which any latent fires, per frequency bin of the token. For TopK
-  SAEs every token has k active latents, so "fires" means an activation of at least `fire_threshold` times that
-  latent's maximum over the domain set (our choice; 0 gives the literal "any non-zero latent").
+  SAEs every token has k active latents, so "fires" means an activation of at least `fire_threshold` times
+  that latent's maximum over the domain set (our choice; 0 gives the literal "any non-zero latent").
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ DEFAULT_EDGES = (1, 10, 100, 1000, 10000)
 # --------------------------------------------------------------------------- token frequencies
 
 
-def count_token_types(token_lists: Iterable[Sequence[int]], vocab_size: int, *, skip_first: bool = True
-                      ) -> np.ndarray:
-    """int64 [vocab_size] occurrence counts; position 0 of each list is skipped (extraction never stores it)."""
+def count_token_types(
+    token_lists: Iterable[Sequence[int]], vocab_size: int, *, skip_first: bool = True
+) -> np.ndarray:
+    """int64 [vocab_size] occurrence counts; position 0 of each list is skipped (extraction never stores
+    it)."""
     counts = np.zeros(vocab_size, dtype=np.int64)
     for toks in token_lists:
         arr = np.asarray(toks[1:] if skip_first else toks, dtype=np.int64)
@@ -82,7 +86,9 @@ class TopActivations:
     def update(self, latents: torch.Tensor, token_ids: torch.Tensor) -> None:
         f = latents.detach().float()
         if f.ndim != 2 or token_ids.shape[0] != f.shape[0]:
-            raise ValueError(f"latents must be [N, m] with N token ids; got {tuple(f.shape)}, {tuple(token_ids.shape)}")
+            raise ValueError(
+                f"latents must be [N, m] with N token ids; got {tuple(f.shape)}, {tuple(token_ids.shape)}"
+            )
         m = f.shape[1]
         if self.values is None:
             self.values = torch.zeros(m, self.top_n)
@@ -104,8 +110,9 @@ class TopActivations:
         return self.values[:, 0]
 
 
-def dominant_tokens(values: torch.Tensor, tokens: torch.Tensor, *, dominance: float = 0.5, min_count: int = 2
-                    ) -> torch.Tensor:
+def dominant_tokens(
+    values: torch.Tensor, tokens: torch.Tensor, *, dominance: float = 0.5, min_count: int = 2
+) -> torch.Tensor:
     """Per latent, its dominant token id among its firing top activations, or -1 (see module docstring)."""
     if not 0 < dominance <= 1:
         raise ConfigError(f"dominance must be in (0, 1]; got {dominance}")
@@ -154,10 +161,17 @@ class ConceptReport(NamedTuple):
         return d
 
 
-def tail_concept_recall(dominant: torch.Tensor, domain_counts: np.ndarray, general_counts: np.ndarray,
-                        edges: Sequence[int], *, min_count: int = 2, rare_max_count: int = 10
-                        ) -> tuple[list[tuple[str, int, int]], float, int, int]:
-    """Per bin (rarest first): (label, eligible types, captured types); plus the rare-type recall and totals."""
+def tail_concept_recall(
+    dominant: torch.Tensor,
+    domain_counts: np.ndarray,
+    general_counts: np.ndarray,
+    edges: Sequence[int],
+    *,
+    min_count: int = 2,
+    rare_max_count: int = 10,
+) -> tuple[list[tuple[str, int, int]], float, int, int]:
+    """Per bin (rarest first): (label, eligible types, captured types); plus the rare-type recall and
+    totals."""
     edges = check_edges(edges)
     vocab = len(general_counts)
     if len(domain_counts) != vocab:
@@ -178,8 +192,16 @@ def tail_concept_recall(dominant: torch.Tensor, domain_counts: np.ndarray, gener
 
 
 def concept_report(
-    sae, rows: Iterable, general_counts: np.ndarray, *, edges: Sequence[int] = DEFAULT_EDGES, top_n: int = 20,
-    dominance: float = 0.5, min_count: int = 2, rare_max_count: int = 10, fire_threshold: float = 0.5,
+    sae,
+    rows: Iterable,
+    general_counts: np.ndarray,
+    *,
+    edges: Sequence[int] = DEFAULT_EDGES,
+    top_n: int = 20,
+    dominance: float = 0.5,
+    min_count: int = 2,
+    rare_max_count: int = 10,
+    fire_threshold: float = 0.5,
     device: str = "cpu",
 ) -> ConceptReport:
     """Tail recall and coverage of `sae` on activation rows (ActivationStore.iter_rows: acts + token ids).
@@ -202,7 +224,8 @@ def concept_report(
         raise DataError("concept_report: no activation rows")
     dominant = dominant_tokens(top.values, top.tokens, dominance=dominance, min_count=min_count)
     recall_rows, rare_recall, n_cap, n_types = tail_concept_recall(
-        dominant, domain_counts, general_counts, edges, min_count=min_count, rare_max_count=rare_max_count)
+        dominant, domain_counts, general_counts, edges, min_count=min_count, rare_max_count=rare_max_count
+    )
 
     # coverage: pass 2, against each latent's max activation over the domain set
     thresh = (top.max_activation * fire_threshold).to(device)
@@ -226,4 +249,6 @@ def concept_report(
         for (label, nt, nc), tot, cov in zip(recall_rows, totals, covered, strict=True)
     ]
     coverage_rare = rare_covered / rare_total if rare_total else float("nan")
-    return ConceptReport(bins, rare_recall, coverage_rare, n_cap, n_types, n_tokens, int((dominant >= 0).sum()))
+    return ConceptReport(
+        bins, rare_recall, coverage_rare, n_cap, n_types, n_tokens, int((dominant >= 0).sum())
+    )

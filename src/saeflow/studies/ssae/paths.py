@@ -15,8 +15,13 @@ def ssae_targets(config: Mapping[str, Any], saes: Mapping[str, Any]) -> list[str
     figures = f"{config['results_dir']}/figures"
     subs = ssae_subdomains(config)
     return (
-        [f"{tables}/ssae.csv", f"{tables}/ssae.md", f"{tables}/ssae_bins.csv", f"{tables}/ssae_retrieval.csv",
-         f"{tables}/ssae_retrieval.md"]
+        [
+            f"{tables}/ssae.csv",
+            f"{tables}/ssae.md",
+            f"{tables}/ssae_bins.csv",
+            f"{tables}/ssae_retrieval.csv",
+            f"{tables}/ssae_retrieval.md",
+        ]
         + [f"{figures}/ssae_pareto_{s}.png" for s in subs]
         + [f"{figures}/tail_recall_{s}.png" for s in subs]
     )

@@ -13,7 +13,10 @@ REFERENCES: tuple[Reference, ...] = (
         tables=("*ssae*", "*retrieval*", "*selection*", "*term*", "*tail*", "*recall*"),
         columns=("finding", "reported"),
         rows=(
-            ("data selection, subdomain perplexity", "Dense+TracIn ≈ BM25+TracIn > Dense > BM25 > random (OWT)"),
+            (
+                "data selection, subdomain perplexity",
+                "Dense+TracIn ≈ BM25+TracIn > Dense > BM25 > random (OWT)",
+            ),
             ("TERM vs ERM, physics", "competitive around L0 ≈ 85–100"),
             ("TERM vs ERM, toxicity", "competitive around L0 ≈ 100–140"),
             ("TERM, tail concepts", "higher recall of rare (tail) token concepts"),

@@ -1,4 +1,5 @@
-"""The SSAE table (one row per subdomain × selection × objective × sparsity, plus the GSAE) and its figures."""
+"""The SSAE table (one row per subdomain × selection × objective × sparsity, plus the GSAE) and its
+figures."""
 
 from __future__ import annotations
 
@@ -11,20 +12,44 @@ import pandas as pd
 from saeflow.io import atomic_path, read_json
 
 SSAE_COLUMNS = [
-    "subdomain", "selection", "objective", "tilt", "sparsity_key", "sparsity", "k", "sae", "l0", "fvu", "explained_variance",
-    "perplexity_clean_domain", "perplexity_sae_domain", "delta_ce_domain", "ce_loss_score_domain",
-    "perplexity_clean_general", "perplexity_sae_general", "delta_ce_general", "tail_recall_rare",
-    "captured_types", "coverage_rare", "retrieval_precision", "retrieval_recall", "retrieval_token_precision",
-    "recall_ceiling", "selection_tokens",
+    "subdomain",
+    "selection",
+    "objective",
+    "tilt",
+    "sparsity_key",
+    "sparsity",
+    "k",
+    "sae",
+    "l0",
+    "fvu",
+    "explained_variance",
+    "perplexity_clean_domain",
+    "perplexity_sae_domain",
+    "delta_ce_domain",
+    "ce_loss_score_domain",
+    "perplexity_clean_general",
+    "perplexity_sae_general",
+    "delta_ce_general",
+    "tail_recall_rare",
+    "captured_types",
+    "coverage_rare",
+    "retrieval_precision",
+    "retrieval_recall",
+    "retrieval_token_precision",
+    "recall_ceiling",
+    "selection_tokens",
 ]
 
 
-def ssae_row(variant: dict[str, Any], domain_eval: dict, general_eval: dict, concepts: dict,
-             selection: dict | None) -> dict[str, Any]:
+def ssae_row(
+    variant: dict[str, Any], domain_eval: dict, general_eval: dict, concepts: dict, selection: dict | None
+) -> dict[str, Any]:
     """One table row from a variant's evaluation JSONs, concept report and selection record."""
     quality = (selection or {}).get("quality") or {}
     return {
-        **{k: variant[k] for k in ("subdomain", "selection", "objective", "tilt", "sparsity_key", "sparsity")},
+        **{
+            k: variant[k] for k in ("subdomain", "selection", "objective", "tilt", "sparsity_key", "sparsity")
+        },
         "k": variant["sparsity"] if variant["sparsity_key"] == "k" else None,
         "sae": variant["name"],
         "l0": domain_eval["l0"],
@@ -49,22 +74,41 @@ def ssae_row(variant: dict[str, Any], domain_eval: dict, general_eval: dict, con
 
 
 def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """entries: dicts with name, subdomain, selection, objective, tilt, sparsity_key, sparsity and `paths` holding the JSON paths
-    'domain_eval', 'general_eval', 'concepts' and (optional) 'selection'."""
+    """entries: dicts with name, subdomain, selection, objective, tilt, sparsity_key, sparsity and `paths`
+    holding the JSON paths 'domain_eval', 'general_eval', 'concepts' and (optional) 'selection'."""
     rows = []
     for v in entries:
         p = v["paths"]
         sel = read_json(p["selection"]) if p.get("selection") else None
-        rows.append(ssae_row(v, read_json(p["domain_eval"]), read_json(p["general_eval"]), read_json(p["concepts"]),
-                             sel))
+        rows.append(
+            ssae_row(
+                v, read_json(p["domain_eval"]), read_json(p["general_eval"]), read_json(p["concepts"]), sel
+            )
+        )
     df = pd.DataFrame(rows, columns=SSAE_COLUMNS)
     order = {"gsae": 0, "domain": 1, "dense": 2, "bm25": 3, "random": 4}
     df["_o"] = df["selection"].map(lambda s: order.get(s, 9))
-    return df.sort_values(["subdomain", "_o", "selection", "objective", "sparsity"]).drop(columns="_o").reset_index(drop=True)
+    return (
+        df.sort_values(["subdomain", "_o", "selection", "objective", "sparsity"])
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
 
 
-RETRIEVAL_COLUMNS = ["subdomain", "method", "precision", "recall", "token_precision", "recall_ceiling",
-                     "n_documents", "n_tokens", "budget_tokens", "pool_general", "pool_domain", "seeds"]
+RETRIEVAL_COLUMNS = [
+    "subdomain",
+    "method",
+    "precision",
+    "recall",
+    "token_precision",
+    "recall_ceiling",
+    "n_documents",
+    "n_tokens",
+    "budget_tokens",
+    "pool_general",
+    "pool_domain",
+    "seeds",
+]
 """No wall-clock column: two identical runs give byte-identical tables (timings are in benchmarks/)."""
 
 
@@ -75,10 +119,19 @@ def retrieval_table(selection_paths: dict[str, dict[str, str]]) -> pd.DataFrame:
         for method, path in methods.items():
             rec = read_json(path)
             q = rec["quality"]
-            rows.append({"subdomain": sub, "method": method, **{k: q.get(k) for k in RETRIEVAL_COLUMNS[2:6]},
-                         "n_documents": rec["n_documents"], "n_tokens": rec["n_tokens"],
-                         "budget_tokens": rec["budget_tokens"], "pool_general": rec["pool"]["general_documents"],
-                         "pool_domain": rec["pool"]["domain_documents"], "seeds": rec["pool"]["seeds"]})
+            rows.append(
+                {
+                    "subdomain": sub,
+                    "method": method,
+                    **{k: q.get(k) for k in RETRIEVAL_COLUMNS[2:6]},
+                    "n_documents": rec["n_documents"],
+                    "n_tokens": rec["n_tokens"],
+                    "budget_tokens": rec["budget_tokens"],
+                    "pool_general": rec["pool"]["general_documents"],
+                    "pool_domain": rec["pool"]["domain_documents"],
+                    "seeds": rec["pool"]["seeds"],
+                }
+            )
     return pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS)
 
 
@@ -88,9 +141,14 @@ def concept_bins_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for v in entries:
         rep = read_json(v["paths"]["concepts"])
         for j, b in enumerate(rep["bins"]):
-            rows.append({**{k: v[k] for k in ("subdomain", "selection", "objective", "sparsity_key", "sparsity")},
-                         "sae": v["name"],
-                         "bin": j, **b})
+            rows.append(
+                {
+                    **{k: v[k] for k in ("subdomain", "selection", "objective", "sparsity_key", "sparsity")},
+                    "sae": v["name"],
+                    "bin": j,
+                    **b,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -107,7 +165,8 @@ def _save(fig, path: str | Path) -> None:
 
 
 def pareto_figure(df: pd.DataFrame, subdomain: str, path: str | Path) -> None:
-    """Domain perplexity (SAE spliced in) against L0, one line per selection/objective over the sparsity sweep."""
+    """Domain perplexity (SAE spliced in) against L0, one line per selection/objective over the sparsity
+    sweep."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,8 +176,11 @@ def pareto_figure(df: pd.DataFrame, subdomain: str, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for (sel, obj), g in d.groupby(["selection", "objective"], sort=False):
         g = g.sort_values("l0")
-        style = {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"} if sel == "gsae" else {
-            "marker": "o", "linestyle": "--" if obj != "erm" else "-"}
+        style = (
+            {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"}
+            if sel == "gsae"
+            else {"marker": "o", "linestyle": "--" if obj != "erm" else "-"}
+        )
         ax.plot(g.l0, g.perplexity_sae_domain, label=_series_label(sel, obj), **style)
     if len(d):
         ax.axhline(d.perplexity_clean_domain.iloc[0], color="grey", linestyle=":", label="clean model")
@@ -130,9 +192,11 @@ def pareto_figure(df: pd.DataFrame, subdomain: str, path: str | Path) -> None:
     _save(fig, path)
 
 
-def tail_recall_figure(bins: pd.DataFrame, subdomain: str, path: str | Path, sparsity: float | None = None) -> None:
-    """Captured share of token types per general-corpus frequency bin (rarest first), one line per variant at one
-    sparsity setting (all settings when None); the GSAE is always shown."""
+def tail_recall_figure(
+    bins: pd.DataFrame, subdomain: str, path: str | Path, sparsity: float | None = None
+) -> None:
+    """Captured share of token types per general-corpus frequency bin (rarest first), one line per variant at
+    one sparsity setting (all settings when None); the GSAE is always shown."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,11 +207,16 @@ def tail_recall_figure(bins: pd.DataFrame, subdomain: str, path: str | Path, spa
         d = d[(d.sparsity == sparsity) | (d.selection == "gsae")]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     labels: list[str] = []
-    for (sel, obj, key, value), g in d.groupby(["selection", "objective", "sparsity_key", "sparsity"], sort=False):
+    for (sel, obj, key, value), g in d.groupby(
+        ["selection", "objective", "sparsity_key", "sparsity"], sort=False
+    ):
         g = g.sort_values("bin")
         labels = list(g.label)
-        style = {"color": "black", "linewidth": 2.5} if sel == "gsae" else {
-            "linestyle": "--" if obj != "erm" else "-", "marker": "o"}
+        style = (
+            {"color": "black", "linewidth": 2.5}
+            if sel == "gsae"
+            else {"linestyle": "--" if obj != "erm" else "-", "marker": "o"}
+        )
         ax.plot(g.bin, g.recall, label=f"{_series_label(sel, obj)} ({key}={value:g})", **style)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel("token-type frequency in the general corpus (occurrences; rarest first)")

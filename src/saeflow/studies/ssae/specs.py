@@ -6,14 +6,14 @@ For every subdomain listed under ``ssae.subdomains`` (a corpus name) the study
    is the reference: the subdomain's own training text) up to ``ssae.budget_tokens`` -> text set
    ``<subdomain>.sel-<method>`` (results/texts/<subdomain>.sel-<method>.jsonl);
 2. finetunes the base GSAE (``ssae.base_sae``) on each selection, once per objective in ``ssae.objectives``
-   (name -> TERM tilt; 0 is ERM) and per sparsity setting in ``ssae.sparsity`` (values of ``ssae.sparsity_key``:
-   k for TopK-family SAEs, l1_coefficient for ReLU+L1);
+   (name -> TERM tilt; 0 is ERM) and per sparsity setting in ``ssae.sparsity`` (values of
+   ``ssae.sparsity_key``: k for TopK-family SAEs, l1_coefficient for ReLU+L1);
 3. evaluates each SSAE on the subdomain's and the general corpus's held-out text, and measures tail-concept
    recall on the subdomain (saeflow.studies.ssae.concepts).
 
 The candidate pool of a subdomain = the first ``pool.general_documents`` general training documents + the
-subdomain's training documents that are not seeds (the next ``pool.domain_documents``), labels hidden; the hidden
-domain documents are the positives of the retrieval precision/recall.
+subdomain's training documents that are not seeds (the next ``pool.domain_documents``), labels hidden; the
+hidden domain documents are the positives of the retrieval precision/recall.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from saeflow.retrieval import (
 log = logging.getLogger(__name__)
 
 METHODS = ("dense", "bm25", "random", "domain")
-"""Selection methods; `domain` is the reference (the subdomain's own training text), not a retrieval method."""
+"""Selection methods; `domain` is the reference (the subdomain's own training text), not a retrieval
+method."""
 SELECTION_PREFIX = "sel-"
 CONCEPTS_SPLIT = "concepts"
 
@@ -82,7 +83,8 @@ def sparsity_tag(key: str, value: float) -> str:
 
 
 def sparsity_for(config: dict[str, Any], selection: str, objective: str) -> list[float]:
-    """Sparsity values (of ssae.sparsity_key) of a variant: ssae.sparsity["<selection>.<objective>"], ["<selection>"], ["<objective>"], ["default"].
+    """Sparsity values (of ssae.sparsity_key) of a variant: ssae.sparsity["<selection>.<objective>"],
+    ["<selection>"], ["<objective>"], ["default"].
 
     An empty list skips the variant (e.g. {"random.term": []}: no TERM SSAE on the random selection).
     """
@@ -126,29 +128,50 @@ def ssae_variants(config: dict[str, Any]) -> list[SSAEVariant]:
                     raise ConfigError(f"ssae.objectives.{obj}: the tilt must be >= 0; got {tilt}")
                 for value in sparsity_for(config, sel, obj):
                     value = int(value) if key == "k" else float(value)
-                    out.append(SSAEVariant(f"ssae-{sub}-{sel}-{obj}-{sparsity_tag(key, value)}", sub, sel, obj,
-                                           float(tilt), key, value))
+                    out.append(
+                        SSAEVariant(
+                            f"ssae-{sub}-{sel}-{obj}-{sparsity_tag(key, value)}",
+                            sub,
+                            sel,
+                            obj,
+                            float(tilt),
+                            key,
+                            value,
+                        )
+                    )
     return out
 
 
-def ssae_specs(config: Mapping[str, Any], defined: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The study's SAEs: the base GSAE's spec, finetuned (init_from) on a selection with a tilt and a sparsity."""
+def ssae_specs(
+    config: Mapping[str, Any], defined: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The study's SAEs: the base GSAE's spec, finetuned (init_from) on a selection with a tilt and a
+    sparsity."""
     variants = ssae_variants(config)
     if not variants:
         return {}
     cfg = _ssae(config)
     base = cfg.get("base_sae", "gsae")
     if base not in defined:
-        raise ConfigError(f"ssae.base_sae: '{base}' is not a defined SAE (known: {', '.join(sorted(defined))})")
-    base_spec = {k: v for k, v in copy.deepcopy(dict(defined[base])).items()
-                 if k not in ("train_on", "init_from", "seed", "eval_sets")}
+        raise ConfigError(
+            f"ssae.base_sae: '{base}' is not a defined SAE (known: {', '.join(sorted(defined))})"
+        )
+    base_spec = {
+        k: v
+        for k, v in copy.deepcopy(dict(defined[base])).items()
+        if k not in ("train_on", "init_from", "seed", "eval_sets")
+    }
     general = cfg.get("general_corpus", "general")
     specs = {}
     for v in variants:
         spec = copy.deepcopy(base_spec)
         spec.update(copy.deepcopy(cfg.get("finetune") or {}))
-        spec.update(train_on=selection_textset(v.subdomain, v.selection), init_from=base, tilt=v.tilt,
-                    eval_sets=[v.subdomain, general])
+        spec.update(
+            train_on=selection_textset(v.subdomain, v.selection),
+            init_from=base,
+            tilt=v.tilt,
+            eval_sets=[v.subdomain, general],
+        )
         spec[v.sparsity_key] = v.sparsity
         specs[v.name] = spec
     return specs
@@ -212,30 +235,54 @@ class Pool(NamedTuple):
     positives: set[str]
 
 
-def build_pool(general_docs: Sequence[dict], domain_docs: Sequence[dict], *, n_general: int, n_seeds: int,
-               n_hidden: int, count_tokens: TokenCounter) -> Pool:
+def build_pool(
+    general_docs: Sequence[dict],
+    domain_docs: Sequence[dict],
+    *,
+    n_general: int,
+    n_seeds: int,
+    n_hidden: int,
+    count_tokens: TokenCounter,
+) -> Pool:
     """Seeds = the first `n_seeds` domain training docs; pool = the first `n_general` general docs + the next
     `n_hidden` domain docs (a domain doc whose text also occurs among the general ones is left out)."""
     if n_seeds < 1:
         raise ConfigError(f"ssae.seeds must be at least 1; got {n_seeds}")
     general = list(general_docs[:n_general])
     if len(domain_docs) <= n_seeds:
-        raise DataError(f"the subdomain has {len(domain_docs)} training documents; need more than {n_seeds} seeds")
+        raise DataError(
+            f"the subdomain has {len(domain_docs)} training documents; need more than {n_seeds} seeds"
+        )
     if len(general) < n_general:
-        log.warning("the general corpus has only %d training documents (pool.general_documents=%d)",
-                    len(general), n_general)
+        log.warning(
+            "the general corpus has only %d training documents (pool.general_documents=%d)",
+            len(general),
+            n_general,
+        )
     general_ids = {str(d["id"]) for d in general}
     window = list(domain_docs[n_seeds : n_seeds + n_hidden])
-    rows = np.array([n_seeds + i for i, d in enumerate(window) if str(d["id"]) not in general_ids], dtype=np.int64)
+    rows = np.array(
+        [n_seeds + i for i, d in enumerate(window) if str(d["id"]) not in general_ids], dtype=np.int64
+    )
     hidden = [domain_docs[r] for r in rows.tolist()]
     candidates = Candidates.from_documents(general + hidden, count_tokens)
     return Pool(list(domain_docs[:n_seeds]), candidates, len(general), rows, {str(d["id"]) for d in hidden})
 
 
-def run_selection(method: str, pool: Pool, domain_docs: Sequence[dict], *, budget_tokens: int, top_k: int,
-                  seed: int, count_tokens: TokenCounter, queries: Sequence[str] | None = None,
-                  general_index: Any = None, domain_embeddings: np.ndarray | None = None, embedder: Any = None,
-                  ) -> tuple[Selection, Candidates]:
+def run_selection(
+    method: str,
+    pool: Pool,
+    domain_docs: Sequence[dict],
+    *,
+    budget_tokens: int,
+    top_k: int,
+    seed: int,
+    count_tokens: TokenCounter,
+    queries: Sequence[str] | None = None,
+    general_index: Any = None,
+    domain_embeddings: np.ndarray | None = None,
+    embedder: Any = None,
+) -> tuple[Selection, Candidates]:
     """Run one selection method on a subdomain's pool; returns the selection and the candidates it indexes."""
     if method not in METHODS:
         raise ConfigError(f"unknown selection method '{method}'; known: {', '.join(METHODS)}")
@@ -246,27 +293,50 @@ def run_selection(method: str, pool: Pool, domain_docs: Sequence[dict], *, budge
     if method == "random":
         return random_select(pool.candidates, budget_tokens=budget_tokens, seed=seed), pool.candidates
     if method == "bm25":
-        return bm25_select(seed_texts, pool.candidates, budget_tokens=budget_tokens, top_k=top_k), pool.candidates
+        return bm25_select(
+            seed_texts, pool.candidates, budget_tokens=budget_tokens, top_k=top_k
+        ), pool.candidates
     # dense: the cached general index + an exact index over the hidden domain rows
     if general_index is None or domain_embeddings is None:
         raise ConfigError("dense selection needs the general corpus index and the subdomain embeddings")
     if general_index.ntotal != pool.n_general:
-        raise DataError(f"the general index holds {general_index.ntotal} rows; the pool has {pool.n_general} "
-                        "general documents (rebuild the embedding cache)")
+        raise DataError(
+            f"the general index holds {general_index.ntotal} rows; the pool has {pool.n_general} "
+            "general documents (rebuild the embedding cache)"
+        )
     hidden_index = build_index(domain_embeddings[pool.hidden_rows], "flat")
     seed_emb = None if queries else domain_embeddings[: len(pool.seeds)]
-    sel = dense_select(seed_texts if queries else None, pool.candidates, budget_tokens=budget_tokens, top_k=top_k,
-                       index=[general_index, hidden_index], embedder=embedder, seed_embeddings=seed_emb)
+    sel = dense_select(
+        seed_texts if queries else None,
+        pool.candidates,
+        budget_tokens=budget_tokens,
+        top_k=top_k,
+        index=[general_index, hidden_index],
+        embedder=embedder,
+        seed_embeddings=seed_emb,
+    )
     return sel, pool.candidates
 
 
-def selection_record(sel: Selection, candidates: Candidates, pool: Pool, *, subdomain: str, method: str,
-                     settings: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:
+def selection_record(
+    sel: Selection,
+    candidates: Candidates,
+    pool: Pool,
+    *,
+    subdomain: str,
+    method: str,
+    settings: dict[str, Any],
+    seconds: float | None = None,
+) -> dict[str, Any]:
     """The JSON sidecar of a selection: stats, retrieval quality (not for `domain`) and per-document scores.
 
-    Deterministic: no wall-clock time (`seconds` is accepted and left out; the rule's benchmark file has it)."""
-    quality = (retrieval_quality(sel, candidates, pool.positives)._asdict() if method != "domain"
-               else dict.fromkeys(("precision", "recall", "token_precision", "recall_ceiling")))
+    Deterministic: no wall-clock time (`seconds` is accepted and left out; the rule's benchmark file has
+    it)."""
+    quality = (
+        retrieval_quality(sel, candidates, pool.positives)._asdict()
+        if method != "domain"
+        else dict.fromkeys(("precision", "recall", "token_precision", "recall_ceiling"))
+    )
     records = sel.records(candidates)
     for r in records:
         r["in_domain"] = r["id"] in pool.positives if method != "domain" else True
@@ -278,8 +348,11 @@ def selection_record(sel: Selection, candidates: Candidates, pool: Pool, *, subd
         "budget_tokens": sel.budget_tokens,
         "exhausted": sel.exhausted,
         "quality": quality,
-        "pool": {"general_documents": pool.n_general, "domain_documents": len(pool.hidden_rows),
-                 "seeds": len(pool.seeds)},
+        "pool": {
+            "general_documents": pool.n_general,
+            "domain_documents": len(pool.hidden_rows),
+            "seeds": len(pool.seeds),
+        },
         "settings": settings,
         "documents": records,
     }
@@ -307,8 +380,8 @@ class TiltPoint(NamedTuple):
 def tilt_profile(per_token: np.ndarray, tilts: Sequence[float], batch_size: int = 1024) -> list[TiltPoint]:
     """Where TERM's R_t sits between the mean and the max of per-token losses, per tilt, over minibatches.
 
-    Use it to choose a tilt on the loss scale at hand: our per-token loss is the squared error summed over d in
-    the normalised space (E‖x‖² = d), so a useful t is of the order of 1 / (spread of the losses).
+    Use it to choose a tilt on the loss scale at hand: our per-token loss is the squared error summed over d
+    in the normalised space (E‖x‖² = d), so a useful t is of the order of 1 / (spread of the losses).
     """
     import torch
 
@@ -317,7 +390,9 @@ def tilt_profile(per_token: np.ndarray, tilts: Sequence[float], batch_size: int 
     losses = torch.as_tensor(np.asarray(per_token, dtype=np.float64))
     n = len(losses) // batch_size
     if n == 0:
-        raise DataError(f"tilt_profile: need at least one minibatch of {batch_size} losses; got {len(losses)}")
+        raise DataError(
+            f"tilt_profile: need at least one minibatch of {batch_size} losses; got {len(losses)}"
+        )
     batches = losses[: n * batch_size].reshape(n, batch_size)
     out = []
     for t in tilts:

@@ -26,8 +26,10 @@ class SSAEWorkflow:
 
     def embedder_source(self, name: str) -> str:
         if name != self.embedder["name"]:
-            raise ConfigError(f"embedder '{name}' is not configured (ssae.retrieval.embedder.name is "
-                              f"'{self.embedder['name']}')")
+            raise ConfigError(
+                f"embedder '{name}' is not configured (ssae.retrieval.embedder.name is "
+                f"'{self.embedder['name']}')"
+            )
         return self.paths.resolve(self.embedder["source"])
 
     def selection_json(self, subdomain: str, method: str) -> str:
@@ -54,8 +56,10 @@ class SSAEWorkflow:
 
     def selection_jsons(self) -> dict[str, dict[str, str]]:
         """{subdomain: {method: selection JSON}} of the retrieval methods (`domain` is no retrieval)."""
-        return {s: {m: self.selection_json(s, m) for m in self.cfg["selections"] if m != "domain"}
-                for s in self.subdomains}
+        return {
+            s: {m: self.selection_json(s, m) for m in self.cfg["selections"] if m != "domain"}
+            for s in self.subdomains
+        }
 
     def report_inputs(self, wildcards) -> list[str]:
         files = {p for entry in self.report_entries() for p in entry["paths"].values()}
