@@ -40,7 +40,11 @@ def test_tiny_end_to_end_run(tiny_run):
     # average, and a boosted SAE (boost-*) adds its residual's latents to its base's
     topk = table[~table.sae.str.startswith(("arch-", "boost-"))]
     assert (table.l0 > 0).all() and (topk.l0 <= 16).all()
-    assert ((table.fvu > 0) & (table.fvu < 1)).all()
+    assert (table.fvu > 0).all()
+    # every SAE trained on the corpora it is evaluated on reconstructs better than the mean; the MAIRA-2 SAE
+    # (2k tokens of radiology reports in this config) is evaluated on general text, out of its domain
+    in_domain = table[~table.sae.str.startswith("maira2-")]
+    assert (in_domain.fvu < 1).all()
     assert (table.ce_sae >= table.ce_clean - 0.05).all()
     arch = pd.read_csv(tmp_path / "results" / "tables" / "architectures.csv")
     assert set(arch.architecture) == {"topk", "batchtopk", "ortsae"}
