@@ -41,8 +41,10 @@ def write_table(
     floatfmt: str = ".4g",
     preamble: str = "",
 ) -> None:
+    # 12 significant digits: the 16th moves with the summation order (thread counts differ between a laptop
+    # and a cluster job), and two runs of one config must give byte-identical tables
     with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=False)
+        df.to_csv(tmp, index=False, float_format="%.12g")
     if md_path is not None:
         with atomic_path(md_path) as tmp:
             tmp.write_text(preamble + df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
