@@ -113,6 +113,22 @@ def merge_spec(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def finetune_of(
+    defined: Mapping[str, Mapping[str, Any]], base: str, overrides: Mapping[str, Any] | None, *, key: str
+) -> dict[str, Any]:
+    """The spec of a finetune of SAE `base` (one defined before): the base's settings without its run-specific
+    keys (text set, parent, seed, eval sets), `overrides` on top (``extra`` key by key), ``init_from`` = base.
+    `key` names the config key that chose the base, for the error."""
+    if base not in defined:
+        raise ConfigError(f"{key}: '{base}' is not a defined SAE (known: {', '.join(sorted(defined))})")
+    own = {
+        k: v
+        for k, v in dict(defined[base]).items()
+        if k not in ("train_on", "init_from", "seed", "eval_sets")
+    }
+    return {**merge_spec(own, overrides or {}), "init_from": base}
+
+
 def spec_id(spec: Mapping[str, Any]) -> str:
     """Short content hash of an SAE spec (sorted JSON → sha256): the same parameters always get one id."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]

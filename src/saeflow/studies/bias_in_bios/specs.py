@@ -5,11 +5,11 @@ Kept free of heavy imports: the workflow imports it (through saeflow.registry) e
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from saeflow.errors import ConfigError
+from saeflow.sae_spec import finetune_of
 
 ARCH_PREFIX = "architecture:"
 
@@ -50,20 +50,11 @@ def bias_ssae_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> di
         )
     ssae = _bib(config)["ssae"]
     base = ssae.get("base_sae", "gsae")
-    if base not in defined:
-        raise ConfigError(
-            f"bias_in_bios.ssae.base_sae: '{base}' is not a defined SAE (known: {', '.join(sorted(defined))})"
-        )
-    spec = {
-        k: v
-        for k, v in copy.deepcopy(dict(defined[base])).items()
-        if k not in ("train_on", "init_from", "seed", "eval_sets")
-    }
-    spec.update(copy.deepcopy(dict(ssae.get("finetune") or {})))
+    spec = finetune_of(defined, base, ssae.get("finetune"), key="bias_in_bios.ssae.base_sae")
     # its core-metrics evaluation: the general corpus only (does finetuning on bios-like text cost fidelity
     # there?)
     general = (config.get("ssae") or {}).get("general_corpus", "general")
-    spec.update(train_on=selected_textset(config), init_from=base, eval_sets=[general])
+    spec.update(train_on=selected_textset(config), eval_sets=[general])
     return {bias_ssae_name(config): spec}
 
 

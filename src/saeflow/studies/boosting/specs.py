@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from saeflow.errors import ConfigError
-from saeflow.sae_spec import merge_spec
+from saeflow.sae_spec import finetune_of, merge_spec
 
 BOOST_PREFIX = "boost-"
 FINETUNE_PREFIX = "boost-ft-"
@@ -78,12 +78,7 @@ def boosting_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> dic
             f"residual_batchtopk); got '{residual['architecture']}'"
         )
     residual["extra"] = {**(residual.get("extra") or {}), "base": base_dir}
-    base_spec = {
-        k: v
-        for k, v in copy.deepcopy(dict(defined[base])).items()
-        if k not in ("init_from", "eval_sets", "seed")
-    }
-    finetune = merge_spec(base_spec, cfg.get("finetune") or {})
+    finetune = finetune_of(defined, base, cfg.get("finetune"), key="boosting.base")
     general = boosting_general(config)
     out = {}
     for sub in subs:

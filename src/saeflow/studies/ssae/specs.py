@@ -39,6 +39,7 @@ from saeflow.retrieval import (
     retrieval_quality,
     take_in_order,
 )
+from saeflow.sae_spec import finetune_of
 
 log = logging.getLogger(__name__)
 
@@ -152,23 +153,13 @@ def ssae_specs(
         return {}
     cfg = _ssae(config)
     base = cfg.get("base_sae", "gsae")
-    if base not in defined:
-        raise ConfigError(
-            f"ssae.base_sae: '{base}' is not a defined SAE (known: {', '.join(sorted(defined))})"
-        )
-    base_spec = {
-        k: v
-        for k, v in copy.deepcopy(dict(defined[base])).items()
-        if k not in ("train_on", "init_from", "seed", "eval_sets")
-    }
+    finetune = finetune_of(defined, base, cfg.get("finetune"), key="ssae.base_sae")
     general = cfg.get("general_corpus", "general")
     specs = {}
     for v in variants:
-        spec = copy.deepcopy(base_spec)
-        spec.update(copy.deepcopy(cfg.get("finetune") or {}))
+        spec = copy.deepcopy(finetune)
         spec.update(
             train_on=selection_textset(v.subdomain, v.selection),
-            init_from=base,
             tilt=v.tilt,
             eval_sets=[v.subdomain, general],
         )
