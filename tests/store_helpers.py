@@ -67,3 +67,21 @@ def sparse_data(n: int, d: int, n_features: int, per_token: int, seed: int = 0) 
     coef = torch.rand(n, per_token, generator=g) + 0.5
     x = torch.einsum("nk,nkd->nd", coef, feats[idx])
     return x + 0.01 * torch.randn(n, d, generator=g) + 0.3
+
+
+class Killed(Exception):
+    """Raised by KillAt: a training job killed mid-run."""
+
+
+class KillAt:
+    """A tracker that dies at a given step, like a job killed mid-run (after the checkpoint before it)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def log(self, values, step=None):
+        if step == self.step:
+            raise Killed
+
+    def summary(self, values):
+        pass

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from store_helpers import sparse_data, write_store
+from store_helpers import KillAt, Killed, sparse_data, write_store
 
 from saeflow.activations import ActivationStore
 from saeflow.metrics import fvu
@@ -67,24 +67,6 @@ def test_loss_decreases_and_l0_is_k(tmp_path, store):
     assert result.metrics["tokens_trained"] == 2 * 1024
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillAt:
-    """A tracker that dies at a given step, like a job killed mid-run (after the checkpoint before it)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def log(self, values, step=None):
-        if step == self.step:
-            raise _Killed
-
-    def summary(self, values):
-        pass
-
-
 @pytest.mark.parametrize("arch", ["topk", "relu", "ortsae"])
 def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path, store, arch):
     if arch not in ARCHITECTURES:
@@ -92,8 +74,8 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path, store, arc
     # 32 steps; the tail metrics start at step 28 (90%), so the kill at 30 also tests the restored accumulator
     tcfg = _tcfg(epochs=2, checkpoint_every=8)
     whole = train_sae(_cfg(arch), tcfg, store, tmp_path / "whole")
-    with pytest.raises(_Killed):
-        train_sae(_cfg(arch), tcfg, store, tmp_path / "resumed", tracker=_KillAt(30))
+    with pytest.raises(Killed):
+        train_sae(_cfg(arch), tcfg, store, tmp_path / "resumed", tracker=KillAt(30))
     assert (checkpoint_dir(tmp_path / "resumed") / "tensors.safetensors").is_file()
     assert not (tmp_path / "resumed" / "cfg.json").exists()  # nothing looks complete after the kill
     resumed = train_sae(_cfg(arch), tcfg, store, tmp_path / "resumed")

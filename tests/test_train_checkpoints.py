@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from store_helpers import sparse_data, write_store
+from store_helpers import KillAt, Killed, sparse_data, write_store
 
 from saeflow.activations import ActivationStore
 from saeflow.sae import SAEConfig
@@ -39,25 +39,9 @@ def _tcfg(**kw):
     return TrainConfig(**{**base, **kw})
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillAt:
-    def __init__(self, step):
-        self.step = step
-
-    def log(self, values, step=None):
-        if step == self.step:
-            raise _Killed
-
-    def summary(self, values):
-        pass
-
-
 def _killed_run(out, store, **kw):
-    with pytest.raises(_Killed):
-        train_sae(_cfg(), _tcfg(**kw), store, out, tracker=_KillAt(10))
+    with pytest.raises(Killed):
+        train_sae(_cfg(), _tcfg(**kw), store, out, tracker=KillAt(10))
     assert (checkpoint_dir(out) / "state.json").is_file()
 
 
