@@ -1,11 +1,12 @@
 """Snakemake adapter: decoder geometry and first-letter absorption of one SAE
-(saeflow.architectures.analyze_sae) on a held-out activation set, the token strings from the prepared model's
-tokenizer."""
+(saeflow.studies.architectures.analysis.analyze_sae) on a held-out activation set, the token strings from the
+prepared model's tokenizer, and SAEBench-protocol absorption on the letter set of the SAE's layer."""
 
 from pathlib import Path
 
 import torch
 
+from saeflow.absorption_icl import LetterSet
 from saeflow.activations import ActivationStore
 from saeflow.io import write_json
 from saeflow.runtime import provenance, redirect_to, run_main, set_threads
@@ -33,13 +34,17 @@ def main():
         token_letters(token_ids, tokenizer),
         distinct_threshold=p.analysis["distinct_threshold"],
         absorption=p.analysis["absorption"],
+        letter_set=LetterSet.load(snakemake.input.letters),
+        absorption_icl=p.analysis["absorption_icl"],
     )
     write_json(
         snakemake.output.json,
         {
             "sae": p.sae,
             **result.to_dict(),
-            "provenance": provenance({"analysis": p.analysis}, inputs=[snakemake.input.acts]),
+            "provenance": provenance(
+                {"analysis": p.analysis}, inputs=[snakemake.input.acts, snakemake.input.letters]
+            ),
         },
     )
 

@@ -1,4 +1,5 @@
-"""Snakemake adapter: an SAE's latents on every token of one Bias-in-Bios set, mean-pooled per text."""
+"""Snakemake adapter: an SAE's latents on every token of one Bias-in-Bios set, mean-pooled per text (f), and
+each latent's firing frequency over the set's tokens (freq)."""
 
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import torch
 from saeflow.activations import ActivationStore
 from saeflow.runtime import redirect_to, run_main, set_threads
 from saeflow.sae import load_sae
+from saeflow.studies.bias_in_bios.compress import FiringCounter
 from saeflow.studies.bias_in_bios.debias import pool_by_doc
 from saeflow.studies.bias_in_bios.study import save_arrays
 
@@ -19,9 +21,10 @@ def main():
     store = ActivationStore(snakemake.input.manifest)
     sae = load_sae(Path(snakemake.input.sae).parent, device=snakemake.params.device)
     device = torch.device(snakemake.params.device)
+    counter = FiringCounter(lambda a: sae.encode(a.to(device)).cpu())
     with torch.no_grad():
-        f = pool_by_doc(store, len(store.manifest.docs), fn=lambda a: sae.encode(a.to(device)).cpu())
-    save_arrays(snakemake.output.latents, f=f)
+        f = pool_by_doc(store, len(store.manifest.docs), fn=counter)
+    save_arrays(snakemake.output.latents, f=f, freq=counter.frequency)
 
 
 run_main(main)

@@ -44,6 +44,8 @@ def main():
             "n_candidates": result.n_candidates,
             "selection": cfg.selection,
             "gender_gap": result.gender_gap,
+            "attributions": result.attributions,
+            "ig_steps": cfg.ig_steps,
             "provenance": provenance({"bias_in_bios": p.bib, "sae": p.sae_spec}, seed=cfg.seed),
         },
     )

@@ -21,7 +21,7 @@ def main() -> None:
     if known is not None:
         check_layers({"model.layer": model["layer"]}, known[0], model["name"], known[1])
     check_device(snakemake.params.device, visible=True)
-    lm = load_lm(model_dir, dtype=model["dtype"], device=snakemake.params.device)
+    lm = load_lm(model_dir, dtype=extraction["compute_dtype"], device=snakemake.params.device)
     extract_activations(
         lm,
         read_jsonl(snakemake.input.texts),

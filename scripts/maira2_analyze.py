@@ -7,26 +7,20 @@ from pathlib import Path
 import pandas as pd
 
 from saeflow.activations import ActivationStore
-from saeflow.interpret.examples import latent_examples, token_strings
+from saeflow.interpret.examples import latent_examples
 from saeflow.interpret.explainers import TokenPatternConfig, TokenPatternExplainer
-from saeflow.latents import LatentsConfig, document_max, top_activations
+from saeflow.interpret.pipeline import interpret_sae, write_sae_dashboard
+from saeflow.latents import document_max
 from saeflow.runtime import redirect_to, run_main, set_threads
 from saeflow.sae import load_sae
-from saeflow.studies.interpret.analysis import (
-    cached_decode,
-    explain_and_score,
-    sample_latents,
-    write_sae_dashboard,
-)
 from saeflow.studies.maira2.data import read_radlabels, row_mask, token_filter
-from saeflow.studies.maira2.report import findings_table, report_labels, summary_table
+from saeflow.studies.maira2.report import findings_table, report_labels, selection_half, summary_table
 from saeflow.tables import write_table
 
 snakemake = globals()["snakemake"]
 
 
 def main():
-    from saeflow.interpret.scorers import sentence_transformer
     from saeflow.models.causal_lm import load_lm
 
     redirect_to(snakemake.log[0])
@@ -52,17 +46,13 @@ def main():
     mask = row_mask(store, filt.masks)
     print(f"{int(mask.sum())} of {len(mask)} stored tokens kept")
     sae = load_sae(Path(snakemake.input.cfg).parent)
-    acts = top_activations(
-        sae, store, LatentsConfig.from_dict({"seed": cfg["seed"], **(cfg["latents"] or {})}), row_mask=mask
-    )
-    decode = cached_decode(token_strings(lm.tokenizer))
-    latents = sample_latents(acts, cfg["n_latents"], cfg["min_activations"], cfg["seed"])
-    embed = sentence_transformer(p.embedder) if "embedding" in (cfg["scorers"] or []) else None
-    result = explain_and_score(acts, latents, decode, cfg, sae_name=p.sae, embed=embed)
+    done = interpret_sae(sae, store, lm.tokenizer, cfg, sae_name=p.sae, embedder=p.embedder, row_mask=mask)
+    acts, result, decode = done
     write_table(result.scores, out.autointerp_csv, out.autointerp_md, floatfmt=".3f")
     doc_max = document_max(sae, store, mask=mask).numpy()
     labels = report_labels(data, store.manifest.docs)
-    findings = findings_table(doc_max, labels, data.findings, int(p.min_positives))
+    select = selection_half(store.manifest.docs, int(cfg["seed"]))
+    findings = findings_table(doc_max, labels, data.findings, int(p.min_positives), select=select)
     explainer = TokenPatternExplainer(TokenPatternConfig(**(cfg.get("token") or {})))
     findings["explanation"] = [
         explainer.explain(latent_examples(acts, int(lat), decode)).text for lat in findings.best_latent
@@ -72,9 +62,10 @@ def main():
         out.findings_csv,
         out.findings_md,
         floatfmt=".3f",
-        preamble=f"Per finding (>= {p.min_positives} positive reports of {len(doc_max)}), the latent whose "
-        "maximum over the report's kept tokens best separates reports labelled 'definitely present' "
-        "from the rest (AUROC), with its token-pattern explanation.\n\n",
+        preamble=f"Per finding (>= {p.min_positives} positive reports in each half of {len(doc_max)}), the "
+        "latent whose maximum over the report's kept tokens best separates reports labelled 'definitely "
+        "present' from the rest on one half (auroc_selection, in-sample), and its AUROC on the other, "
+        "held-out half (auroc), with its token-pattern explanation.\n\n",
     )
     n_live = int((acts.frequency > 0).sum())
     summary = summary_table(

@@ -29,7 +29,9 @@ def main():
             "ssae.concepts.rare_max_count) "
             "that are the dominant token of some latent. retrieval_*: the selection against the hidden "
             "in-domain "
-            "documents of the candidate pool.\n\n"
+            "documents of the candidate pool. general_fvu_gain: relative general-text FVU improvement over "
+            "the GSAE; on the random selection (the GSAE finetuned on more general text) it is the "
+            "convergence control, at most 0.01 for a GSAE trained to a plateau.\n\n"
         ),
     )
     bins = concept_bins_frame(p.entries)

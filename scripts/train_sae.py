@@ -38,6 +38,7 @@ def main():
         train_cfg,
         store,
         Path(snakemake.output.cfg).parent,
+        monitor=ActivationStore(snakemake.input.monitor) if hasattr(snakemake.input, "monitor") else None,
         init_from=Path(snakemake.input.parent).parent if hasattr(snakemake.input, "parent") else None,
         tracker=tracker,
         metadata=meta,

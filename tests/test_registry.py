@@ -49,10 +49,16 @@ def test_extraction_settings_budgets():
 
     config = {
         "extraction": {"train_tokens": 1000, "heldout_tokens": 100, "shard_rows": 64},
-        "model": {"batch_size": 4},
+        "model": {"batch_size": 4, "dtype": "float32"},
     }
     train = extraction_settings(config, "general.train")
-    assert train == {"max_tokens": 1000, "batch_size": 4, "shard_rows": 64, "dtype": "float16"}
+    assert train == {
+        "max_tokens": 1000,
+        "batch_size": 4,
+        "shard_rows": 64,
+        "dtype": "float16",
+        "compute_dtype": "float32",
+    }
     assert extraction_settings(config, "general.heldout")["max_tokens"] == 100
     # an active study's budget wins for its own text sets (the first one that answers); None passes
     config.update(
@@ -64,6 +70,8 @@ def test_extraction_settings_budgets():
     assert extraction_settings(config, "medical.heldout")["max_tokens"] == 100
     config["extraction"]["dtype"] = "bfloat16"
     assert extraction_settings(config, "general.train")["dtype"] == "bfloat16"
+    config["extraction"]["compute_dtype"] = "bfloat16"  # the model runs in bf16 while extracting only
+    assert extraction_settings(config, "general.train")["compute_dtype"] == "bfloat16"
 
 
 def test_init_from_cycle_names_the_saes():

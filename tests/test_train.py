@@ -111,3 +111,39 @@ def test_dense_and_fast_topk_train_alike(tmp_path, store):
     dense = train_sae(_cfg(extra={"fast": False}), _tcfg(), store, tmp_path / "dense")
     for a, b in zip(fast.metrics["history"], dense.metrics["history"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_plateau_gain_by_hand():
+    from saeflow.train import plateau_gain
+
+    curve = [
+        {"step": 0, "tokens": 0, "fvu": 1.0, "l0": 4},
+        {"step": 10, "tokens": 400, "fvu": 0.5, "l0": 4},
+        {"step": 20, "tokens": 800, "fvu": 0.40, "l0": 4},
+        {"step": 25, "tokens": 1000, "fvu": 0.38, "l0": 4},
+    ]
+    # last quarter of 1000 tokens starts after 750: the reference is the point at 400 tokens (fvu 0.5)
+    assert plateau_gain(curve) == pytest.approx((0.5 - 0.38) / 0.5)
+    assert plateau_gain(curve, tail=0.5) == pytest.approx((0.5 - 0.38) / 0.5)
+    assert plateau_gain(curve, tail=0.1) == pytest.approx((0.40 - 0.38) / 0.40)
+    assert plateau_gain(curve[:1]) is None
+
+
+def test_training_curve_is_scored_on_the_monitor_set_and_changes_nothing(tmp_path, store, raw):
+    monitor = ActivationStore(write_store(tmp_path / "held", raw[:300], shard_rows=100))
+    plain = train_sae(_cfg(), _tcfg(epochs=2), store, tmp_path / "plain")
+    watched = train_sae(
+        _cfg(), _tcfg(epochs=2, monitor_every=10), store, tmp_path / "watched", monitor=monitor
+    )
+    wa, wb = _weights(plain.sae), _weights(watched.sae)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # the monitor draws no shared random numbers
+    assert "curve" not in plain.metrics
+    curve = watched.metrics["curve"]
+    assert [p["step"] for p in curve] == [0, 10, 20, 30, 32]  # 32 steps: every 10 and the last
+    assert [p["tokens"] for p in curve] == [0, 640, 1280, 1920, 2048]
+    assert curve[-1]["fvu"] < 0.5 * curve[0]["fvu"]
+    # the last point is the saved SAE's FVU on the monitor rows
+    saved = load_sae(tmp_path / "watched")
+    x = torch.cat(list(monitor.iter_batches(300, shuffle=False)))  # as stored
+    assert curve[-1]["fvu"] == pytest.approx(fvu(x, saved.reconstruct_raw(x).recon), rel=1e-4)
+    assert watched.metrics["plateau_gain"] is not None

@@ -76,6 +76,9 @@ class RunPaths:
     def sae_cfg(self, sae: str) -> str:
         return f"{self.sae_dir(sae)}/cfg.json"
 
+    def sae_metrics(self, sae: str) -> str:
+        return f"{self.sae_dir(sae)}/metrics.json"
+
     def sae_weights(self, sae: str) -> str:
         return f"{self.sae_dir(sae)}/sae_weights.safetensors"
 

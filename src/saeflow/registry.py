@@ -49,23 +49,26 @@ def _add(
 
 
 def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]) -> None:
-    """Every `train_on` / `eval_sets` entry names a configured corpus or one an active study writes itself (a
-    selection of text, ``Study.corpora``)."""
+    """Every `train_on` / `monitor_on` / `eval_sets` entry names a configured corpus or one an active study
+    writes itself (a selection of text, ``Study.corpora``)."""
     corpora = set(config.get("corpora") or {})
     produced = {c for study in active_studies(config) for c in study.corpora(config)}
     for name, spec in specs.items():
-        textset = str(spec["train_on"])
-        corpus, _, split = textset.partition(".")
-        if not split:
-            raise ConfigError(
-                f"saes.{name}.train_on: '{textset}' is not a text set '<corpus>.<split>' "
-                "(e.g. 'general.train')"
-            )
-        if corpus not in corpora | produced:
-            raise ConfigError(
-                f"saes.{name}.train_on: unknown corpus '{corpus}' in '{textset}'; "
-                f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
-            )
+        for key in ("train_on", "monitor_on"):
+            if spec.get(key) is None:
+                continue
+            textset = str(spec[key])
+            corpus, _, split = textset.partition(".")
+            if not split:
+                raise ConfigError(
+                    f"saes.{name}.{key}: '{textset}' is not a text set '<corpus>.<split>' "
+                    "(e.g. 'general.train')"
+                )
+            if corpus not in corpora | produced:
+                raise ConfigError(
+                    f"saes.{name}.{key}: unknown corpus '{corpus}' in '{textset}'; "
+                    f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
+                )
         for es in spec.get("eval_sets") or []:
             if es not in corpora:
                 raise ConfigError(
@@ -169,6 +172,7 @@ def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, An
         "batch_size": config["model"]["batch_size"],
         "shard_rows": ex["shard_rows"],
         "dtype": ex.get("dtype", "float16"),
+        "compute_dtype": ex.get("compute_dtype") or config["model"]["dtype"],
     }
 
 

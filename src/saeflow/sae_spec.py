@@ -40,7 +40,7 @@ SAE_DEFAULTS: dict[str, Any] = {
 }
 """Literal (the workflow imports this module at parse time, without torch); tests/test_sae_spec.py checks it
 against the dataclasses' defaults. `architecture` and `d_sae` have no dataclass default."""
-SPEC_EXCLUDED_FIELDS = frozenset({"d_in", "checkpoint_every", "log_every", "seed"})
+SPEC_EXCLUDED_FIELDS = frozenset({"d_in", "checkpoint_every", "log_every", "monitor_every", "seed"})
 """Dataclass fields that are not spec defaults: d_in comes from the activations, seed from the run, and the
 checkpoint / log intervals do not change what is learned."""
 
@@ -86,7 +86,19 @@ def check_spec(name: str, spec: Mapping[str, Any]) -> None:
         raise ConfigError(f"SAE '{name}': k must be between 1 and d_sae ({spec['d_sae']}); got {spec['k']}")
 
 
-_SPEC_KEYS = frozenset({"train_on", "eval_sets", "seed", "model", "layer", "checkpoint_every", "log_every"})
+_SPEC_KEYS = frozenset(
+    {
+        "train_on",
+        "eval_sets",
+        "seed",
+        "model",
+        "layer",
+        "checkpoint_every",
+        "log_every",
+        "monitor_on",
+        "monitor_every",
+    }
+)
 """Spec keys with no default (or not learning-relevant) besides SAE_DEFAULTS."""
 
 

@@ -61,6 +61,8 @@ class TrainConfig:
     """Steps between checkpoints (resume after a kill)."""
     log_every: int = 25
     """Steps between logged history points."""
+    monitor_every: int = 0
+    """Steps between held-out points of the training curve (FVU and L0 on the monitor set; 0 = none)."""
     outlier_norm_ratio: float = DEFAULT_OUTLIER_RATIO
     """Rows with a norm above this × the median norm are not trained on (saeflow.outliers; ≤ 0 keeps all)."""
 
@@ -177,6 +179,13 @@ def _tail_from_state(
     return tail
 
 
+class CurvePoint(NamedTuple):
+    step: int
+    tokens: int
+    fvu: float
+    l0: float
+
+
 def _save_checkpoint(
     path: Path,
     sae,
@@ -186,6 +195,7 @@ def _save_checkpoint(
     history: list[dict[str, float]],
     tail: ReconstructionAccumulator,
     tokens: int,
+    curve: list[CurvePoint],
 ) -> None:
     """Everything a resumed run needs to continue exactly as if never stopped (RNG state included: some
     architectures draw random numbers in their loss, e.g. OrtSAE's chunk partition)."""
@@ -208,6 +218,7 @@ def _save_checkpoint(
         "scale": sae.input_scale,
         "tokens": tokens,
         "history": history,
+        "curve": [p._asdict() for p in curve],
         "tail": tail_info,
         "rng": rng,
     }
@@ -223,6 +234,7 @@ class _Resume(NamedTuple):
     history: list[dict[str, float]]
     tail: ReconstructionAccumulator
     tokens: int
+    curve: list[CurvePoint]
 
 
 def _discard(path: Path, why: str) -> None:
@@ -283,6 +295,7 @@ def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resu
         tail = _tail_from_state(state["tail"], tensors, device)
         step, tokens, scale = int(state["step"]), int(state["tokens"]), float(state["scale"])
         history = list(state["history"])
+        curve = [CurvePoint(**point) for point in state.get("curve", [])]
         rng = _rng_from_json(state["rng"]["cpu"])
         cuda_rng = [_rng_from_json(s) for s in state["rng"].get("cuda", [])]
     except Exception as err:  # noqa: BLE001 - a cache that cannot be read is discarded, whatever the reason
@@ -302,7 +315,7 @@ def _read_checkpoint(path: Path, sae, opt, spec_hash: str, device: str) -> _Resu
         raise DataError(
             f"checkpoint {path} could not be applied ({err}); it was removed: rerun to start over"
         ) from None
-    return _Resume(step, history, tail, tokens)
+    return _Resume(step, history, tail, tokens, curve)
 
 
 def _l0(latents: torch.Tensor) -> float:
@@ -312,12 +325,41 @@ def _l0(latents: torch.Tensor) -> float:
     return float((latents > 0).sum(-1).float().mean())
 
 
+MONITOR_ROWS = 8192
+"""Held-out rows scored at each point of the training curve."""
+
+
+@torch.no_grad()
+def heldout_point(sae: SparseAutoencoder, rows: torch.Tensor, step: int, tokens: int) -> CurvePoint:
+    """FVU and L0 of the SAE on held-out rows already in its input scale (no state changes)."""
+    acc = ReconstructionAccumulator()
+    for chunk in rows.split(4096):
+        latents, recon = sae(chunk)
+        acc.update(chunk, recon, coalesce_latents(latents))
+    result = acc.result()
+    return CurvePoint(step, tokens, result.fvu, result.l0)
+
+
+def plateau_gain(curve: list[CurvePoint] | list[dict[str, float]], tail: float = 0.25) -> float | None:
+    """Relative held-out FVU improvement over the last `tail` share of training tokens:
+    (FVU at (1 - tail) of the tokens − final FVU) / FVU at (1 - tail); None with fewer than two points."""
+    points = [p if isinstance(p, dict) else p._asdict() for p in curve]
+    if len(points) < 2:
+        return None
+    final = points[-1]
+    cut = final["tokens"] * (1 - tail)
+    earlier = [p for p in points if p["tokens"] <= cut] or points[:1]
+    ref = earlier[-1]["fvu"]
+    return (ref - final["fvu"]) / ref if ref > 0 else None
+
+
 def train_sae(
     sae_cfg: SAEConfig,
     train_cfg: TrainConfig,
     store: ActivationStore,
     out_dir: str | Path,
     *,
+    monitor: ActivationStore | None = None,
     init_from: str | Path | None = None,
     tracker: Tracker | None = None,
     metadata: dict[str, Any] | None = None,
@@ -350,12 +392,13 @@ def train_sae(
 
     start_step = 0
     history: list[dict[str, float]] = []
+    curve: list[CurvePoint] = []
     tail = ReconstructionAccumulator()
     tokens = 0
     spec_hash = training_spec_hash(sae_cfg, train_cfg, store, init_from)
     resume = _read_checkpoint(ckpt_path, sae, opt, spec_hash, device)
     if resume is not None:
-        start_step, history, tail, tokens = resume
+        start_step, history, tail, tokens, curve = resume
         log.info("resuming from %s at step %d/%d", ckpt_path, start_step, total_steps)
 
     batches = store.iter_batches(
@@ -366,6 +409,12 @@ def train_sae(
         max_norm=max_norm,
     )
     tail_from = int(total_steps * 0.9)
+    monitor_rows = None
+    if monitor is not None and train_cfg.monitor_every > 0:
+        rows = next(monitor.iter_batches(MONITOR_ROWS, shuffle=True, seed=train_cfg.seed, max_norm=max_norm))
+        monitor_rows = rows.to(device) * sae.input_scale
+        if resume is None:
+            curve.append(heldout_point(sae, monitor_rows, 0, 0))
     t0 = time.perf_counter()
     tokens_before = tokens
     step = 0
@@ -397,8 +446,12 @@ def train_sae(
             history.append(point)
             if tracker:
                 tracker.log(point, step=step)
+        if monitor_rows is not None and (
+            (step + 1) % train_cfg.monitor_every == 0 or step == total_steps - 1
+        ):
+            curve.append(heldout_point(sae, monitor_rows, step + 1, tokens))
         if train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0:
-            _save_checkpoint(ckpt_path, sae, opt, step + 1, spec_hash, history, tail, tokens)
+            _save_checkpoint(ckpt_path, sae, opt, step + 1, spec_hash, history, tail, tokens, curve)
     elapsed = time.perf_counter() - t0
     calibration = {}
     if hasattr(
@@ -427,6 +480,9 @@ def train_sae(
         "final": final._asdict() if final else None,
         "history": history,
     }
+    if curve:
+        metrics["curve"] = [p._asdict() for p in curve]
+        metrics["plateau_gain"] = plateau_gain(curve)
     sae.save(out_dir, metadata=metadata)
     shutil.rmtree(ckpt_path, ignore_errors=True)
     if tracker:

@@ -55,6 +55,13 @@ def test_tiny_end_to_end_run(tiny_run):
     assert set(boost.subdomain) == {"medical", "all"}
     summary = (tmp_path / "results" / "tables" / "summary.md").read_text()
     assert "## Core metrics" in summary
+    # every SAE that copies gsae's spec carries its training curve; the from-scratch ones start untrained
+    conv = pd.read_csv(tmp_path / "results" / "tables" / "convergence.csv")
+    assert {"gsae", "arch-batchtopk", "arch-ortsae"} <= set(conv.sae)
+    scratch = conv[conv.init_from.isna()]
+    assert (scratch.fvu_final < scratch.fvu_start).all() and scratch.finetune_gain.isna().all()
+    assert conv[conv.init_from.notna()].finetune_gain.notna().all()
+    assert (tmp_path / "results" / "figures" / "training_curves.png").stat().st_size > 0
 
 
 @pytest.mark.workflow

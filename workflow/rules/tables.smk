@@ -26,3 +26,4 @@ rule core_metrics_table:
         code=code("core_metrics_table.py"),
     script:
         "../../scripts/core_metrics_table.py"
+

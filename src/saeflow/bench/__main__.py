@@ -1,6 +1,7 @@
 """Micro-benchmarks: ``python -m saeflow.bench SUBCOMMAND [options]``.
 
 extract   residual-stream extraction to shards vs a plain full forward on the same batches.
+precision extraction in bfloat16 vs float32: speed, relative error of the stored rows, cross-entropy change.
 train     TopK SAE training throughput: sparse fast path vs dense path vs SAELens / EleutherAI sparsify, and
 the
           matmul bound.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -125,6 +127,95 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--texts", help="JSONL documents with id/text (default: synthetic sentences)")
     p.set_defaults(func=_bench_extract)
+
+
+def _bench_precision(args: argparse.Namespace) -> None:
+    """Extraction in a lower compute dtype against float32 on the same documents: speed, the relative error
+    of the stored activations and the change in the model's next-token cross-entropy."""
+    import torch.nn.functional as F
+
+    from saeflow.activations import ActivationStore, extract_activations
+    from saeflow.io import read_jsonl
+    from saeflow.models.causal_lm import encode, length_sorted_batches, load_lm, pad_batch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    docs = list(read_jsonl(args.texts)) if args.texts else synthetic_documents(args.tokens)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
+        for dtype in ("float32", args.dtype):
+            lm = load_lm(args.model_dir, dtype=dtype)
+            extract_activations(
+                lm,
+                docs[:4],
+                args.layer,
+                Path(tmp) / "warm",
+                max_tokens=64,
+                batch_size=4,
+                max_length=args.max_length,
+                shard_rows=64,
+                progress=False,
+            )
+            start = time.perf_counter()
+            manifest = extract_activations(
+                lm,
+                docs,
+                args.layer,
+                Path(tmp) / dtype,
+                max_tokens=args.tokens,
+                batch_size=args.batch_size,
+                max_length=args.max_length,
+                shard_rows=args.shard_rows,
+                dtype="float32",
+                progress=False,
+            )
+            seconds = time.perf_counter() - start
+            acts = torch.cat(
+                list(ActivationStore(Path(tmp) / dtype / "manifest.json").iter_batches(8192, shuffle=False))
+            )
+            token_lists = encode(
+                lm.tokenizer, [d["text"] for d in docs[: len(manifest.docs)]], args.max_length
+            )
+            nll, count = 0.0, 0
+            with torch.inference_mode():
+                for group in length_sorted_batches([len(t) for t in token_lists], args.batch_size):
+                    ids, mask = pad_batch([token_lists[i] for i in group], lm.tokenizer.pad_token_id)
+                    logits = lm.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+                    target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+                    nll += float(
+                        F.cross_entropy(
+                            logits[:, :-1].flatten(0, 1), target.flatten(), ignore_index=-100, reduction="sum"
+                        )
+                    )
+                    count += int((target != -100).sum())
+            results[dtype] = (manifest.n_tokens / seconds, acts, nll / count)
+            shutil.rmtree(Path(tmp) / "warm")
+    (ref_rate, ref, ref_ce), (rate, low, ce) = results["float32"], results[args.dtype]
+    rel = (low - ref).norm(dim=-1) / ref.norm(dim=-1).clamp_min(1e-8)
+    print(
+        f"bench=precision model={lm.name} layer={args.layer}/{lm.n_layers} tokens={ref.shape[0]} "
+        f"threads={torch.get_num_threads()} dtype={args.dtype} float32_tokens_per_s={ref_rate:.0f} "
+        f"{args.dtype}_tokens_per_s={rate:.0f} speedup={rate / ref_rate:.2f} "
+        f"row_rel_error_median={rel.median():.4f} row_rel_error_p99={rel.quantile(0.99):.4f} "
+        f"row_rel_error_max={rel.max():.4f} ce_float32={ref_ce:.4f} ce_{args.dtype}={ce:.4f} "
+        f"ce_diff={ce - ref_ce:+.4f}"
+    )
+
+
+def _add_precision(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("precision", help="extraction in bfloat16 (or float16) vs float32: speed, error, CE")
+    p.add_argument(
+        "--model-dir", default=DEFAULT_MODEL_DIR, help="prepared HF model dir (default: %(default)s)"
+    )
+    p.add_argument("--layer", type=int, default=15)
+    p.add_argument("--tokens", type=int, default=4096, help="stored tokens to extract")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--shard-rows", type=int, default=32768)
+    p.add_argument("--dtype", default="bfloat16", help="the lower-precision compute dtype")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--texts", help="JSONL documents with id/text (default: synthetic sentences)")
+    p.set_defaults(func=_bench_precision)
 
 
 def _fmt(rate) -> str:
@@ -466,6 +557,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m saeflow.bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", required=True)
     _add_extract(sub)
+    _add_precision(sub)
     _add_train(sub)
     _add_eval(sub)
     _add_stream(sub)

@@ -18,6 +18,7 @@ from saeflow.reference import Reference
 from saeflow.studies.architectures import STUDY as ARCHITECTURES
 from saeflow.studies.bias_in_bios import STUDY as BIAS_IN_BIOS
 from saeflow.studies.boosting import STUDY as BOOSTING
+from saeflow.studies.convergence import STUDY as CONVERGENCE
 from saeflow.studies.interpret import STUDY as INTERPRET
 from saeflow.studies.maira2 import STUDY as MAIRA2
 from saeflow.studies.protein import STUDY as PROTEIN
@@ -25,7 +26,17 @@ from saeflow.studies.recsys import STUDY as RECSYS
 from saeflow.studies.ssae import STUDY as SSAE
 from saeflow.study import Study
 
-STUDIES: tuple[Study, ...] = (SSAE, ARCHITECTURES, BOOSTING, BIAS_IN_BIOS, MAIRA2, INTERPRET, PROTEIN, RECSYS)
+STUDIES: tuple[Study, ...] = (
+    SSAE,
+    ARCHITECTURES,
+    BOOSTING,
+    BIAS_IN_BIOS,
+    MAIRA2,
+    INTERPRET,
+    PROTEIN,
+    RECSYS,
+    CONVERGENCE,
+)
 
 
 def active_studies(config: Mapping[str, Any]) -> list[Study]:

@@ -62,9 +62,46 @@ def test_architecture_rows_join_evaluations_and_analyses(tmp_path):
             "mean_max_cos": 0.4,
             "distinct_fraction": 0.9,
             "absorption": 0.2,
+            "saebench_full_absorption": float("nan"),
+            "saebench_absorption_fraction": float("nan"),
+            "saebench_ksparse_f1": float("nan"),
             "dead_fraction": 0.0,
-        }
+        },
+        nan_ok=True,
     )
+
+
+def test_rows_carry_the_saebench_protocol_absorption(tmp_path):
+    ev = {"l0": 8.0, "fvu": 0.3}
+    icl = {"full_absorption": 0.1, "absorption_fraction": 0.2, "ksparse_f1": 0.7}
+    an = {"geometry": {"mean_max_abs_cos": 0.4, "distinct_fraction": 0.9}, "absorption": {"absorption": 0.03}}
+    (tmp_path / "e.json").write_text(json.dumps(ev))
+    (tmp_path / "a.json").write_text(json.dumps({**an, "absorption_icl": icl}))
+    rows = architecture_rows(
+        {"gsae": "topk"}, {("gsae", "e"): tmp_path / "e.json"}, {"gsae": tmp_path / "a.json"}
+    )
+    row = architectures_table(rows).iloc[0]
+    assert row["absorption"] == 0.03 and row["saebench_full_absorption"] == 0.1
+    assert row["saebench_absorption_fraction"] == 0.2 and row["saebench_ksparse_f1"] == 0.7
+
+
+def test_analyze_sae_with_a_letter_set():
+    from saeflow.absorption_icl import LetterSet
+
+    torch.manual_seed(0)
+    d = 8
+    sae = make_sae({"architecture": "topk", "d_in": d, "d_sae": 16, "k": 2}, seed=0)
+    x = torch.cat([torch.eye(d)[i] * 3 + 0.2 * torch.randn(40, d) for i in range(3)])
+    letters = [c for c in "abc" for _ in range(40)]
+    probes = {c: (torch.eye(d)[i].double().numpy(), -1.0) for i, c in enumerate("abc")}
+    train = torch.arange(120) % 5 != 0
+    ls = LetterSet(x, [f" {c}x" for c in letters], letters, train.numpy(), probes)
+    out = analyze_sae(
+        sae, x, letters, absorption={"min_train": 3}, letter_set=ls, absorption_icl={"min_letters": 3}
+    )
+    icl = out.absorption_icl
+    assert icl["n_letters"] == 3 and 0 <= icl["full_absorption"] <= 1 and 0 <= icl["absorption_fraction"] <= 1
+    json.dumps(out.to_dict())
 
 
 def test_relu_row_carries_its_l1_search(tmp_path):

@@ -1,6 +1,7 @@
 """Probes, attribution, ablation, worst-group accuracy, SCR and the whole SHIFT study (hand-made and real
 data)."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from saeflow.errors import ConfigError
 from saeflow.studies.bias_in_bios.debias import (
     LabelledSet,
+    LinearProbe,
     ShiftConfig,
     ablate,
     baseline_rows,
@@ -19,12 +21,15 @@ from saeflow.studies.bias_in_bios.debias import (
     fit_probe,
     gender_probe_accuracy,
     group_accuracies,
+    ig_attribution,
+    integrated_gradients,
     latent_attribution,
     pool_by_doc,
     random_latents,
     rank_gender_latents,
     scr_score,
     shift_study,
+    spliced_probe_loss,
     stratified_folds,
 )
 
@@ -33,6 +38,66 @@ SURGEON_NURSE = (
     ROOT / ".." / "shared" / "data" / "biasbios_find_surgeon_nurse" / "biosbias2_surgeon_nurse.jsonl"
 )
 SMOLLM2 = ROOT / "resources" / "models" / "smollm2-135m"
+
+
+def test_integrated_gradients_of_a_linear_metric_is_exact():
+    # metric_n(f) = f_n · a (linear): gradient a everywhere, so IG_n,i = (f_n,i − 0)·a_i for any step count,
+    # e.g. f = [2, −1, 0.5], a = [3, 4, −2] -> [6, −4, −1]
+    a = torch.tensor([3.0, 4.0, -2.0], dtype=torch.float64)
+    f = torch.tensor([[2.0, -1.0, 0.5], [1.0, 0.0, 1.0]], dtype=torch.float64)
+    for steps in (1, 3, 10):
+        ig = integrated_gradients(lambda g: g @ a, f, steps=steps)
+        torch.testing.assert_close(ig, f * a)
+    # from a baseline f0: (f − f0)·a
+    f0 = torch.ones_like(f)
+    torch.testing.assert_close(integrated_gradients(lambda g: g @ a, f, f0, steps=2), (f - f0) * a)
+
+
+def test_integrated_gradients_of_a_quadratic_metric_by_hand():
+    # metric(f) = (f·a)²: ∂/∂f_i at αf = 2α(f·a)a_i, ∫₀¹ 2α dα = 1 (the midpoint rule is exact for it), so
+    # IG_i = f_i a_i (f·a); f = [1, 2], a = [1, −3]: f·a = −5 -> IG = [−5, 30], summing to metric(f) − 0 = 25
+    a = torch.tensor([1.0, -3.0], dtype=torch.float64)
+    f = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    ig = integrated_gradients(lambda g: (g @ a) ** 2, f, steps=1)
+    torch.testing.assert_close(ig, torch.tensor([[-5.0, 30.0]], dtype=torch.float64))
+
+
+def test_ig_attribution_of_a_linear_probe_is_the_exact_effect_on_its_logit():
+    # a metric linear in the latents: the probe's logit through the spliced path. IG = (f − 0)·grad exactly,
+    # grad_i = w·W_dec,i
+    rng = np.random.default_rng(0)
+    W_dec, x, f = rng.normal(size=(3, 5)), rng.normal(size=(4, 5)), rng.random((4, 3))
+    probe = LinearProbe(rng.normal(size=5), 0.3)
+    rest = torch.as_tensor(x - f @ W_dec)
+    logit = lambda g: (rest + g @ torch.as_tensor(W_dec)) @ torch.as_tensor(probe.w) + probe.b  # noqa: E731
+    ig = integrated_gradients(logit, torch.as_tensor(f), steps=4).numpy()
+    np.testing.assert_allclose(ig, f * (W_dec @ probe.w))
+
+
+def test_ig_attribution_of_the_probe_loss_matches_a_fine_riemann_sum():
+    # the logistic loss is nonlinear in the latents: check against a 20,000-step midpoint sum of its
+    # closed-form gradient (σ(z(α)) − y)·(w·W_dec,i), z(α) = w·(x − f W_dec + α f W_dec) + b
+    rng = np.random.default_rng(1)
+    W_dec, f = rng.normal(size=(4, 6)), 2 * rng.random((5, 4))
+    x = f @ W_dec + 0.1 * rng.normal(size=(5, 6))
+    y = np.array([0, 1, 1, 0, 1])
+    probe = LinearProbe(rng.normal(size=6), -0.2)
+    u = W_dec @ probe.w  # [m]
+    z0 = (x - f @ W_dec) @ probe.w + probe.b  # [N] logit with every latent zeroed
+    alphas = (np.arange(20000) + 0.5) / 20000
+    z = z0[:, None] + alphas[None, :] * (f @ u)[:, None]  # [N, steps]
+    mean_dl = (1 / (1 + np.exp(-z)) - y[:, None]).mean(1)  # [N] mean over α of ∂loss/∂logit
+    reference = f * u[None, :] * mean_dl[:, None]  # [N, m] IG of the loss
+    loss = spliced_probe_loss(x, f, W_dec, probe, y)
+    ig = integrated_gradients(loss, torch.as_tensor(f), steps=200).numpy()
+    np.testing.assert_allclose(ig, reference, rtol=1e-4, atol=1e-7)
+    # completeness: per bio, the IGs sum to loss(f) − loss(0)
+    full = loss(torch.as_tensor(f)).numpy() - loss(torch.zeros(5, 4, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(ig.sum(1), full, rtol=1e-4)
+    # the attribution: |mean over bios of the ablation effect −IG|, 10 steps close to the fine sum
+    np.testing.assert_allclose(
+        ig_attribution(x, f, y, probe, W_dec, steps=10), np.abs(reference.mean(0)), rtol=2e-2
+    )
 
 
 def test_attribution_hand_example():
@@ -136,6 +201,13 @@ def test_config_is_checked():
         ShiftConfig(selection="ig")
     cfg = ShiftConfig.from_dict({"n_latents": 3, "scr_n": [1, 2], "probe": {"C": 0.5}, "unrelated": 1})
     assert (cfg.n_latents, cfg.scr_n, cfg.C) == (3, (1, 2), 0.5)
+    assert (cfg.attributions, cfg.ig_steps) == (("linear", "ig"), 10)
+    cfg = ShiftConfig.from_dict({"attribution": {"methods": ["ig"], "steps": 4}})
+    assert (cfg.attributions, cfg.ig_steps) == (("ig",), 4)
+    with pytest.raises(ConfigError, match="attribution.methods"):
+        ShiftConfig(attributions=("linear", "gradient"))
+    with pytest.raises(ConfigError, match="attribution.steps"):
+        ShiftConfig(ig_steps=0)
 
 
 # --------------------------------------------------------------------------- a synthetic SHIFT study
@@ -169,26 +241,39 @@ def test_shift_finds_the_gender_latent_and_closes_the_gap():
 
     base = {r["method"]: r for r in baseline_rows(amb, test, oracle, cfg)}
     assert base["Oracle"]["worst_group_acc"] > base["Original"]["worst_group_acc"] + 0.2
+    ig = rank_gender_latents(f_amb, amb, f_or, oracle, W_dec, probe, cfg, attribution="ig")
+    assert ig.ranking[0] == 0 and 1 not in ig.ranking
     result = shift_study("GSAE", amb, test, oracle, f_amb, f_test, f_or, W_dec, base, cfg)
     rows = {r["method"]: r for r in result.rows}
     assert set(rows) == {
         "GSAE SHIFT",
         "GSAE SHIFT + retrain",
+        "GSAE SHIFT (IG)",
+        "GSAE SHIFT (IG) + retrain",
         "Random ablation (GSAE)",
         "Random ablation (GSAE) + retrain",
     }
-    assert result.latents == [0]
+    assert result.latents == [0] and result.attributions["ig"]["latents"] == [0]
+    assert rows["GSAE SHIFT (IG)"]["worst_group_acc"] > base["Original"]["worst_group_acc"] + 0.2
     assert rows["GSAE SHIFT"]["worst_group_acc"] > base["Original"]["worst_group_acc"] + 0.2
     assert rows["GSAE SHIFT"]["gender_acc"] < base["Original"]["gender_acc"]
     assert rows["GSAE SHIFT + retrain"]["worst_group_acc"] >= base["Oracle"]["worst_group_acc"] - 0.1
     assert rows["GSAE SHIFT"]["gender_probe_acc"] < base["Original"]["gender_probe_acc"]
     assert [(r["method"], r["n"]) for r in result.scr] == [
         ("SHIFT", 1),
+        ("SHIFT (IG)", 1),
         ("Random ablation", 1),
         ("SHIFT", 2),
+        ("SHIFT (IG)", 2),
         ("Random ablation", 2),
     ]
     assert result.scr[0]["scr"] > 0.2
+    linear = dataclasses.replace(cfg, attributions=("linear",))
+    linear_only = shift_study("GSAE", amb, test, oracle, f_amb, f_test, f_or, W_dec, base, linear)
+    assert [r["method"] for r in linear_only.rows if "SHIFT" in r["method"]] == [
+        "GSAE SHIFT",
+        "GSAE SHIFT + retrain",
+    ]
 
 
 def test_random_latents_are_active_and_seeded():
@@ -322,6 +407,8 @@ def test_whole_study_on_real_surgeon_nurse_bios(tmp_path):
         "Random ablation (GSAE) + retrain",
         "GSAE SHIFT",
         "GSAE SHIFT + retrain",
+        "GSAE SHIFT (IG)",
+        "GSAE SHIFT (IG) + retrain",
         "Oracle",
     ]
     assert list(table.columns[:5]) == [
@@ -336,4 +423,4 @@ def test_whole_study_on_real_surgeon_nurse_bios(tmp_path):
     assert base["Oracle"]["worst_group_acc"] >= base["Original"]["worst_group_acc"]
     assert base["Original"]["gender_acc"] > 0.5  # the ambiguous probe leans on gender
     scr = scr_table([result])
-    assert len(scr) == 4 and set(scr.n) == {2, 10} and pd.api.types.is_float_dtype(scr.scr)
+    assert len(scr) == 6 and set(scr.n) == {2, 10} and pd.api.types.is_float_dtype(scr.scr)

@@ -10,18 +10,17 @@ from store_helpers import write_store
 
 from saeflow.activations import ActivationStore
 from saeflow.errors import ConfigError
-from saeflow.latents import LatentsConfig, top_activations
-from saeflow.sae.base import make_sae
-from saeflow.studies.interpret.analysis import (
+from saeflow.interpret.pipeline import (
     SCORE_COLUMNS,
     CachedEmbed,
     explain_and_score,
-    interleave_documents,
+    interpret_sae,
     sample_latents,
-    steering_targets,
-    summarise,
     write_sae_dashboard,
 )
+from saeflow.latents import LatentsConfig, top_activations
+from saeflow.sae.base import make_sae
+from saeflow.studies.interpret.analysis import interleave_documents, steering_targets, summarise
 from saeflow.studies.interpret.specs import TEXTSET, interpret_budget, interpret_saes, steering_sae
 
 WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "theta"]
@@ -45,10 +44,18 @@ def planted(tmp_path):
         sae.W_dec.copy_(torch.eye(d))
         sae.b_enc.fill_(-1.0)
         sae.b_dec.zero_()
-    cfg = LatentsConfig(
-        n_top=10, n_quantiles=2, per_quantile=5, n_random=20, random_pool=400, window_left=3, window_right=1
-    )
-    return sae, top_activations(sae, ActivationStore(path), cfg)
+    return sae, top_activations(sae, ActivationStore(path), LatentsConfig(**LATENTS)), ActivationStore(path)
+
+
+LATENTS = {
+    "n_top": 10,
+    "n_quantiles": 2,
+    "per_quantile": 5,
+    "n_random": 20,
+    "random_pool": 400,
+    "window_left": 3,
+    "window_right": 1,
+}
 
 
 SETTINGS = {
@@ -69,7 +76,7 @@ def bag_of_words(texts):
 
 
 def test_planted_latents_are_explained_and_beat_the_control(planted, tmp_path):
-    sae, acts = planted
+    sae, acts, _ = planted
     latents = sample_latents(acts, 6, 20, seed=0)
     assert len(latents) == 6 and latents == sample_latents(acts, 6, 20, seed=0)
     res = explain_and_score(acts, latents, decode, SETTINGS, sae_name="planted", embed=bag_of_words)
@@ -99,7 +106,7 @@ def test_planted_latents_are_explained_and_beat_the_control(planted, tmp_path):
 
 
 def test_sample_falls_back_to_live_latents(planted):
-    _, acts = planted
+    _, acts, _ = planted
     assert (
         len(sample_latents(acts, 4, 10_000, seed=0)) == 2
     )  # none qualifies: the two most frequent live ones
@@ -162,3 +169,27 @@ def test_sae_selection():
     with pytest.raises(ConfigError, match="interpret.saes"):
         interpret_saes(strict, specs)
     assert interpret_saes({"model": {"name": "m"}}, specs) == []
+
+
+class _Tokenizer:
+    """Just enough tokenizer for token_strings: ids decode to the planted words."""
+
+    def decode(self, ids):
+        return "".join(f" {WORDS[i]}" if 0 <= i < len(WORDS) else " ?" for i in ids)
+
+
+def test_interpret_sae_is_top_activations_then_explain_and_score(planted):
+    sae, acts, store = planted
+    cfg = {**SETTINGS, "scorers": ["detection"], "latents": LATENTS}
+    done = interpret_sae(sae, store, _Tokenizer(), cfg, sae_name="planted")
+    assert torch.equal(done.acts.frequency, acts.frequency)
+    assert done.result.latents == sample_latents(acts, 6, 20, seed=0)
+    direct = explain_and_score(acts, done.result.latents, decode, cfg, sae_name="planted")
+    assert done.result.scores.balanced_accuracy.tolist() == direct.scores.balanced_accuracy.tolist()
+    # a row mask hides rows: the frequencies are those of the kept half
+    mask = torch.ones(acts.n_rows, dtype=torch.bool)
+    mask[:600] = False
+    masked = interpret_sae(sae, store, _Tokenizer(), cfg, sae_name="planted", row_mask=mask)
+    kept = top_activations(sae, store, LatentsConfig(**LATENTS), row_mask=mask)
+    assert torch.equal(masked.acts.frequency, kept.frequency)
+    assert not torch.equal(masked.acts.frequency, acts.frequency)

@@ -3,7 +3,13 @@
 import numpy as np
 import pandas as pd
 
-from saeflow.studies.maira2.report import findings_table, report_labels, summary_table
+from saeflow.studies.maira2.report import (
+    auroc,
+    findings_table,
+    report_labels,
+    selection_half,
+    summary_table,
+)
 from saeflow.studies.maira2.specs import SAE_NAME, TEXTSET, maira2_budget, maira2_corpora, maira2_specs
 
 
@@ -17,6 +23,28 @@ def test_findings_table_picks_the_separating_latent():
     df = findings_table(acts, labels, ["effusion", "rare"], min_positives=5, explanations={2: "x"})
     assert list(df.concept) == ["effusion"] and df.best_latent[0] == 2 and df.auroc[0] == 1.0
     assert df.explanation[0] == "x"
+
+
+def test_auroc_by_hand():
+    # positives score 3 and 1, negatives 2 and 0: of the 4 pairs, 3 are ordered right
+    assert auroc(np.array([3.0, 2.0, 1.0, 0.0]), np.array([True, False, True, False])) == 0.75
+    assert auroc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5  # a tie counts one half
+
+
+def test_held_out_auroc_scores_the_latent_chosen_on_the_other_half():
+    labels = np.zeros((8, 1), dtype=bool)
+    labels[[0, 1, 4, 5], 0] = True
+    select = np.array([True] * 4 + [False] * 4)
+    acts = np.zeros((8, 2))
+    acts[:4, 0] = [5, 5, 0, 0]  # latent 0 separates the selection half perfectly ...
+    acts[4:, 0] = [0, 1, 2, 3]  # ... and is inverted on the held-out half: AUROC 0
+    acts[:4, 1] = [1, 0, 1, 0]  # latent 1: chance on the selection half
+    acts[4:, 1] = [9, 9, 0, 0]
+    df = findings_table(acts, labels, ["effusion"], min_positives=2, select=select)
+    assert df.best_latent[0] == 0 and df.auroc_selection[0] == 1.0 and df.auroc[0] == 0.0
+    assert df.n_pos[0] == 2 and df.n_neg[0] == 2
+    half = selection_half([f"r{i}" for i in range(400)], seed=0)
+    assert 150 < half.sum() < 250 and (half == selection_half([f"r{i}" for i in range(400)], seed=0)).all()
 
 
 def test_summary_and_labels():

@@ -1,7 +1,8 @@
 # Architecture comparison at matched L0 (saeflow.studies.architectures). The architecture SAEs (arch-<name>) are
 # ordinary registry SAEs: train_sae trains them and evaluate_sae evaluates them; analyze_sae adds decoder geometry
-# and first-letter absorption. ReLU + L1 (arch-relu) first searches its L1 coefficient for the reference's L0
-# (l1_search); its training (train_sae_l1_matched, train_sae with the search as an input) reads it from there.
+# and first-letter absorption (held-out text, and SAEBench's ICL protocol on architectures_letter_set's data).
+# ReLU + L1 (arch-relu) first searches its L1 coefficient for the reference's L0 (l1_search); its training
+# (train_sae_l1_matched, train_sae with the search as an input) reads it from there.
 from saeflow.studies.architectures.workflow import ArchitecturesWorkflow
 
 ARCH_W = ArchitecturesWorkflow(config, SAES, P)
@@ -74,12 +75,41 @@ rule train_sae_l1_matched:
 ruleorder: train_sae_l1_matched > train_sae
 
 
+# SAEBench's first-letter absorption data (saeflow.absorption_icl): ICL-prompt residuals of a sampled vocabulary at one
+# layer and the letter probes on them, shared by every SAE of that layer.
+rule architectures_letter_set:
+    input:
+        model=model_marker(),
+    output:
+        letters=ARCH_W.letter_set("{layer}"),
+    log:
+        "logs/architectures/letter_set/L{layer}.log",
+    benchmark:
+        "benchmarks/architectures/letter_set/L{layer}.tsv"
+    wildcard_constraints:
+        layer=r"\d+",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
+    params:
+        settings=ARCH_W.absorption_icl_settings(),
+        dtype=config["model"]["dtype"],
+        device=config["device"],
+        code=code("architectures_letter_set.py"),
+    script:
+        "../../../scripts/architectures_letter_set.py"
+
+
 rule analyze_sae:
     input:
         sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
         weights=lambda w: sae_weights(w.sae),
         acts=acts_manifest(f"{ARCH_CFG['analysis']['eval_set']}.heldout"),
         model=model_marker(),
+        letters=lambda w: ARCH_W.sae_letter_set(w.sae),
     output:
         json=analysis_json("{sae}"),
     log:

@@ -19,6 +19,7 @@ bib_pooled = BIB_W.pooled
 bib_latents = BIB_W.latents
 bib_label = BIB_W.label
 bib_shift_inputs = BIB_W.shift_inputs
+bib_compressed = BIB_W.compressed_dir
 # the retrieval of the bias SSAE reads the ssae study's general-corpus embedding cache and embedder
 BIB_RETRIEVAL = SSAEWorkflow(config, SAES, P)
 
@@ -162,7 +163,7 @@ rule bib_tables:
     input:
         baseline=f"{BIB}/baseline.json",
         stats=f"{BIB}/sets/stats.json",
-        shifts=[f"{BIB}/shift/{name}.json" for _, name in BIB_SAES],
+        shifts=BIB_W.shift_jsons(),
     output:
         csv=report(
             f"{RESULTS}/tables/bias_in_bios{BIB_TAG}.csv",
@@ -225,3 +226,91 @@ rule bib_select:
         code=code("bib_select.py"),
     script:
         "../../../scripts/bib_select.py"
+
+
+# Compressed SAEs (SSAE paper Table 1, "Comp." rows): a compared SAE sliced to its most frequently active
+# latents on the ambiguous set's tokens (frequencies from bib_latents), then run through the same latents and
+# SHIFT scripts as any SAE. A 1/8 slice is small, so its latents are taken on the CPU.
+rule bib_compress:
+    input:
+        latents=bib_latents("{sae}", "ambiguous"),
+        sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
+        weights=lambda w: sae_weights(w.sae),
+    output:
+        cfg=bib_compressed("{sae}") + "/sae/cfg.json",
+        weights=bib_compressed("{sae}") + "/sae/sae_weights.safetensors",
+        json=bib_compressed("{sae}") + "/kept.json",
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/compress/{{sae}}.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/compress/{{sae}}.tsv"
+    wildcard_constraints:
+        sae="[^/]+",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
+    params:
+        compress=BIB_W.compress_params(),
+        label=lambda w: BIB_W.compressed_label(w.sae),
+        sae=lambda w: w.sae,
+        sae_spec=lambda w: sae_spec(w.sae),
+        code=code("bib_compress.py"),
+    script:
+        "../../../scripts/bib_compress.py"
+
+
+rule bib_compressed_latents:
+    input:
+        manifest=f"{BIB_ACTS}/{{bset}}/manifest.json",
+        sae=bib_compressed("{sae}") + "/sae/cfg.json",
+        weights=bib_compressed("{sae}") + "/sae/sae_weights.safetensors",
+    output:
+        latents=BIB_W.compressed_latents("{sae}", "{bset}"),
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/compressed_latents/{{sae}}/{{bset}}.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/compressed_latents/{{sae}}/{{bset}}.tsv"
+    wildcard_constraints:
+        sae="[^/]+",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
+    params:
+        device="cpu",
+        code=code("bib_latents.py"),
+    script:
+        "../../../scripts/bib_latents.py"
+
+
+rule bib_compressed_shift:
+    input:
+        unpack(BIB_W.compressed_shift_inputs),
+    output:
+        json=bib_compressed("{sae}") + "/shift.json",
+    log:
+        f"logs/bias_in_bios{BIB_TAG}/compressed_shift/{{sae}}.log",
+    benchmark:
+        f"benchmarks/bias_in_bios{BIB_TAG}/compressed_shift/{{sae}}.tsv"
+    wildcard_constraints:
+        sae="[^/]+",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
+    params:
+        bib=bib_params(),
+        label=lambda w: BIB_W.compressed_label(w.sae),
+        sae=lambda w: w.sae,
+        sae_spec=lambda w: sae_spec(w.sae) | {"compress": BIB_W.compress_params()},
+        seed=config["seed"],
+        code=code("bib_shift.py"),
+    script:
+        "../../../scripts/bib_shift.py"

@@ -28,6 +28,9 @@ ARCHITECTURE_COLUMNS = [
     "mean_max_cos",
     "distinct_fraction",
     "absorption",
+    "saebench_full_absorption",
+    "saebench_absorption_fraction",
+    "saebench_ksparse_f1",
     "dead_fraction",
     "l1_coefficient",
     "l1_search",
@@ -45,6 +48,17 @@ def architectures_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         return pd.DataFrame(columns=ARCHITECTURE_COLUMNS)
     cols = [c for c in ARCHITECTURE_COLUMNS if c in df.columns]
     return df[cols].sort_values(["eval_set", "architecture"]).reset_index(drop=True)
+
+
+def saebench_columns(icl: Mapping[str, Any] | None) -> dict[str, float]:
+    """The table's SAEBench-protocol absorption cells from an analysis' `absorption_icl`
+    (saeflow.absorption_icl); nan when the analysis has none."""
+    icl = icl or {}
+    return {
+        "saebench_full_absorption": icl.get("full_absorption", math.nan),
+        "saebench_absorption_fraction": icl.get("absorption_fraction", math.nan),
+        "saebench_ksparse_f1": icl.get("ksparse_f1", math.nan),
+    }
 
 
 def l1_search_trace(search: Mapping[str, Any]) -> str:
@@ -73,6 +87,7 @@ def architecture_rows(
             "mean_max_cos": an["geometry"]["mean_max_abs_cos"],
             "distinct_fraction": an["geometry"]["distinct_fraction"],
             "absorption": an["absorption"]["absorption"],
+            **saebench_columns(an.get("absorption_icl")),
         }
         if l1_search_paths and sae in l1_search_paths:
             search = read_json(l1_search_paths[sae])
@@ -185,9 +200,16 @@ class SAEAnalysis(NamedTuple):
     """mean_max_abs_cos, distinct_fraction, distinct_threshold and max_abs_cos (one value per latent)."""
     absorption: dict[str, Any]
     """saeflow.absorption.AbsorptionResult as a dict."""
+    absorption_icl: dict[str, Any] | None = None
+    """saeflow.absorption_icl.IclAbsorptionResult as a dict (SAEBench's protocol), when a letter set was
+    given."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"geometry": self.geometry, "absorption": self.absorption}
+        return {
+            "geometry": self.geometry,
+            "absorption": self.absorption,
+            "absorption_icl": self.absorption_icl,
+        }
 
 
 def token_letters(token_ids: Sequence[int], tokenizer: Any) -> list[str | None]:
@@ -206,10 +228,13 @@ def analyze_sae(
     *,
     distinct_threshold: float = 0.5,
     absorption: dict[str, Any] | None = None,
+    letter_set: Any = None,
+    absorption_icl: dict[str, Any] | None = None,
 ) -> SAEAnalysis:
     """Decoder geometry (saeflow.metrics.decoder_cosine_stats) and first-letter absorption
     (saeflow.absorption) of a loaded SAE on raw activations `acts` [N, d] whose tokens start with
-    `letters`."""
+    `letters`; with a `letter_set` (saeflow.absorption_icl.LetterSet of the SAE's layer) also SAEBench's
+    absorption under the settings `absorption_icl`."""
     from saeflow.absorption import AbsorptionSettings, absorption_score
     from saeflow.metrics import decoder_cosine_stats
 
@@ -231,4 +256,22 @@ def analyze_sae(
             "max_abs_cos": geo.max_abs_cos.tolist(),
         },
         absorption=result.to_dict(),
+        absorption_icl=None if letter_set is None else icl_absorption(sae, letter_set, absorption_icl),
     )
+
+
+def icl_absorption(sae: torch.nn.Module, letter_set: Any, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """SAEBench-protocol absorption (saeflow.absorption_icl) of a loaded SAE on a letter set."""
+    from saeflow.absorption_icl import IclAbsorptionSettings, icl_absorption_score
+
+    with torch.no_grad():
+        latents = sae.reconstruct_raw(letter_set.acts.float()).latents
+    return icl_absorption_score(
+        letter_set.acts,
+        letter_set.letters,
+        letter_set.train,
+        latents,
+        sae.W_dec.detach(),
+        IclAbsorptionSettings.from_dict(settings),
+        probes=letter_set.probes,
+    ).to_dict()

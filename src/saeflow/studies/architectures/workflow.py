@@ -11,7 +11,7 @@ from saeflow.studies.architectures.specs import ARCH_PREFIX, architecture_saes, 
 
 class ArchitecturesWorkflow:
     def __init__(self, config: Mapping[str, Any], saes: Mapping[str, Any], paths: RunPaths):
-        self.config, self.paths = config, paths
+        self.config, self.paths, self.specs = config, paths, saes
         self.cfg = config["architectures"]
         self.dir = f"{paths.results}/architectures"
         self.saes = architecture_saes(config)
@@ -22,6 +22,17 @@ class ArchitecturesWorkflow:
 
     def analysis_json(self, sae: str) -> str:
         return f"{self.dir}/analysis/{sae}.json"
+
+    def letter_set(self, layer: int | str) -> str:
+        """The SAEBench-protocol letter set (saeflow.absorption_icl.LetterSet) of the run's model at a
+        layer."""
+        return f"{self.dir}/letter_set/{self.paths.model}_L{layer}.safetensors"
+
+    def sae_letter_set(self, sae: str) -> str:
+        return self.letter_set(int(self.specs[sae]["layer"]))
+
+    def absorption_icl_settings(self) -> dict[str, Any]:
+        return dict(self.cfg["analysis"].get("absorption_icl") or {})
 
     def l1_searched(self) -> list[str]:
         """The study's ReLU copies, whose L1 coefficient is searched before training (rule l1_search)."""

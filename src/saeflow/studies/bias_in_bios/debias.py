@@ -30,7 +30,7 @@ Reported on the balanced test set, for a profession probe and a representation:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -43,6 +43,8 @@ from saeflow.errors import ConfigError, DataError
 
 GROUP_NAMES = ("A/M", "A/F", "B/M", "B/F")
 SELECTIONS = ("separation", "gender_probe")
+ATTRIBUTIONS = {"linear": "", "ig": " (IG)"}
+"""Latent attributions and the suffix of their SHIFT rows ("GSAE SHIFT", "GSAE SHIFT (IG)")."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ class ShiftConfig:
     """Standardise features (fitted on the probe's training set) before the logistic regression."""
     gender_folds: int = 5
     """Folds of the cross-validated gender probe on the balanced test set."""
+    attributions: tuple[str, ...] = ("linear", "ig")
+    """Latent attributions that rank the latents, each giving its own SHIFT rows and SCR curve: linear
+    (latent_attribution) and ig (ig_attribution: integrated-gradient effects on the probe's loss, SHIFT's).
+    The first also gives the gender-gap split."""
+    ig_steps: int = 10
+    """Riemann (midpoint) steps of the integrated gradients."""
     seed: int = 0
     """Seeds the folds and the random-ablation baseline."""
 
@@ -76,6 +84,14 @@ class ShiftConfig:
             raise ConfigError("bias_in_bios.n_latents and every scr_n must be at least 1")
         if self.gender_folds < 2:
             raise ConfigError(f"bias_in_bios.gender_folds must be at least 2; got {self.gender_folds}")
+        unknown = [m for m in self.attributions if m not in ATTRIBUTIONS]
+        if unknown or not self.attributions or len(set(self.attributions)) != len(self.attributions):
+            raise ConfigError(
+                f"bias_in_bios.attribution.methods must be distinct names among {', '.join(ATTRIBUTIONS)}; "
+                f"got {list(self.attributions)}"
+            )
+        if self.ig_steps < 1:
+            raise ConfigError(f"bias_in_bios.attribution.steps must be at least 1; got {self.ig_steps}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShiftConfig:
@@ -85,6 +101,11 @@ class ShiftConfig:
         kw.update({k: v for k, v in probe.items() if k in names})
         if "scr_n" in kw:
             kw["scr_n"] = tuple(int(n) for n in kw["scr_n"])
+        attribution = d.get("attribution") or {}
+        if "methods" in attribution:
+            kw["attributions"] = tuple(str(m) for m in attribution["methods"])
+        if "steps" in attribution:
+            kw["ig_steps"] = int(attribution["steps"])
         return cls(**kw)
 
 
@@ -247,6 +268,70 @@ def latent_attribution(f: np.ndarray, classes: np.ndarray, w: np.ndarray, W_dec:
     return np.abs(delta * (W_dec @ w))
 
 
+def integrated_gradients(
+    metric: Callable[[torch.Tensor], torch.Tensor],
+    f: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+    steps: int = 10,
+) -> torch.Tensor:
+    """[N, m] integrated gradients (f − f₀)·mean_k ∂metric/∂f at f₀ + α_k (f − f₀), α_k = (k + ½)/steps
+    (midpoint rule), for a metric giving one value per row ([N, m] → [N]) that depends on its own row only.
+
+    Row n estimates metric_n(f) − metric_n(f₀) summed over latents (completeness); exact when the metric is
+    linear in f, and for a quadratic one too. f₀ defaults to 0 (zero-ablation)."""
+    f = f.detach()
+    f0 = torch.zeros_like(f) if baseline is None else baseline.detach().to(f)
+    grads = torch.zeros_like(f)
+    for k in range(steps):
+        point = (f0 + (k + 0.5) / steps * (f - f0)).requires_grad_(True)
+        grads += torch.autograd.grad(metric(point).sum(), point)[0]
+    return (f - f0) * grads / steps
+
+
+def spliced_probe_loss(
+    x: np.ndarray, f: np.ndarray, W_dec: np.ndarray, probe: LinearProbe, y: np.ndarray
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Per-bio logistic loss of `probe` (labels y) on the spliced representation as a function of the pooled
+    latents f': x − f W_dec + f' W_dec, i.e. the SAE error term (and b_dec) kept and the latents replaced; at
+    f' = f it is the probe's loss on x, at f' with latents zeroed the loss after ablating them."""
+    W = torch.as_tensor(W_dec, dtype=torch.float64)
+    rest = torch.as_tensor(x, dtype=torch.float64) - torch.as_tensor(f, dtype=torch.float64) @ W
+    w = torch.as_tensor(probe.w, dtype=torch.float64)
+    target = torch.as_tensor(y, dtype=torch.float64)
+
+    def loss(latents: torch.Tensor) -> torch.Tensor:
+        logit = (rest + latents @ W) @ w + probe.b
+        return torch.nn.functional.binary_cross_entropy_with_logits(logit, target, reduction="none")
+
+    return loss
+
+
+def ig_attribution(
+    x: np.ndarray, f: np.ndarray, y: np.ndarray, probe: LinearProbe, W_dec: np.ndarray, steps: int = 10
+) -> np.ndarray:
+    """SHIFT's effect of each latent on the probe's loss (Marks et al.): the integrated-gradient estimate of
+    the change in the mean loss over the set when the latent is zero-ablated (error term kept),
+    e_i = |mean_n −IG_n,i| with IG from the latents' values to 0 through spliced_probe_loss. [m]"""
+    f_t = torch.as_tensor(f, dtype=torch.float64)
+    ig = integrated_gradients(spliced_probe_loss(x, f, W_dec, probe, y), f_t, steps=steps)
+    return np.abs(ig.mean(0).numpy())  # |mean −IG| = |mean IG|
+
+
+def latent_effects(
+    method: str,
+    data: LabelledSet,
+    f: np.ndarray,
+    y: np.ndarray,
+    probe: LinearProbe,
+    W_dec: np.ndarray,
+    cfg: ShiftConfig = ShiftConfig(),
+) -> np.ndarray:
+    """[m] each latent's effect on `probe` (trained on `data` with labels y) by attribution `method`."""
+    if method == "ig":
+        return ig_attribution(data.x, f, y, probe, W_dec, cfg.ig_steps)
+    return latent_attribution(f, y, probe.w, W_dec)
+
+
 def cohens_d(f: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Per-latent (mean on positive − mean on the rest) / pooled standard deviation; 0 where it is 0."""
     positive = np.asarray(positive, dtype=bool)
@@ -272,17 +357,19 @@ def rank_gender_latents(
     W_dec: np.ndarray,
     probe: LinearProbe,
     cfg: ShiftConfig = ShiftConfig(),
+    attribution: str = "linear",
 ) -> LatentRanking:
-    """Gender-driven latents in order of effect (see ShiftConfig.selection for the two methods)."""
+    """Gender-driven latents in order of effect (see ShiftConfig.selection for the two methods), the effect
+    measured by `attribution` (linear or ig)."""
     if cfg.selection == "separation":
-        effects = latent_attribution(f_amb, amb.label, probe.w, W_dec)
+        effects = latent_effects(attribution, amb, f_amb, amb.label, probe, W_dec, cfg)
         d_gender = np.abs(cohens_d(f_sel, sel.gender == "F"))
         d_prof = np.abs(cohens_d(f_sel, sel.label == 1))
         candidate = (d_gender > d_prof) & (effects > 0)
     else:
         gender_y = (sel.gender == "F").astype(int)
         gprobe = fit_probe(sel.x, gender_y, cfg)
-        effects = latent_attribution(f_sel, gender_y, gprobe.w, W_dec)
+        effects = latent_effects(attribution, sel, f_sel, gender_y, gprobe, W_dec, cfg)
         candidate = effects > 0
     idx = np.flatnonzero(candidate)
     ranking = idx[np.lexsort((idx, -effects[idx]))]
@@ -367,14 +454,18 @@ def gender_gap(
 @dataclass
 class ShiftResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
-    """SHIFT, SHIFT + retrain, Random ablation, Random ablation + retrain at cfg.n_latents."""
+    """SHIFT, SHIFT + retrain for each attribution ("SHIFT (IG)" for ig), Random ablation, Random ablation +
+    retrain at cfg.n_latents."""
     scr: list[dict[str, Any]] = field(default_factory=list)
-    """One row per (method in SHIFT / Random, n) without retraining: accuracies and SCR scores."""
+    """One row per (method in SHIFT / SHIFT (IG) / Random ablation, n) without retraining: accuracies and SCR
+    scores."""
     latents: list[int] = field(default_factory=list)
-    """The ablated latents of the SHIFT row, in order of effect."""
+    """The ablated latents of the first attribution's SHIFT row, in order of effect."""
     n_candidates: int = 0
     gender_gap: dict[str, float] = field(default_factory=dict)
-    """GenderGap of the ambiguous-set probe, with the SHIFT row's latents ablated."""
+    """GenderGap of the ambiguous-set probe, with the first attribution's SHIFT latents ablated."""
+    attributions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per attribution: its SHIFT row's latents, n_candidates and gender_gap."""
 
 
 def scr_score(a_ablated: float, a_base: float, a_oracle: float) -> float:
@@ -400,8 +491,11 @@ def shift_study(
     base: the Original and Oracle rows (from baseline_rows) by method, for the SCR scores.
     """
     probe = fit_probe(amb.x, amb.label, cfg)
-    selection = rank_gender_latents(f_amb, amb, f_sel, sel, W_dec, probe, cfg)
-    result = ShiftResult(n_candidates=len(selection.ranking))
+    rankings = {
+        m: rank_gender_latents(f_amb, amb, f_sel, sel, W_dec, probe, cfg, attribution=m).ranking
+        for m in cfg.attributions
+    }
+    result = ShiftResult()
     a_base, a_oracle = base["Original"], base["Oracle"]
 
     def evaluate(latents: np.ndarray, retrain: bool, gender_probe_acc: float | None = None) -> Scores:
@@ -410,7 +504,8 @@ def shift_study(
         return score(p, test_x, cfg, gender_probe_acc)  # the gender probe depends on the representation only
 
     for n in sorted({*cfg.scr_n, cfg.n_latents}):
-        chosen = {"SHIFT": selection.ranking[:n], "Random ablation": random_latents(f_amb, n, cfg.seed + n)}
+        chosen = {f"SHIFT{ATTRIBUTIONS[m]}": ranking[:n] for m, ranking in rankings.items()}
+        chosen["Random ablation"] = random_latents(f_amb, n, cfg.seed + n)
         for method, latents in chosen.items():
             s = evaluate(latents, retrain=False)
             if n in cfg.scr_n:
@@ -421,13 +516,23 @@ def shift_study(
                                                  a_oracle["worst_group_acc"]),
                 })  # fmt: skip
             if n == cfg.n_latents:
-                name = f"{label} SHIFT" if method == "SHIFT" else f"Random ablation ({label})"
+                name = f"Random ablation ({label})" if method == "Random ablation" else f"{label} {method}"
                 result.rows.append(row(name, s, sae=label, n_ablated=len(latents)))
                 retrained = evaluate(latents, retrain=True, gender_probe_acc=s.gender_probe_acc)
                 result.rows.append(row(f"{name} + retrain", retrained, sae=label, n_ablated=len(latents)))
-                if method == "SHIFT":
-                    result.latents = [int(i) for i in latents]
-                    result.gender_gap = gender_gap(probe, test, f_test, W_dec, latents)._asdict()
+    for m, ranking in rankings.items():
+        latents = ranking[: cfg.n_latents]
+        result.attributions[m] = {
+            "latents": [int(i) for i in latents],
+            "n_candidates": len(ranking),
+            "gender_gap": gender_gap(probe, test, f_test, W_dec, latents)._asdict(),
+        }
+    first = result.attributions[cfg.attributions[0]]
+    result.latents, result.n_candidates, result.gender_gap = (
+        first["latents"],
+        first["n_candidates"],
+        first["gender_gap"],
+    )
     return result
 
 

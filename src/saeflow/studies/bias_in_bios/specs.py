@@ -6,6 +6,7 @@ Kept free of heavy imports: the workflow imports it (through saeflow.registry) e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 from saeflow.errors import ConfigError
@@ -101,3 +102,21 @@ def study_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"bias_in_bios.saes: labels must be distinct; got {labels}")
     return out
+
+
+def compressed_study_saes(
+    config: Mapping[str, Any], compared: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(label, registry name) of each compressed SAE ("GSAE comp. 1/8", "gsae"): the compared SAEs
+    [(label, registry name)] whose label bias_in_bios.compress.saes lists; none when compress is null."""
+    compress = _bib(config).get("compress")
+    if compress is None:
+        return []
+    fraction = float(compress.get("fraction", 0.125))
+    wanted = [str(s) for s in compress.get("saes", ("GSAE", "SSAE"))]
+    return [(compressed_label(label, fraction), name) for label, name in compared if label in wanted]
+
+
+def compressed_label(label: str, fraction: float) -> str:
+    """Row label of a compressed SAE: the fraction as a short ratio, ("GSAE", 0.125) -> "GSAE comp. 1/8"."""
+    return f"{label} comp. {Fraction(fraction).limit_denominator(1000)}"

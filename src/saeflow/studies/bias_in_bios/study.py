@@ -26,7 +26,12 @@ from saeflow.studies.bias_in_bios.data import (
     prepare_pool,
     read_bios,
 )
-from saeflow.studies.bias_in_bios.debias import BOOTSTRAP_RESAMPLES, LabelledSet, ShiftConfig
+from saeflow.studies.bias_in_bios.debias import (
+    ATTRIBUTIONS,
+    BOOTSTRAP_RESAMPLES,
+    LabelledSet,
+    ShiftConfig,
+)
 
 SET_NAMES = ("ambiguous", "test", "oracle")
 TABLE_COLUMNS = ["method", "profession_acc", "gender_acc", "worst_group_acc", "gender_probe_acc"]
@@ -156,6 +161,11 @@ def _pct(v: float) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
+def _attribution_order(method: str) -> int:
+    """Position of an attribution in ATTRIBUTIONS (JSON files may store them sorted by name)."""
+    return list(ATTRIBUTIONS).index(method) if method in ATTRIBUTIONS else len(ATTRIBUTIONS)
+
+
 def gap_note(shifts: list[dict]) -> str:
     """One line: how much of the Original probe's gender signal each SAE's latents carry (vs its error
     term)."""
@@ -163,10 +173,15 @@ def gap_note(shifts: list[dict]) -> str:
     for s in shifts:
         g = s.get("gender_gap") or {}
         if g.get("total"):
+            by_method = s.get("attributions") or {"linear": {"latents": s["latents"], "gender_gap": g}}
+            removed = [
+                f"the {len(a['latents'])} ablated latents{ATTRIBUTIONS.get(m, f' ({m})')} "
+                f"{100 * a['gender_gap']['removed'] / g['total']:.0f}%"
+                for m, a in sorted(by_method.items(), key=lambda kv: _attribution_order(kv[0]))
+            ]
             parts.append(
                 f"{s['label']}: latents {100 * g['latents'] / g['total']:.0f}%, error term "
-                f"{100 * g['error'] / g['total']:.0f}%, the {len(s['latents'])} ablated latents "
-                f"{100 * g['removed'] / g['total']:.0f}%"
+                f"{100 * g['error'] / g['total']:.0f}%, " + ", ".join(removed)
             )
     if not parts:
         return ""
@@ -211,6 +226,20 @@ def group_sizes_note(df: pd.DataFrame, record: Mapping[str, Any]) -> str:
     )
 
 
+def paper_row(
+    method: str, methods: set[str], reference: Mapping[str, tuple[float, float, float]]
+) -> tuple[float, float, float] | None:
+    """The paper's numbers for one of our rows. The paper's SHIFT uses integrated gradients, so its SHIFT rows
+    go beside our "... SHIFT (IG)" rows; beside the linear-attribution rows only when the table has no IG
+    rows."""
+    ig = f" SHIFT{ATTRIBUTIONS['ig']}"
+    if ig in method:
+        return reference.get(method.replace(ig, " SHIFT"))
+    if " SHIFT" in method and method.replace(" SHIFT", ig) in methods:
+        return None
+    return reference.get(method)
+
+
 def markdown_table(
     df: pd.DataFrame, record: Mapping[str, Any], model: str, layer: int, n_latents: int, note: str = ""
 ) -> str:
@@ -243,8 +272,9 @@ def markdown_table(
     ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     reference = paper_reference()
+    methods = set(df.method)
     for r in df.to_dict("records"):
-        paper = reference.get(r["method"])
+        paper = paper_row(r["method"], methods, reference)
         ours = [
             r["method"],
             _pct(r["profession_acc"]),

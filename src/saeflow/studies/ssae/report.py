@@ -30,6 +30,8 @@ SSAE_COLUMNS = [
     "perplexity_clean_general",
     "perplexity_sae_general",
     "delta_ce_general",
+    "fvu_general",
+    "general_fvu_gain",
     "tail_recall_rare",
     "captured_types",
     "coverage_rare",
@@ -62,6 +64,7 @@ def ssae_row(
         "perplexity_clean_general": general_eval["perplexity_clean"],
         "perplexity_sae_general": general_eval["perplexity_sae"],
         "delta_ce_general": general_eval["delta_ce"],
+        "fvu_general": general_eval["fvu"],
         "tail_recall_rare": concepts.get("tail_recall_rare"),
         "captured_types": concepts.get("n_captured_total"),
         "coverage_rare": concepts.get("coverage_rare"),
@@ -85,7 +88,7 @@ def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 v, read_json(p["domain_eval"]), read_json(p["general_eval"]), read_json(p["concepts"]), sel
             )
         )
-    df = pd.DataFrame(rows, columns=SSAE_COLUMNS)
+    df = with_general_gain(pd.DataFrame(rows, columns=SSAE_COLUMNS))
     order = {"gsae": 0, "domain": 1, "dense": 2, "bm25": 3, "random": 4}
     df["_o"] = df["selection"].map(lambda s: order.get(s, 9))
     return (
@@ -93,6 +96,15 @@ def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
         .drop(columns="_o")
         .reset_index(drop=True)
     )
+
+
+def with_general_gain(df: pd.DataFrame) -> pd.DataFrame:
+    """`general_fvu_gain`: each SAE's relative general-text FVU improvement over its subdomain's GSAE row,
+    (fvu_general(GSAE) − fvu_general) / fvu_general(GSAE). On the `random` selection (the GSAE finetuned on
+    more general text) it is the convergence control: at most 1% for a GSAE trained to a plateau."""
+    base = df[df["selection"] == "gsae"].set_index("subdomain")["fvu_general"]
+    ref = df["subdomain"].map(base)
+    return df.assign(general_fvu_gain=(ref - df["fvu_general"]) / ref)
 
 
 RETRIEVAL_COLUMNS = [
