@@ -141,7 +141,8 @@ def model_dir_of(wildcards, input):
 
 def train_inputs(w):
     """The SAE's activations, plus the SAE it starts from (init_from) or, for a residual SAE, the frozen base it
-    reads (extra.base, a saved SAE directory), and the held-out set that scores its training curve (monitor_on)."""
+    reads (extra.base, a saved SAE directory), and the held-out set that scores its training curve (monitor_on).
+    """
     spec = sae_spec(w.sae)
     inputs = {"acts": sae_acts_manifest(w.sae)}
     if spec.get("init_from"):

@@ -26,4 +26,3 @@ rule core_metrics_table:
         code=code("core_metrics_table.py"),
     script:
         "../../scripts/core_metrics_table.py"
-

@@ -94,6 +94,7 @@ rule architectures_letter_set:
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),
+        gpu=config["gpu"],
     params:
         settings=ARCH_W.absorption_icl_settings(),
         dtype=config["model"]["dtype"],

@@ -19,7 +19,6 @@ bib_pooled = BIB_W.pooled
 bib_latents = BIB_W.latents
 bib_label = BIB_W.label
 bib_shift_inputs = BIB_W.shift_inputs
-bib_compressed = BIB_W.compressed_dir
 # the retrieval of the bias SSAE reads the ssae study's general-corpus embedding cache and embedder
 BIB_RETRIEVAL = SSAEWorkflow(config, SAES, P)
 
@@ -237,9 +236,9 @@ rule bib_compress:
         sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
         weights=lambda w: sae_weights(w.sae),
     output:
-        cfg=bib_compressed("{sae}") + "/sae/cfg.json",
-        weights=bib_compressed("{sae}") + "/sae/sae_weights.safetensors",
-        json=bib_compressed("{sae}") + "/kept.json",
+        cfg=BIB_W.compressed_file("{sae}", "sae/cfg.json"),
+        weights=BIB_W.compressed_file("{sae}", "sae/sae_weights.safetensors"),
+        json=BIB_W.compressed_file("{sae}", "kept.json"),
     log:
         f"logs/bias_in_bios{BIB_TAG}/compress/{{sae}}.log",
     benchmark:
@@ -265,8 +264,8 @@ rule bib_compress:
 rule bib_compressed_latents:
     input:
         manifest=f"{BIB_ACTS}/{{bset}}/manifest.json",
-        sae=bib_compressed("{sae}") + "/sae/cfg.json",
-        weights=bib_compressed("{sae}") + "/sae/sae_weights.safetensors",
+        sae=BIB_W.compressed_file("{sae}", "sae/cfg.json"),
+        weights=BIB_W.compressed_file("{sae}", "sae/sae_weights.safetensors"),
     output:
         latents=BIB_W.compressed_latents("{sae}", "{bset}"),
     log:
@@ -292,7 +291,7 @@ rule bib_compressed_shift:
     input:
         unpack(BIB_W.compressed_shift_inputs),
     output:
-        json=bib_compressed("{sae}") + "/shift.json",
+        json=BIB_W.compressed_file("{sae}", "shift.json"),
     log:
         f"logs/bias_in_bios{BIB_TAG}/compressed_shift/{{sae}}.log",
     benchmark:

@@ -2,14 +2,14 @@
 # evaluate_sae); here the table of every training curve and the figure.
 
 
-def monitored_saes():
-    """The SAEs trained with a training curve (monitor_on), each once (aliases share their SAE's)."""
-    return [n for n, spec in SAES.items() if spec.get("monitor_on") and n not in SAE_ALIASES]
+from saeflow.studies.convergence.specs import monitored_saes
+
+MONITORED = monitored_saes(SAES, SAE_ALIASES)
 
 
 rule convergence_table:
     input:
-        metrics=lambda w: [P.sae_metrics(n) for n in monitored_saes()],
+        metrics=[P.sae_metrics(n) for n in MONITORED],
     output:
         csv=report(
             f"{RESULTS}/tables/convergence.csv",
@@ -35,7 +35,7 @@ rule convergence_table:
         mem_mb=SIZES.mem_mb("table"),
         runtime=SIZES.runtime("table"),
     params:
-        specs=lambda w: {n: SAES[n] for n in monitored_saes()},  # in the order of input.metrics
+        specs={n: SAES[n] for n in MONITORED},  # in the order of input.metrics
         code=code("convergence_table.py"),
     script:
         "../../../scripts/convergence_table.py"

@@ -59,6 +59,9 @@ class BiasInBiosWorkflow:
         """The compressed SAE (cfg.json, sae_weights.safetensors) and its kept latents (kept.json)."""
         return f"{self.dir}/compressed/{sae}"
 
+    def compressed_file(self, sae: str, leaf: str) -> str:
+        return f"{self.compressed_dir(sae)}/{leaf}"
+
     def compressed_latents(self, sae: str, name: str) -> str:
         return f"{self.compressed_dir(sae)}/latents/{name}.safetensors"
 

@@ -72,3 +72,8 @@ def convergence_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> 
         }
         specs[control_name(name)] = finetune_of(defined, name, overrides, key="convergence.saes")
     return specs
+
+
+def monitored_saes(specs: Mapping[str, Mapping[str, Any]], aliases: Mapping[str, str]) -> list[str]:
+    """The SAEs trained with a training curve (monitor_on), each once (an alias shares its SAE's)."""
+    return [n for n, spec in specs.items() if spec.get("monitor_on") and n not in aliases]
