@@ -99,7 +99,8 @@ def plot_training_curves(
     ax_fvu.set(
         xlabel="training tokens (M)", ylabel="held-out FVU", yscale="log", title=title or "training curve"
     )
-    ax_l0.set(xlabel="training tokens (M)", ylabel="held-out L0", title="L0")
+    # log scale: a ReLU's L0 starts in the thousands while the others sit at k
+    ax_l0.set(xlabel="training tokens (M)", ylabel="held-out L0", yscale="log", title="L0")
     ax_fvu.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
