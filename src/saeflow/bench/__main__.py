@@ -115,18 +115,23 @@ def _bench_extract(args: argparse.Namespace) -> None:
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="extraction (run to layer + shard writing) vs full forward")
+    _extraction_args(p, layer=6, dtype="float32", dtype_help="model dtype")
+    p.set_defaults(func=_bench_extract)
+
+
+def _extraction_args(p: argparse.ArgumentParser, *, layer: int, dtype: str, dtype_help: str) -> None:
+    """The options the extraction benchmarks share."""
     p.add_argument(
         "--model-dir", default=DEFAULT_MODEL_DIR, help="prepared HF model dir (default: %(default)s)"
     )
-    p.add_argument("--layer", type=int, default=6)
+    p.add_argument("--layer", type=int, default=layer)
     p.add_argument("--tokens", type=int, default=4096, help="stored tokens to extract")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--shard-rows", type=int, default=32768)
-    p.add_argument("--dtype", default="float32", help="model dtype")
+    p.add_argument("--dtype", default=dtype, help=dtype_help)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--texts", help="JSONL documents with id/text (default: synthetic sentences)")
-    p.set_defaults(func=_bench_extract)
 
 
 def _bench_precision(args: argparse.Namespace) -> None:
@@ -204,17 +209,7 @@ def _bench_precision(args: argparse.Namespace) -> None:
 
 def _add_precision(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("precision", help="extraction in bfloat16 (or float16) vs float32: speed, error, CE")
-    p.add_argument(
-        "--model-dir", default=DEFAULT_MODEL_DIR, help="prepared HF model dir (default: %(default)s)"
-    )
-    p.add_argument("--layer", type=int, default=15)
-    p.add_argument("--tokens", type=int, default=4096, help="stored tokens to extract")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--shard-rows", type=int, default=32768)
-    p.add_argument("--dtype", default="bfloat16", help="the lower-precision compute dtype")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    p.add_argument("--texts", help="JSONL documents with id/text (default: synthetic sentences)")
+    _extraction_args(p, layer=15, dtype="bfloat16", dtype_help="the lower-precision compute dtype")
     p.set_defaults(func=_bench_precision)
 
 

@@ -28,12 +28,17 @@ def test_token_letters():
     assert token_letters([0, 1, 2, 3, 4, 5, 0], _Tok()) == ["t", "c", None, "a", "i", None, "t"]
 
 
-def test_analyze_sae_on_letter_data():
+def _letter_data():
+    """A TopK SAE and 120 rows: 40 per letter a, b, c along the first three axes."""
     torch.manual_seed(0)
     d = 8
     sae = make_sae({"architecture": "topk", "d_in": d, "d_sae": 16, "k": 2}, seed=0)
     x = torch.cat([torch.eye(d)[i] * 3 + 0.2 * torch.randn(40, d) for i in range(3)])
-    letters = [c for c in "abc" for _ in range(40)]
+    return sae, x, [c for c in "abc" for _ in range(40)]
+
+
+def test_analyze_sae_on_letter_data():
+    sae, x, letters = _letter_data()
     out = analyze_sae(sae, x, letters, distinct_threshold=0.5, absorption={"min_train": 3})
     assert len(out.geometry["max_abs_cos"]) == 16
     assert 0 <= out.geometry["distinct_fraction"] <= 1
@@ -88,11 +93,8 @@ def test_rows_carry_the_saebench_protocol_absorption(tmp_path):
 def test_analyze_sae_with_a_letter_set():
     from saeflow.absorption_icl import LetterSet
 
-    torch.manual_seed(0)
-    d = 8
-    sae = make_sae({"architecture": "topk", "d_in": d, "d_sae": 16, "k": 2}, seed=0)
-    x = torch.cat([torch.eye(d)[i] * 3 + 0.2 * torch.randn(40, d) for i in range(3)])
-    letters = [c for c in "abc" for _ in range(40)]
+    sae, x, letters = _letter_data()
+    d = x.shape[1]
     probes = {c: (torch.eye(d)[i].double().numpy(), -1.0) for i, c in enumerate("abc")}
     train = torch.arange(120) % 5 != 0
     ls = LetterSet(x, [f" {c}x" for c in letters], letters, train.numpy(), probes)
