@@ -46,8 +46,9 @@ def main():
     mask = row_mask(store, filt.masks)
     print(f"{int(mask.sum())} of {len(mask)} stored tokens kept")
     sae = load_sae(Path(snakemake.input.cfg).parent)
-    done = interpret_sae(sae, store, lm.tokenizer, cfg, sae_name=p.sae, embedder=p.embedder, row_mask=mask)
-    acts, result, decode = done
+    acts, result, decode = interpret_sae(
+        sae, store, lm.tokenizer, cfg, sae_name=p.sae, embedder=p.embedder, row_mask=mask
+    )
     write_table(result.scores, out.autointerp_csv, out.autointerp_md, floatfmt=".3f")
     doc_max = document_max(sae, store, mask=mask).numpy()
     labels = report_labels(data, store.manifest.docs)

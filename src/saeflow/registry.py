@@ -20,6 +20,7 @@ from typing import Any
 from saeflow.errors import ConfigError, SaeflowError
 from saeflow.sae_spec import resolve_sae, spec_id
 from saeflow.studies import active_studies
+from saeflow.study import core_extraction_budget
 
 
 def sweep_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,10 +166,9 @@ def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, An
     held-out sets get `extraction.heldout_tokens` and every other set `extraction.train_tokens`.
     """
     ex = config["extraction"]
-    split = textset.split(".", 1)[1]
     own = [b for b in (s.extraction_budget(config, textset) for s in active_studies(config)) if b is not None]
     return {
-        "max_tokens": (own[0] if own else ex["heldout_tokens"] if split == "heldout" else ex["train_tokens"]),
+        "max_tokens": own[0] if own else core_extraction_budget(config, textset),
         "batch_size": config["model"]["batch_size"],
         "shard_rows": ex["shard_rows"],
         "dtype": ex.get("dtype", "float16"),

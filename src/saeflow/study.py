@@ -33,6 +33,13 @@ def _no_targets(config: Config, saes: Specs) -> list[str]:
     return []
 
 
+def core_extraction_budget(config: Config, textset: str) -> int:
+    """The token budget the core gives a text set ("<corpus>.<split>") that no study claims:
+    `extraction.heldout_tokens` for a held-out set, `extraction.train_tokens` for any other."""
+    ex = config["extraction"]
+    return int(ex["heldout_tokens"] if textset.split(".", 1)[1] == "heldout" else ex["train_tokens"])
+
+
 @dataclass(frozen=True)
 class Study:
     name: str

@@ -9,6 +9,7 @@ from typing import Any
 
 from saeflow.errors import ConfigError
 from saeflow.sae_spec import finetune_of
+from saeflow.study import core_extraction_budget
 
 CONTROL_SUFFIX = "-control"
 
@@ -42,14 +43,6 @@ def controlled_saes(config: Mapping[str, Any], defined: Mapping[str, Mapping[str
     return list(names)
 
 
-def _core_budget(config: Mapping[str, Any], textset: str) -> int:
-    """The extraction budget the core gives a text set (a set a study budgets itself is rarely trained on from
-    scratch; if it is, the control's token count is off by that ratio, never its data)."""
-    ex = config.get("extraction") or {}
-    heldout = textset.endswith(".heldout")
-    return int(ex.get("heldout_tokens", 4096) if heldout else ex.get("train_tokens", 120000))
-
-
 def convergence_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """`<sae>-control` for every controlled SAE: its finetune on its own training set for `tokens` × epochs
     activations (a fraction of an epoch of the store), seeded differently, evaluated on general text only."""
@@ -61,7 +54,9 @@ def convergence_specs(config: Mapping[str, Any], defined: Mapping[str, Any]) -> 
     specs = {}
     for name in controlled_saes(config, defined):
         parent = defined[name]
-        store_tokens = _core_budget(config, str(parent["train_on"]))
+        # a set a study budgets itself is rarely trained on from scratch; if it is, the control's token count
+        # is off by that ratio, never its data
+        store_tokens = core_extraction_budget(config, str(parent["train_on"]))
         epochs = min(1.0, tokens * float(finetune.get("epochs", 3)) / store_tokens)
         overrides = {
             **{k: v for k, v in finetune.items() if k != "epochs"},
