@@ -1,5 +1,5 @@
-"""Snakemake adapter: the architecture table (evaluations joined with each SAE's analysis, and ReLU's
-L1-coefficient search) and the decoder geometry histogram."""
+"""Snakemake adapter: the architecture table (evaluations joined with each SAE's analysis and, for ReLU + L1,
+its final L1 coefficient) and the decoder geometry histogram."""
 
 from saeflow.io import read_json
 from saeflow.runtime import redirect_to, run_main
@@ -11,12 +11,12 @@ snakemake = globals()["snakemake"]
 
 def main():
     redirect_to(snakemake.log[0])
-    entries = snakemake.params.entries  # {label: {sae, evals: {eval_set: path}, analysis: path}}
+    entries = snakemake.params.entries  # {label: {sae, evals: {eval_set: path}, analysis: path, cfg: path}}
     labels = {e["sae"]: label for label, e in entries.items()}
     evals = {(e["sae"], es): path for e in entries.values() for es, path in e["evals"].items()}
     analyses = {e["sae"]: e["analysis"] for e in entries.values()}
-    searches = {e["sae"]: e["l1_search"] for e in entries.values() if "l1_search" in e}
-    df = architectures_table(architecture_rows(labels, evals, analyses, searches))
+    cfgs = {e["sae"]: e["cfg"] for e in entries.values()}
+    df = architectures_table(architecture_rows(labels, evals, analyses, cfgs))
     write_table(df, snakemake.output.csv, snakemake.output.md)
     decoder_cos_hist(
         {label: read_json(e["analysis"])["geometry"]["max_abs_cos"] for label, e in entries.items()},

@@ -147,3 +147,32 @@ def test_training_curve_is_scored_on_the_monitor_set_and_changes_nothing(tmp_pat
     x = torch.cat(list(monitor.iter_batches(300, shuffle=False)))  # as stored
     assert curve[-1]["fvu"] == pytest.approx(fvu(x, saved.reconstruct_raw(x).recon), rel=1e-4)
     assert watched.metrics["plateau_gain"] is not None
+
+
+def test_snapshots_are_taken_evenly_with_their_mean_lr_and_change_nothing(tmp_path, store):
+    plain = train_sae(_cfg(), _tcfg(epochs=2, decay_fraction=0.5), store, tmp_path / "plain")
+    snapped = train_sae(_cfg(), _tcfg(epochs=2, decay_fraction=0.5, snapshots=4), store, tmp_path / "snap")
+    wa, wb = _weights(plain.sae), _weights(snapped.sae)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    entries = snapped.metrics["snapshots"]
+    assert [e["step"] for e in entries] == [8, 16, 24, 32]  # 32 steps
+    # lr 3e-3, warm-up 2 steps (factors 0.5, 1), linear decay over the last 16 steps (16/16 ... 1/16)
+    assert entries[0]["lr"] == pytest.approx(3e-3 * (0.5 + 7) / 8)
+    assert entries[1]["lr"] == pytest.approx(3e-3)
+    assert entries[2]["lr"] == pytest.approx(3e-3 * sum(range(9, 17)) / 16 / 8)
+    assert entries[3]["lr"] == pytest.approx(3e-3 * sum(range(1, 9)) / 16 / 8)
+    # the last snapshot is the saved SAE's weights
+    from safetensors.torch import load_file
+
+    last = load_file(str(tmp_path / "snap" / entries[-1]["file"]))
+    saved = load_file(str(tmp_path / "snap" / "sae_weights.safetensors"))
+    assert all(torch.equal(last[k], saved[k]) for k in ("W_enc", "b_enc", "W_dec", "b_dec"))
+    assert "snapshots" not in plain.metrics and not (tmp_path / "plain" / "snapshots").exists()
+
+
+def test_a_fresh_run_removes_another_runs_snapshots(tmp_path, store):
+    stale = tmp_path / "sae" / "snapshots" / "step_0000999.safetensors"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    train_sae(_cfg(), _tcfg(snapshots=1), store, tmp_path / "sae")
+    assert not stale.exists()

@@ -40,14 +40,16 @@ SAE_DEFAULTS: dict[str, Any] = {
 }
 """Literal (the workflow imports this module at parse time, without torch); tests/test_sae_spec.py checks it
 against the dataclasses' defaults. `architecture` and `d_sae` have no dataclass default."""
-SPEC_EXCLUDED_FIELDS = frozenset({"d_in", "checkpoint_every", "log_every", "monitor_every", "seed"})
+SPEC_EXCLUDED_FIELDS = frozenset(
+    {"d_in", "checkpoint_every", "log_every", "monitor_every", "snapshots", "seed"}
+)
 """Dataclass fields that are not spec defaults: d_in comes from the activations, seed from the run, and the
-checkpoint / log intervals do not change what is learned."""
+checkpoint / log / snapshot intervals do not change what is learned."""
 
 
 _BATCHTOPK_EXTRA = frozenset({"threshold_decay"})
 ARCHITECTURE_EXTRA: dict[str, frozenset[str]] = {
-    "relu": frozenset({"l1_search"}),
+    "relu": frozenset({"target_l0", "l1_rate", "l1_hold_steps"}),
     "topk": frozenset({"fast"}),
     "batchtopk": _BATCHTOPK_EXTRA,
     "jumprelu": frozenset(
@@ -97,6 +99,7 @@ _SPEC_KEYS = frozenset(
         "log_every",
         "monitor_on",
         "monitor_every",
+        "snapshots",
     }
 )
 """Spec keys with no default (or not learning-relevant) besides SAE_DEFAULTS."""

@@ -29,6 +29,7 @@ from saeflow.errors import ConfigError, DataError
 from saeflow.io import atomic_path
 from saeflow.metrics import ReconstructionAccumulator
 from saeflow.outliers import DEFAULT_OUTLIER_RATIO, inlier_mean, outlier_threshold
+from saeflow.runtime import file_sha256
 from saeflow.sae import SAEConfig, SparseAutoencoder, load_sae, make_sae
 from saeflow.sae.kernels import coalesce_latents
 from saeflow.sae.objectives import batch_objective
@@ -65,6 +66,9 @@ class TrainConfig:
     """Steps between held-out points of the training curve (FVU and L0 on the monitor set; 0 = none)."""
     outlier_norm_ratio: float = DEFAULT_OUTLIER_RATIO
     """Rows with a norm above this × the median norm are not trained on (saeflow.outliers; ≤ 0 keeps all)."""
+    snapshots: int = 0
+    """Evenly spaced weight snapshots kept in `<out_dir>/snapshots/` (TracIn's checkpoints; 0 = none). Taking
+    them changes nothing in training."""
 
     def __post_init__(self):
         if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
@@ -74,6 +78,8 @@ class TrainConfig:
             )
         if self.tilt < 0:
             raise ConfigError(f"train.tilt must be >= 0; got {self.tilt}")
+        if self.snapshots < 0:
+            raise ConfigError(f"train.snapshots must be >= 0; got {self.snapshots}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -93,6 +99,50 @@ def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     if step >= decay_start and total > decay_start:
         return max(0.0, (total - step) / (total - decay_start))
     return 1.0
+
+
+SNAPSHOT_DIR = "snapshots"
+
+
+def snapshot_steps(total: int, count: int) -> list[int]:
+    """The steps after which the `count` snapshots are taken: evenly spaced, the last at the end."""
+    return sorted({max(1, round(total * (i + 1) / count)) for i in range(count)}) if count else []
+
+
+def mean_lr(start: int, end: int, total: int, cfg: TrainConfig) -> float:
+    """Mean learning rate of steps start .. end − 1 (the interval a snapshot closes)."""
+    steps = range(start, end)
+    return cfg.lr * sum(_lr_factor(s, total, cfg) for s in steps) / max(len(steps), 1)
+
+
+def _snapshot_path(out_dir: Path, step: int) -> Path:
+    return out_dir / SNAPSHOT_DIR / f"step_{step:07d}.safetensors"
+
+
+def _save_snapshot(out_dir: Path, sae: SparseAutoencoder, step: int) -> None:
+    """Weights of one snapshot, in the raw activation scale as a saved SAE's (input scale: cfg.json)."""
+    path = _snapshot_path(out_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.float().cpu().contiguous() for k, v in sae.weights_for_saving().items()}
+    with atomic_path(path) as tmp:
+        save_file(weights, str(tmp))
+
+
+def _snapshot_entry(
+    out_dir: Path, step: int, snapshot_at: list[int], total: int, cfg: TrainConfig
+) -> dict[str, Any]:
+    """Its entry in metrics.json's `snapshots`: the mean learning rate of the steps since the previous one
+    (TracIn's η), the file (relative to the SAE folder) and its sha256."""
+    path = _snapshot_path(out_dir, step)
+    if not path.is_file():
+        raise DataError(f"{path}: snapshot missing after training (removed while training ran?)")
+    previous = max([0, *(s for s in snapshot_at if s < step)])
+    return {
+        "step": step,
+        "lr": mean_lr(previous, step, total, cfg),
+        "file": f"{SNAPSHOT_DIR}/{path.name}",
+        "sha256": file_sha256(path),
+    }
 
 
 def _init_decoder_bias(
@@ -379,6 +429,7 @@ def train_sae(
     if init_from is not None:
         parent = load_sae(init_from)
         sae.load_saved_weights(parent.weights_for_saving(), input_scale=1.0)
+        sae.continue_from_(parent)
         # Finetuning keeps the parent's input scale so its learned features mean the same thing.
         scale = json.loads((Path(init_from) / "cfg.json").read_text())["saeflow"]["input_scale"]
         sae.set_input_scale_(scale)
@@ -400,6 +451,9 @@ def train_sae(
     if resume is not None:
         start_step, history, tail, tokens, curve = resume
         log.info("resuming from %s at step %d/%d", ckpt_path, start_step, total_steps)
+    else:
+        shutil.rmtree(out_dir / SNAPSHOT_DIR, ignore_errors=True)  # another run's snapshots are never kept
+    snapshot_at = snapshot_steps(total_steps, train_cfg.snapshots)
 
     batches = store.iter_batches(
         train_cfg.batch_size,
@@ -450,6 +504,8 @@ def train_sae(
             (step + 1) % train_cfg.monitor_every == 0 or step == total_steps - 1
         ):
             curve.append(heldout_point(sae, monitor_rows, step + 1, tokens))
+        if step + 1 in snapshot_at:
+            _save_snapshot(out_dir, sae, step + 1)
         if train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0:
             _save_checkpoint(ckpt_path, sae, opt, step + 1, spec_hash, history, tail, tokens, curve)
     elapsed = time.perf_counter() - t0
@@ -480,6 +536,10 @@ def train_sae(
         "final": final._asdict() if final else None,
         "history": history,
     }
+    if snapshot_at:
+        metrics["snapshots"] = [
+            _snapshot_entry(out_dir, step, snapshot_at, total_steps, train_cfg) for step in snapshot_at
+        ]
     if curve:
         metrics["curve"] = [p._asdict() for p in curve]
         metrics["plateau_gain"] = plateau_gain(curve)

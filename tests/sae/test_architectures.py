@@ -182,6 +182,50 @@ def test_jumprelu_reaches_its_target_l0_in_a_short_run(tmp_path, target):
     assert float((f > 0).sum(-1).float().mean()) == pytest.approx(target, rel=0.2)  # the saved θ holds it
 
 
+# ----------------------------------------------------------------------------------------------- ReLU + L1
+
+
+def test_relu_controller_step_by_hand():
+    sae = make_sae(
+        {"architecture": "relu", "d_in": 4, "d_sae": 8, "l1_coefficient": 2.0, "extra": {"target_l0": 4}}
+    )
+    sae.steer_l1_(torch.tensor(32.0, dtype=torch.float64))  # L0 8x the target: held (not within 2x yet)
+    assert sae.l1_coefficient == pytest.approx(2.0) and not bool(sae.l1_engaged)
+    sae.steer_l1_(torch.tensor(0.0, dtype=torch.float64))  # EMA 0.9·32 = 28.8: still held
+    assert sae.l0_ema.item() == pytest.approx(28.8)
+    for _ in range(12):  # EMA 28.8·0.9^12 = 8.19: still held
+        sae.steer_l1_(torch.tensor(0.0, dtype=torch.float64))
+    assert not bool(sae.l1_engaged) and sae.l1_coefficient == pytest.approx(2.0)
+    sae.steer_l1_(
+        torch.tensor(0.0, dtype=torch.float64)
+    )  # EMA 7.37 ≤ 2·4: engaged, log λ += 0.02·log(7.37/4)
+    ema = 28.8 * 0.9**13
+    assert bool(sae.l1_engaged) and sae.l0_ema.item() == pytest.approx(ema)
+    assert sae.l1_coefficient == pytest.approx(2.0 * math.exp(0.02 * math.log(ema / 4)))
+    sae.steer_l1_(torch.tensor(400.0, dtype=torch.float64))  # EMA 46.6: the error is clipped at +1
+    assert sae.l1_coefficient == pytest.approx(2.0 * math.exp(0.02 * math.log(ema / 4) + 0.02))
+
+
+@pytest.mark.parametrize("target", [6, 12])
+def test_relu_reaches_its_target_l0_and_saves_the_final_l1(tmp_path, target):
+    x = sparse_data(4096, 32, n_features=128, per_token=6, seed=0)
+    store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=2048))
+    extra = {"target_l0": target, "l1_hold_steps": 100}
+    cfg = SAEConfig(architecture="relu", d_in=32, d_sae=128, l1_coefficient=0.3, extra=extra)
+    train_cfg = TrainConfig(lr=3e-3, batch_size=128, epochs=16, warmup_steps=10, checkpoint_every=0)
+    result = train_sae(cfg, train_cfg, store, tmp_path / "sae")
+    # λ = 0.3 held for 100 steps gives L0 ≈ 54; the controller then brings it to the target
+    assert result.metrics["final"]["l0"] == pytest.approx(target, rel=0.2)
+    saved = json.loads((tmp_path / "sae" / "cfg.json").read_text())["saeflow"]["sae"]
+    assert saved["l1_coefficient"] == pytest.approx(result.metrics["history"][-1]["l1"], rel=0.05)
+    loaded = load_sae(tmp_path / "sae")
+    assert loaded.l1_coefficient == pytest.approx(saved["l1_coefficient"])
+    # a finetune goes on from the parent's λ, the controller engaged
+    child = make_sae(cfg)
+    child.continue_from_(loaded)
+    assert child.l1_coefficient == pytest.approx(saved["l1_coefficient"]) and bool(child.l1_engaged)
+
+
 # ----------------------------------------------------------------------------------------------- Matryoshka
 
 

@@ -206,6 +206,10 @@ class SparseAutoencoder(nn.Module):
             self.W_dec.copy_(weights["W_dec"] * c)
             self.b_dec.copy_(weights["b_dec"] * c)
 
+    def continue_from_(self, parent: SparseAutoencoder) -> None:
+        """Training state beyond the weights that a finetune takes over from the SAE it starts from (none by
+        default; ReLU + L1: its steered L1 coefficient)."""
+
     def set_input_scale_(self, scale: float) -> None:
         """Re-express the same function for inputs multiplied by `scale` (used before training/finetuning)."""
         self.load_saved_weights(self.weights_for_saving(), input_scale=scale)

@@ -1,32 +1,32 @@
 """Standard ReLU SAE with the decoder-norm-weighted L1 penalty: λ Σ_i |f_i|·‖W_dec,i‖.
 
-`extra.l1_search` (optional): the path of an L1-coefficient search's JSON
-(saeflow.studies.architectures.l1_search); its ``l1_coefficient`` replaces the spec's λ, so that a coefficient
-found by a workflow step before training is the one trained with (and the one saved in cfg.json).
+`extra.target_l0` (optional): λ is steered during training so that L0 lands on the target. After each
+step log λ moves by `l1_rate` × clip(log(L0_ema / target), ±1), L0_ema being an exponential average (decay
+0.9) of the batch L0; λ starts at `l1_coefficient` and is held there until L0_ema first falls within a factor
+2 of the target or for `l1_hold_steps` steps (default 500), whichever comes first: an untrained SAE fires on
+half of its latents whatever λ is, and raising λ then collapses the decoder norms instead of sparsifying the
+codes (λ ≥ 20 from the first step gave L0 ≈ 1,800 in an earlier default run's search). The λ in use at the
+end is saved as the SAE's `l1_coefficient` (cfg.json) and logged at every step (`l1`). A fixed λ cannot hit a
+target L0 from a short search: L0 keeps falling as training goes on (default run: λ = 5 gave L0 63 after
+500k tokens and 17 after 2M), so a coefficient found on short probes misses; the controller follows that
+drift instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
+import math
 
 import torch
 from torch import Tensor
 
-from saeflow.errors import DataError
-from saeflow.sae.base import SAEConfig, SparseAutoencoder, register
+from saeflow.errors import ConfigError
+from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
 
-
-def searched_l1_coefficient(path: str | Path) -> float:
-    """λ recorded by an L1-coefficient search (its JSON's ``l1_coefficient``)."""
-    try:
-        value = json.loads(Path(path).read_text())["l1_coefficient"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(
-            f"{path}: no readable l1_coefficient ({type(err).__name__}: {err}); rerun the l1_search step"
-        ) from None
-    return float(value)
+DEFAULT_L1_RATE = 0.02
+"""Largest change of log λ per step (≈ 2%): λ can double in 35 steps, or halve."""
+L0_EMA_DECAY = 0.9
+DEFAULT_L1_HOLD_STEPS = 500
 
 
 @register
@@ -36,10 +36,27 @@ class ReluSAE(SparseAutoencoder):
     unit_norm_decoder = False
 
     def __init__(self, cfg: SAEConfig, *, input_scale: float = 1.0):
-        source = cfg.extra.get("l1_search")
-        if source is not None and Path(source).is_file():  # a saved SAE may outlive the search's file
-            cfg = dataclasses.replace(cfg, l1_coefficient=searched_l1_coefficient(source))
         super().__init__(cfg, input_scale=input_scale)
+        target = cfg.extra.get("target_l0")
+        self.target_l0 = None if target is None else float(target)
+        self.l1_rate = float(cfg.extra.get("l1_rate", DEFAULT_L1_RATE))
+        if self.target_l0 is not None and not 0 < self.target_l0 <= cfg.d_sae:
+            raise ConfigError(f"sae.extra.target_l0 must be in (0, d_sae={cfg.d_sae}]; got {target}")
+        if self.l1_rate <= 0 or cfg.l1_coefficient <= 0:
+            raise ConfigError(
+                f"sae.extra.l1_rate and sae.l1_coefficient must be positive; got {self.l1_rate}, "
+                f"{cfg.l1_coefficient}"
+            )
+        self.register_buffer("log_l1", torch.tensor(math.log(cfg.l1_coefficient), dtype=torch.float64))
+        self.hold_steps = int(cfg.extra.get("l1_hold_steps", DEFAULT_L1_HOLD_STEPS))
+        self.register_buffer("l0_ema", torch.tensor(-1.0, dtype=torch.float64))
+        self.register_buffer("l1_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("l1_engaged", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def l1_coefficient(self) -> float:
+        """λ in use: the config's, or the controller's current value with a target L0."""
+        return float(self.log_l1.exp())
 
     def initial_decoder_norm(self) -> float:
         return 0.1
@@ -48,4 +65,40 @@ class ReluSAE(SparseAutoencoder):
         return torch.relu(pre)
 
     def sparsity_per_token(self, latents: Tensor) -> Tensor:
-        return self.cfg.l1_coefficient * (latents.abs() @ self.W_dec.norm(dim=1))
+        return self.l1_coefficient * (latents.abs() @ self.W_dec.norm(dim=1))
+
+    def training_loss(self, x: Tensor) -> LossTerms:
+        terms = super().training_loss(x)
+        terms.logs["l1"] = self.l1_coefficient
+        if self.target_l0 is not None:
+            self.steer_l1_((terms.latents.detach() > 0).sum(dim=1).double().mean())
+        return terms
+
+    @torch.no_grad()
+    def continue_from_(self, parent: SparseAutoencoder) -> None:
+        """A finetune goes on with the parent's final λ, the controller engaged (no hold)."""
+        if isinstance(parent, ReluSAE):
+            self.log_l1.copy_(parent.log_l1)
+            self.l1_engaged.fill_(True)
+
+    @torch.no_grad()
+    def steer_l1_(self, batch_l0: Tensor) -> None:
+        """One controller step (module docstring) from this batch's mean L0."""
+        first = bool(self.l0_ema < 0)
+        self.l0_ema.copy_(batch_l0 if first else L0_EMA_DECAY * self.l0_ema + (1 - L0_EMA_DECAY) * batch_l0)
+        self.l1_steps += 1
+        if not bool(self.l1_engaged):
+            near = bool(self.l0_ema <= 2 * self.target_l0)
+            self.l1_engaged.fill_(near or int(self.l1_steps) >= self.hold_steps)
+        if bool(self.l1_engaged):
+            error = torch.log(self.l0_ema.clamp_min(1e-3) / self.target_l0).clamp(-1.0, 1.0)
+            self.log_l1.add_(self.l1_rate * error)
+
+    def save(self, out_dir, metadata=None) -> None:
+        """cfg.json records the λ in use as `l1_coefficient` (with a target: the controller's last value)."""
+        trained = self.cfg
+        self.cfg = dataclasses.replace(trained, l1_coefficient=self.l1_coefficient)
+        try:
+            super().save(out_dir, metadata)
+        finally:
+            self.cfg = trained

@@ -106,20 +106,19 @@ def test_analyze_sae_with_a_letter_set():
     json.dumps(out.to_dict())
 
 
-def test_relu_row_carries_its_l1_search(tmp_path):
+def test_relu_row_carries_its_final_l1_coefficient(tmp_path):
     ev = {"l0": 31.0, "fvu": 0.5}
     an = {"geometry": {"mean_max_abs_cos": 0.4, "distinct_fraction": 0.9}, "absorption": {"absorption": 0.2}}
-    search = {
-        "l1_coefficient": 16.0,
-        "probes": [{"l1_coefficient": 5.0, "l0": 80.04}, {"l1_coefficient": 16.0, "l0": 31.2}],
-    }
-    for name, obj in (("e", ev), ("a", an), ("s", search)):
+    relu = {"saeflow": {"sae": {"architecture": "relu", "l1_coefficient": 2.48}}}
+    topk = {"saeflow": {"sae": {"architecture": "topk", "l1_coefficient": 5.0}}}
+    for name, obj in (("e", ev), ("a", an), ("r", relu), ("t", topk)):
         (tmp_path / f"{name}.json").write_text(json.dumps(obj))
     rows = architecture_rows(
-        {"arch-relu": "relu"},
-        {("arch-relu", "general"): tmp_path / "e.json"},
-        {"arch-relu": tmp_path / "a.json"},
-        {"arch-relu": tmp_path / "s.json"},
+        {"arch-relu": "relu", "gsae": "topk"},
+        {("arch-relu", "general"): tmp_path / "e.json", ("gsae", "general"): tmp_path / "e.json"},
+        {"arch-relu": tmp_path / "a.json", "gsae": tmp_path / "a.json"},
+        {"arch-relu": tmp_path / "r.json", "gsae": tmp_path / "t.json"},
     )
-    row = architectures_table(rows).iloc[0]
-    assert row["l1_coefficient"] == 16.0 and row["l1_search"] == "5→80.0, 16→31.2"
+    table = architectures_table(rows).set_index("architecture")
+    assert table.loc["relu", "l1_coefficient"] == 2.48
+    assert table["l1_coefficient"].isna()["topk"]  # a TopK SAE has no L1 coefficient to report

@@ -182,9 +182,8 @@ def test_common_overrides_equal_to_the_reference_do_not_retrain_it():
     assert "arch-topk" not in architecture_specs(cfg) and architecture_saes(cfg)["topk"] == "gsae"
 
 
-def test_relu_copy_reads_its_l1_search():
+def test_relu_copy_steers_its_l0_to_k():
     cfg = _config(architectures={"names": ["relu"]})
-    cfg["results_dir"] = "res"
     spec = architecture_specs(cfg)["arch-relu"]
     assert spec["architecture"] == "relu"
-    assert spec["extra"] == {"l1_search": "res/architectures/l1_search/arch-relu.json"}
+    assert spec["extra"] == {"target_l0": cfg["saes"]["gsae"]["k"]}

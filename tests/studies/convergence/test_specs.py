@@ -9,14 +9,14 @@ DEFINED = {
     "gsae": {"train_on": "general.train", "monitor_on": "general.heldout", "k": 32, "lr": 4e-4, "seed": 0},
     "plain": {"train_on": "general.train", "k": 32},
     "ft": {"train_on": "medical.train", "monitor_on": "general.heldout", "init_from": "gsae"},
-    "relu": {"train_on": "general.train", "monitor_on": "general.heldout", "extra": {"l1_search": "x"}},
+    "relu": {"train_on": "general.train", "monitor_on": "general.heldout", "extra": {"target_l0": 32}},
 }
 CONFIG = {"extraction": {"train_tokens": 1_000_000}, "seed": 0}
 
 
 def test_every_scratch_sae_with_a_curve_gets_a_control():
     specs = convergence_specs({**CONFIG, "convergence": {"tokens": 16384}}, DEFINED)
-    assert list(specs) == ["gsae-control"]  # not the finetune, not the searched ReLU, not the uncurved one
+    assert list(specs) == ["gsae-control", "relu-control"]  # not the finetune, not the uncurved one
     ctrl = specs["gsae-control"]
     assert ctrl["init_from"] == "gsae" and ctrl["train_on"] == "general.train"
     assert ctrl["epochs"] == pytest.approx(16384 * 3 / 1_000_000)

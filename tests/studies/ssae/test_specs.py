@@ -12,7 +12,7 @@ from saeflow.config import validate_config
 from saeflow.errors import ConfigError, DataError
 from saeflow.io import write_json
 from saeflow.registry import sae_specs
-from saeflow.retrieval import approx_token_counter, build_index
+from saeflow.retrieval import Candidates, approx_token_counter, build_index
 from saeflow.studies.ssae.report import (
     concept_bins_frame,
     pareto_figure,
@@ -26,9 +26,11 @@ from saeflow.studies.ssae.specs import (
     extraction_budget,
     report_rows,
     run_selection,
+    seed_documents,
     selection_record,
     sparsity_for,
     ssae_variants,
+    tracin_rerank,
 )
 from saeflow.studies.ssae.specs import (
     ssae_specs as _ssae_specs,
@@ -312,3 +314,32 @@ def test_report_rows_are_the_ssaes_then_the_gsae_per_subdomain():
         "sparsity": saes["gsae"]["k"],
     }
     assert rows[0]["objective"] == "erm" and rows[1]["tilt"] == 0.5
+
+
+def test_tracin_selections_need_a_snapshotted_topk_base_and_budget_their_text_sets():
+    cfg = _config(subdomains=["medical"], selections=["dense", "dense_tracin"], sparsity={"default": [32]})
+    specs = ssae_specs(cfg)
+    assert specs["ssae-medical-dense_tracin-erm-k32"]["train_on"] == "medical.sel-dense_tracin"
+    budget = cfg["ssae"]["budget_tokens"]
+    assert extraction_budget(cfg, "medical.sel-dense_tracin") == budget
+    assert extraction_budget(cfg, "medical.seeds") == budget
+    assert extraction_budget(cfg, "medical.cand-dense") == 4 * budget  # tracin.candidates default 4
+    cfg["saes"]["gsae"] = {k: v for k, v in cfg["saes"]["gsae"].items() if k != "snapshots"}
+    with pytest.raises(ConfigError, match="saes.gsae must be a TopK SAE with snapshots"):
+        ssae_specs(cfg)
+
+
+def test_seed_documents_are_the_first_domain_documents_or_the_queries():
+    docs = [{"id": i, "text": f"t{i}", "source": "x"} for i in range(5)]
+    assert seed_documents(docs, 2, None) == [{"id": "0", "text": "t0"}, {"id": "1", "text": "t1"}]
+    assert seed_documents(docs, 2, ["heart"]) == [{"id": "query-0", "text": "heart"}]
+
+
+def test_tracin_rerank_orders_candidates_by_score_within_the_budget():
+    pool = Candidates(("a", "b", "c", "d"), ("ta", "tb", "tc", "td"), np.array([5, 5, 5, 5]))
+    sel = tracin_rerank(pool, ["b", "c", "d"], np.array([0.1, np.nan, 0.7]), 8, "dense_tracin")
+    assert sel.indices.tolist() == [3, 1]  # d (0.7), then b (0.1); c (no tokens stored, NaN) last
+    assert sel.scores.tolist() == pytest.approx([0.7, 0.1])
+    assert sel.n_tokens == 10 and sel.method == "dense_tracin"
+    with pytest.raises(DataError, match="'z' is not in the subdomain's pool"):
+        tracin_rerank(pool, ["z"], np.array([1.0]), 8, "dense_tracin")

@@ -1,78 +1,13 @@
 # Architecture comparison at matched L0 (saeflow.studies.architectures). The architecture SAEs (arch-<name>) are
 # ordinary registry SAEs: train_sae trains them and evaluate_sae evaluates them; analyze_sae adds decoder geometry
 # and first-letter absorption (held-out text, and SAEBench's ICL protocol on architectures_letter_set's data).
-# ReLU + L1 (arch-relu) first searches its L1 coefficient for the reference's L0 (l1_search); its training
-# (train_sae_l1_matched, train_sae with the search as an input) reads it from there.
+# ReLU + L1 (arch-relu) steers its L1 coefficient to the reference's L0 while it trains (saeflow.sae.relu).
 from saeflow.studies.architectures.workflow import ArchitecturesWorkflow
 
 ARCH_W = ArchitecturesWorkflow(config, SAES, P)
 ARCH_CFG = ARCH_W.cfg
 analysis_json = ARCH_W.analysis_json
 architecture_inputs = ARCH_W.inputs
-L1_SEARCHED = ARCH_W.l1_searched()
-# train_sae's inputs plus the L1-coefficient search the ReLU copy's trainer reads (extra.l1_search)
-l1_matched_train_inputs = ARCH_W.with_l1_search(train_inputs)
-
-
-rule l1_search:
-    input:
-        acts=lambda w: sae_acts_manifest(w.sae),
-    output:
-        json=ARCH_W.l1_search_json("{sae}"),
-    log:
-        "logs/architectures/l1_search/{sae}.log",
-    benchmark:
-        "benchmarks/architectures/l1_search/{sae}.tsv"
-    conda:
-        "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
-    resources:
-        mem_mb=SIZES.mem_mb("train"),
-        runtime=SIZES.runtime("train"),
-        gpu=config["gpu"],
-    params:
-        sae=lambda w: sae_spec(w.sae),
-        target_l0=lambda w: sae_spec(w.sae)["k"],
-        search=ARCH_W.l1_search_settings(),
-        device=config["device"],
-        code=code("architectures_l1_search.py"),
-    script:
-        "../../../scripts/architectures_l1_search.py"
-
-
-# train_sae (workflow/rules/train.smk) for the searched ReLU copies, with the search as an input (a `use rule` would
-# resolve train_sae's script path against this file).
-rule train_sae_l1_matched:
-    input:
-        unpack(l1_matched_train_inputs),
-    output:
-        cfg=f"{RESULTS}/sae/{{sae}}/cfg.json",
-        weights=f"{RESULTS}/sae/{{sae}}/sae_weights.safetensors",
-        metrics=f"{RESULTS}/sae/{{sae}}/metrics.json",
-    log:
-        "logs/train_sae/{sae}.log",
-    benchmark:
-        "benchmarks/train_sae/{sae}.tsv"
-    wildcard_constraints:
-        sae="|".join(L1_SEARCHED) or "(?!)",
-    conda:
-        "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
-    resources:
-        mem_mb=SIZES.mem_mb("train"),
-        runtime=SIZES.runtime("train"),
-        gpu=config["gpu"],
-    params:
-        sae=lambda w: sae_spec(w.sae),
-        name=lambda w: w.sae,
-        model=lambda w: sae_model_params(w.sae),
-        device=config["device"],
-        code=code("train_sae.py"),
-    script:
-        "../../../scripts/train_sae.py"
-
-
-ruleorder: train_sae_l1_matched > train_sae
 
 
 # SAEBench's first-letter absorption data (saeflow.absorption_icl): ICL-prompt residuals of a sampled vocabulary at one

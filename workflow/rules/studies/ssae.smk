@@ -2,7 +2,7 @@
 # (extract_activations) -> GSAE finetuned with ERM / TERM per sparsity setting (train_sae; specs from
 # saeflow.studies.ssae.specs) -> evaluate_sae on the subdomain and the general corpus -> tail-concept metrics ->
 # results/tables/ssae.{csv,md} and results/figures/ssae_pareto_<subdomain>.png, tail_recall_<subdomain>.png.
-from saeflow.studies.ssae.specs import embed_documents_count
+from saeflow.studies.ssae.specs import RETRIEVAL_METHODS, embed_documents_count, extraction_budget, tracin_settings
 from saeflow.studies.ssae.workflow import SSAEWorkflow
 
 SSAE_W = SSAEWorkflow(config, SAES, P)
@@ -59,12 +59,15 @@ rule select_texts:
     input:
         unpack(select_inputs),
     output:
-        texts=texts(f"{{subdomain}}.sel-{{method}}"),
-        json=f"{SSAE_DIR}/selection/{{subdomain}}.sel-{{method}}.json",
+        texts=texts(f"{{subdomain}}.{{kind}}-{{method}}"),
+        json=f"{SSAE_DIR}/selection/{{subdomain}}.{{kind}}-{{method}}.json",
     log:
-        "logs/ssae/select_texts/{subdomain}.sel-{method}.log",
+        "logs/ssae/select_texts/{subdomain}.{kind}-{method}.log",
     benchmark:
-        "benchmarks/ssae/select_texts/{subdomain}.sel-{method}.tsv"
+        "benchmarks/ssae/select_texts/{subdomain}.{kind}-{method}.tsv"
+    wildcard_constraints:
+        kind="sel|cand",  # a selection, or the candidates a TracIn selection re-ranks (budget × tracin.candidates)
+        method="|".join(RETRIEVAL_METHODS),
     conda:
         "../../../envs/saeflow.yaml"
     threads: 1
@@ -74,7 +77,7 @@ rule select_texts:
     params:
         method=lambda w: w.method,
         subdomain=lambda w: w.subdomain,
-        budget_tokens=SSAE["budget_tokens"],
+        budget_tokens=lambda w: extraction_budget(config, f"{w.subdomain}.{w.kind}-{w.method}"),
         seeds=SSAE["seeds"],
         queries=lambda w: (SSAE.get("queries") or {}).get(w.subdomain),
         pool=SSAE["pool"],
@@ -85,6 +88,58 @@ rule select_texts:
         code=code("select_texts.py"),
     script:
         "../../../scripts/select_texts.py"
+
+
+rule seed_texts:
+    input:
+        domain=texts(f"{{subdomain}}.train"),
+    output:
+        texts=texts(f"{{subdomain}}.seeds"),
+    log:
+        "logs/ssae/seed_texts/{subdomain}.log",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
+    params:
+        seeds=SSAE["seeds"],
+        queries=lambda w: (SSAE.get("queries") or {}).get(w.subdomain),
+        code=code("ssae_seed_texts.py"),
+    script:
+        "../../../scripts/ssae_seed_texts.py"
+
+
+rule tracin_select:
+    input:
+        unpack(SSAE_W.tracin_inputs),
+    output:
+        texts=texts(f"{{subdomain}}.sel-{{base}}_tracin"),
+        json=f"{SSAE_DIR}/selection/{{subdomain}}.sel-{{base}}_tracin.json",
+    log:
+        "logs/ssae/tracin_select/{subdomain}.sel-{base}_tracin.log",
+    benchmark:
+        "benchmarks/ssae/tracin_select/{subdomain}.sel-{base}_tracin.tsv"
+    wildcard_constraints:
+        base="dense|bm25",
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: MAX_THREADS
+    resources:
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
+    params:
+        method=lambda w: f"{w.base}_tracin",
+        subdomain=lambda w: w.subdomain,
+        budget_tokens=SSAE["budget_tokens"],
+        seeds=SSAE["seeds"],
+        pool=SSAE["pool"],
+        tracin=tracin_settings(config),
+        max_length=config["model"]["max_length"],
+        code=code("ssae_tracin.py"),
+    script:
+        "../../../scripts/ssae_tracin.py"
 
 
 rule concept_texts:

@@ -33,7 +33,6 @@ ARCHITECTURE_COLUMNS = [
     "saebench_ksparse_f1",
     "dead_fraction",
     "l1_coefficient",
-    "l1_search",
 ]
 
 
@@ -61,21 +60,14 @@ def saebench_columns(icl: Mapping[str, Any] | None) -> dict[str, float]:
     }
 
 
-def l1_search_trace(search: Mapping[str, Any]) -> str:
-    """The probes of an L1-coefficient search as one cell: "λ→L0" in order, e.g. "5→61.2, 20→28.4,
-    16.1→32.3"."""
-    return ", ".join(f"{p['l1_coefficient']:.3g}→{p['l0']:.1f}" for p in search["probes"])
-
-
 def architecture_rows(
     saes: Mapping[str, str],
     eval_paths: Mapping[tuple[str, str], str | Path],
     analysis_paths: Mapping[str, str | Path],
-    l1_search_paths: Mapping[str, str | Path] | None = None,
+    cfg_paths: Mapping[str, str | Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Join evaluations ((sae, eval_set) -> eval JSON) with each SAE's analysis JSON; `saes` maps SAE ->
-    label. An SAE with an L1-coefficient search (`l1_search_paths`) also gets its coefficient and the search's
-    trace."""
+    label. A ReLU + L1 SAE also gets the L1 coefficient it ended training with (its cfg.json, `cfg_paths`)."""
     rows = []
     for (sae, eval_set), path in eval_paths.items():
         ev, an = read_json(path), read_json(analysis_paths[sae])
@@ -89,9 +81,9 @@ def architecture_rows(
             "absorption": an["absorption"]["absorption"],
             **saebench_columns(an.get("absorption_icl")),
         }
-        if l1_search_paths and sae in l1_search_paths:
-            search = read_json(l1_search_paths[sae])
-            row.update(l1_coefficient=search["l1_coefficient"], l1_search=l1_search_trace(search))
+        sae_cfg = read_json(cfg_paths[sae])["saeflow"]["sae"] if cfg_paths and sae in cfg_paths else {}
+        if sae_cfg.get("architecture") == "relu":
+            row["l1_coefficient"] = sae_cfg["l1_coefficient"]
         rows.append(row)
     return rows
 

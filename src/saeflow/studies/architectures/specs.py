@@ -7,9 +7,8 @@
   ``architectures.common`` overrides keys for every copy (e.g. fewer epochs on a CPU budget); then the
   reference's architecture is retrained under it too (``arch-topk``) so that all rows share one training
   setup. ``architectures.settings`` adds per-architecture keys (merged into the copy, ``extra`` key by key).
-  ReLU + L1 has no k either: its L1 coefficient is searched before training so that its L0 matches k (rule
-  ``l1_search``, whose output the copy names in ``extra.l1_search``: saeflow.studies.architectures.l1_search,
-  saeflow.sae.relu).
+  ReLU + L1 has no k either: its L1 coefficient is steered during training so that its L0 lands on k
+  (``extra.target_l0``, saeflow.sae.relu).
 """
 
 from __future__ import annotations
@@ -26,11 +25,6 @@ ARCH_PREFIX = "arch-"
 # Keys of the reference spec that belong to that SAE, not to its architecture comparison copies.
 _NOT_COPIED = ("architecture", "extra", "init_from", "eval_sets")
 _RESIDUAL_DEFAULTS = {"architecture": "residual_batchtopk", "d_sae": 512, "k": 5}
-
-
-def l1_search_json(config: Mapping[str, Any], sae: str) -> str:
-    """Where the L1-coefficient search of ReLU copy `sae` writes its result (read by its training)."""
-    return f"{config['results_dir']}/architectures/l1_search/{sae}.json"
 
 
 def _section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -101,10 +95,8 @@ def architecture_specs(
         spec = merge_spec(
             {**copy.deepcopy(common), "architecture": arch, "extra": extra}, settings.get(arch) or {}
         )
-        if arch == "jumprelu":
-            spec["extra"].setdefault("target_l0", k)  # matched L0 through the L0 penalty's target
-        if arch == "relu":
-            spec["extra"].setdefault("l1_search", l1_search_json(config, f"{ARCH_PREFIX}{arch}"))
+        if arch in ("jumprelu", "relu"):  # matched L0: JumpReLU's L0 penalty target, ReLU's steered λ
+            spec["extra"].setdefault("target_l0", k)
         if cfg.get("eval_sets"):
             spec["eval_sets"] = list(cfg["eval_sets"])
         out[f"{ARCH_PREFIX}{arch}"] = spec

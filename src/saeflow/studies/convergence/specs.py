@@ -20,15 +20,10 @@ def control_name(sae: str) -> str:
 
 def controlled_saes(config: Mapping[str, Any], defined: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The SAEs that get a control: `convergence.saes`, or (null) every SAE defined so far that trains from
-    scratch with a training curve (monitor_on), except a ReLU whose L1 coefficient a search step sets at run
-    time (its finetune would not know it)."""
+    scratch with a training curve (monitor_on)."""
     names = (config.get("convergence") or {}).get("saes")
     if names is None:
-        return [
-            n
-            for n, s in defined.items()
-            if s.get("monitor_on") and not s.get("init_from") and "l1_search" not in (s.get("extra") or {})
-        ]
+        return [n for n, s in defined.items() if s.get("monitor_on") and not s.get("init_from")]
     unknown = [n for n in names if n not in defined]
     if unknown:
         raise ConfigError(

@@ -89,7 +89,7 @@ def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
             )
         )
     df = with_general_gain(pd.DataFrame(rows, columns=SSAE_COLUMNS))
-    order = {"gsae": 0, "domain": 1, "dense": 2, "bm25": 3, "random": 4}
+    order = {"gsae": 0, "domain": 1, "dense": 2, "dense_tracin": 3, "bm25": 4, "bm25_tracin": 5, "random": 6}
     df["_o"] = df["selection"].map(lambda s: order.get(s, 9))
     return (
         df.sort_values(["subdomain", "_o", "selection", "objective", "sparsity"])

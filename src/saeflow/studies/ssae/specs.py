@@ -43,10 +43,17 @@ from saeflow.sae_spec import finetune_of
 
 log = logging.getLogger(__name__)
 
-METHODS = ("dense", "bm25", "random", "domain")
-"""Selection methods; `domain` is the reference (the subdomain's own training text), not a retrieval
-method."""
+RETRIEVAL_METHODS = ("dense", "bm25", "random", "domain")
+"""Selections made from the pool directly; `domain` is the reference (the subdomain's own training text), not
+a retrieval method."""
+TRACIN_SUFFIX = "_tracin"
+TRACIN_METHODS = ("dense_tracin", "bm25_tracin")
+"""Re-rankings: the base method's top candidates (ssae.tracin.candidates × the budget) ordered by their TracIn
+score toward the seeds (saeflow.studies.ssae.tracin), then taken up to the same budget."""
+METHODS = RETRIEVAL_METHODS + TRACIN_METHODS
 SELECTION_PREFIX = "sel-"
+CANDIDATES_PREFIX = "cand-"
+SEEDS_SPLIT = "seeds"
 CONCEPTS_SPLIT = "concepts"
 
 
@@ -73,6 +80,46 @@ def ssae_subdomains(config: dict[str, Any]) -> list[str]:
 
 def selection_textset(subdomain: str, method: str) -> str:
     return f"{subdomain}.{SELECTION_PREFIX}{method}"
+
+
+def tracin_base(method: str) -> str | None:
+    """The retrieval a TracIn selection re-ranks (dense_tracin -> dense); None for other methods."""
+    return method.removesuffix(TRACIN_SUFFIX) if method in TRACIN_METHODS else None
+
+
+def tracin_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """ssae.tracin with defaults: candidates (× budget_tokens re-ranked), sae (whose snapshots are summed)."""
+    cfg = _ssae(config)
+    out = {"candidates": 4, "sae": cfg.get("base_sae", "gsae"), **(cfg.get("tracin") or {})}
+    if float(out["candidates"]) < 1:
+        raise ConfigError(f"ssae.tracin.candidates must be at least 1; got {out['candidates']}")
+    return out
+
+
+def seed_documents(domain_docs: Sequence[dict], n_seeds: int, queries: Sequence[str] | None) -> list[dict]:
+    """The seeds of a subdomain as documents: its first `n_seeds` training documents, or the queries."""
+    if queries:
+        return [{"id": f"query-{i}", "text": str(q)} for i, q in enumerate(queries)]
+    return [{"id": str(d["id"]), "text": str(d["text"])} for d in domain_docs[:n_seeds]]
+
+
+def tracin_rerank(
+    candidates: Candidates, candidate_ids: Sequence[str], scores: np.ndarray, budget_tokens: int, method: str
+) -> Selection:
+    """The re-ranked selection: candidates (ids of `candidates`, the pool) by decreasing TracIn score (a
+    candidate without stored tokens, score NaN, comes last) until the budget."""
+    index_of = {cid: i for i, cid in enumerate(candidates.ids)}
+    missing = [c for c in candidate_ids if c not in index_of]
+    if missing:
+        raise DataError(
+            f"TracIn: candidate '{missing[0]}' is not in the subdomain's pool (stale candidates?)"
+        )
+    rows = np.array([index_of[c] for c in candidate_ids], dtype=np.int64)
+    key = np.where(np.isnan(scores), -np.inf, scores)
+    order = rows[np.argsort(-key, kind="stable")]
+    full = np.full(len(candidates), np.nan)
+    full[rows] = scores
+    return take_in_order(order, candidates.tokens, budget_tokens, method, scores=full)
 
 
 SPARSITY_KEYS = {"k": "k", "l1_coefficient": "l1c"}
@@ -154,6 +201,8 @@ def ssae_specs(
     cfg = _ssae(config)
     base = cfg.get("base_sae", "gsae")
     finetune = finetune_of(defined, base, cfg.get("finetune"), key="ssae.base_sae")
+    if any(v.selection in TRACIN_METHODS for v in variants):
+        _check_tracin_sae(config, defined)
     general = cfg.get("general_corpus", "general")
     specs = {}
     for v in variants:
@@ -168,13 +217,28 @@ def ssae_specs(
     return specs
 
 
+def _check_tracin_sae(config: Mapping[str, Any], defined: Mapping[str, Mapping[str, Any]]) -> None:
+    name = tracin_settings(config)["sae"]
+    spec = defined.get(name)
+    if spec is None:
+        raise ConfigError(f"ssae.tracin.sae: '{name}' is not an SAE of this run")
+    if spec.get("architecture") != "topk" or not spec.get("snapshots"):
+        raise ConfigError(
+            f"ssae.selections has a TracIn method: saes.{name} must be a TopK SAE with snapshots (e.g. "
+            f"snapshots: 4); got architecture {spec.get('architecture')}, "
+            f"snapshots {spec.get('snapshots', 0)}"
+        )
+
+
 def extraction_budget(config: dict[str, Any], textset: str) -> int | None:
     """Token budget of the study's own text sets (selections, concept sets); None for any other text set."""
     corpus, _, split = textset.partition(".")
     if corpus not in ssae_subdomains(config):
         return None
-    if split.startswith(SELECTION_PREFIX):
+    if split.startswith(SELECTION_PREFIX) or split == SEEDS_SPLIT:
         return int(_ssae(config)["budget_tokens"])
+    if split.startswith(CANDIDATES_PREFIX):
+        return int(_ssae(config)["budget_tokens"] * float(tracin_settings(config)["candidates"]))
     if split == CONCEPTS_SPLIT:
         return int(_ssae(config)["concepts"]["tokens"])
     return None
@@ -275,8 +339,8 @@ def run_selection(
     embedder: Any = None,
 ) -> tuple[Selection, Candidates]:
     """Run one selection method on a subdomain's pool; returns the selection and the candidates it indexes."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown selection method '{method}'; known: {', '.join(METHODS)}")
+    if method not in RETRIEVAL_METHODS:
+        raise ConfigError(f"unknown selection method '{method}'; known: {', '.join(RETRIEVAL_METHODS)}")
     seed_texts = list(queries) if queries else [str(d["text"]) for d in pool.seeds]
     if method == "domain":
         own = Candidates.from_documents(list(domain_docs), count_tokens)

@@ -7,7 +7,15 @@ from typing import Any
 
 from saeflow.errors import ConfigError
 from saeflow.paths import RunPaths
-from saeflow.studies.ssae.specs import CONCEPTS_SPLIT, report_rows, selection_textset, ssae_subdomains
+from saeflow.studies.ssae.specs import (
+    CANDIDATES_PREFIX,
+    CONCEPTS_SPLIT,
+    SEEDS_SPLIT,
+    report_rows,
+    selection_textset,
+    ssae_subdomains,
+    tracin_settings,
+)
 
 
 class SSAEWorkflow:
@@ -31,6 +39,25 @@ class SSAEWorkflow:
                 f"'{self.embedder['name']}')"
             )
         return self.paths.resolve(self.embedder["source"])
+
+    def tracin_inputs(self, w) -> dict[str, Any]:
+        """The TracIn re-ranking's inputs: the pool's texts (as select_texts), the base retrieval's candidates
+        and their activations, the seeds' activations (at the TracIn SAE's model and layer) and that SAE."""
+        sae = tracin_settings(self.config)["sae"]
+        spec = self.saes[sae]
+        candidates = f"{w.subdomain}.{CANDIDATES_PREFIX}{w.base}"
+        return {
+            "general": self.paths.texts(f"{self.general}.train"),
+            "domain": self.paths.texts(f"{w.subdomain}.train"),
+            "model": self.paths.model_marker(),
+            "candidates": f"{self.dir}/selection/{candidates}.json",
+            "candidate_acts": self.paths.acts_manifest(candidates, spec["model"], spec["layer"]),
+            "seed_acts": self.paths.acts_manifest(
+                f"{w.subdomain}.{SEEDS_SPLIT}", spec["model"], spec["layer"]
+            ),
+            "sae": f"{self.paths.sae_dir(sae)}/cfg.json",
+            "sae_metrics": f"{self.paths.sae_dir(sae)}/metrics.json",
+        }
 
     def selection_json(self, subdomain: str, method: str) -> str:
         return f"{self.dir}/selection/{selection_textset(subdomain, method)}.json"
