@@ -6,8 +6,10 @@ from pathlib import Path
 
 from saeflow.activations import ActivationStore
 from saeflow.interpret.pipeline import interpret_sae, write_sae_dashboard
+from saeflow.io import write_json
 from saeflow.runtime import redirect_to, run_main, set_threads
 from saeflow.sae import load_sae
+from saeflow.studies.interpret.analysis import autointerp_columns
 from saeflow.tables import write_table
 
 snakemake = globals()["snakemake"]
@@ -30,6 +32,7 @@ def main():
         f"top activations: {done.acts.n_rows} rows x {done.acts.d_sae} latents in {done.acts.seconds:.1f} s"
     )
     write_table(done.result.scores, out.scores)
+    write_json(out.columns, autointerp_columns(done.result.scores, cfg["threshold"]))
     W_U = lm.model.get_output_embeddings().weight.detach()
     write_sae_dashboard(
         Path(out.dashboard).parent, p.sae, done.acts, done.result, done.decode, sae.W_dec.detach(), W_U, cfg

@@ -17,7 +17,7 @@ snakemake = globals()["snakemake"]
 def main():
     redirect_to(snakemake.log[0])
     p, out = snakemake.params, snakemake.output
-    df = ssae_table(p.entries)
+    df = ssae_table(p.entries, p.columns)
     write_table(
         df,
         out.csv,
@@ -31,7 +31,9 @@ def main():
             "in-domain "
             "documents of the candidate pool. general_fvu_gain: relative general-text FVU improvement over "
             "the GSAE; on the random selection (the GSAE finetuned on more general text) it is the "
-            "convergence control, at most 0.01 for a GSAE trained to a plateau.\n\n"
+            "convergence control, at most 0.01 for a GSAE trained to a plateau. autointerp_*: the interpret "
+            "study's scores of the SAE (token-pattern explanations, detection / embedding beside the "
+            "shuffled-explanation control), where it interprets it.\n\n"
         ),
     )
     bins = concept_bins_frame(p.entries)

@@ -33,6 +33,10 @@ def _no_targets(config: Config, saes: Specs) -> list[str]:
     return []
 
 
+def _no_columns(config: Config, saes: Specs) -> dict[str, str]:
+    return {}
+
+
 def core_extraction_budget(config: Config, textset: str) -> int:
     """The token budget the core gives a text set ("<corpus>.<split>") that no study claims:
     `extraction.heldout_tokens` for a held-out set, `extraction.train_tokens` for any other."""
@@ -54,6 +58,10 @@ class Study:
     SAEs may train on like configured corpora."""
     targets: Callable[[Config, Specs], list[str]] = _no_targets
     """config, all resolved SAEs -> the final outputs (tables, figures) `rule all` asks for."""
+    sae_columns: Callable[[Config, Specs], dict[str, str]] = _no_columns
+    """config, all resolved SAEs -> {SAE: a JSON object of per-SAE columns this study writes}; the tables of
+    other studies with that SAE in a row show them (e.g. autointerp scores in the SSAE and architecture
+    tables). Column names carry the study's prefix."""
     references: tuple[Reference, ...] = field(default=())
     """The papers' numbers printed beside this study's tables in the summary."""
 

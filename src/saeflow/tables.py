@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from saeflow.errors import DataError
 from saeflow.io import atomic_path, read_json
 
 CORE_COLUMNS = [
@@ -48,6 +50,18 @@ def write_table(
     if md_path is not None:
         with atomic_path(md_path) as tmp:
             tmp.write_text(preamble + df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+
+
+def read_sae_columns(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """The per-SAE columns other studies publish (saeflow.study.Study.sae_columns), merged: JSON objects of
+    name -> number or text."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise DataError(f"{path}: expected a JSON object of per-SAE columns")
+        out.update(data)
+    return out
 
 
 def core_metrics_table(eval_paths: Iterable[str | Path]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from saeflow.codehash import code_version
 from saeflow.config import config_entry
 from saeflow.paths import RunPaths
 from saeflow.registry import extraction_settings, sae_aliases, sae_specs
-from saeflow.studies import active_studies
+from saeflow.studies import active_studies, sae_column_files
 
 P = RunPaths.from_config(config)
 RESULTS = P.results
@@ -20,6 +20,13 @@ SAES = sae_specs(config)
 # SAEs whose resolved spec equals an earlier one's: not trained, their files are the canonical SAE's (alias_sae)
 SAE_ALIASES = sae_aliases(SAES, config)
 STUDIES = active_studies(config)
+# {SAE: per-SAE column files studies publish (Study.sae_columns)}: other studies' tables append them to its rows
+SAE_COLUMNS = sae_column_files(config, SAES)
+
+
+def sae_columns_of(saes):
+    """{SAE: its published column files} for the SAEs of a table (a rule's params), and the files (its input)."""
+    return {s: SAE_COLUMNS[s] for s in dict.fromkeys(saes) if s in SAE_COLUMNS}
 # Memory and runtime of every job by rule kind, from the config's scale, times the retry attempt, capped at
 # the site's largest job (max-threads, default-resources max_mem_mb / max_runtime of the SLURM profile):
 # saeflow.cluster. Rules say `mem_mb=SIZES.mem_mb("train"), runtime=SIZES.runtime("train")`.

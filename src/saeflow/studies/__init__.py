@@ -48,5 +48,14 @@ def study_schema(name: str) -> dict[str, Any]:
     return yaml.safe_load((Path(__file__).parent / name / "schema.yaml").read_text())
 
 
+def sae_column_files(config: Mapping[str, Any], saes: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{SAE: the per-SAE column files every active study publishes for it} (Study.sae_columns)."""
+    out: dict[str, list[str]] = {}
+    for study in active_studies(config):
+        for sae, path in study.sae_columns(config, saes).items():
+            out.setdefault(sae, []).append(path)
+    return out
+
+
 def all_references() -> tuple[Reference, ...]:
     return tuple(ref for study in STUDIES for ref in study.references)

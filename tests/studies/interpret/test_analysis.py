@@ -20,7 +20,12 @@ from saeflow.interpret.pipeline import (
 )
 from saeflow.latents import LatentsConfig, top_activations
 from saeflow.sae.base import make_sae
-from saeflow.studies.interpret.analysis import interleave_documents, steering_targets, summarise
+from saeflow.studies.interpret.analysis import (
+    autointerp_columns,
+    interleave_documents,
+    steering_targets,
+    summarise,
+)
 from saeflow.studies.interpret.specs import TEXTSET, interpret_budget, interpret_saes, steering_sae
 
 WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "theta"]
@@ -193,3 +198,25 @@ def test_interpret_sae_is_top_activations_then_explain_and_score(planted):
     kept = top_activations(sae, store, LatentsConfig(**LATENTS), row_mask=mask)
     assert torch.equal(masked.acts.frequency, kept.frequency)
     assert not torch.equal(masked.acts.frequency, acts.frequency)
+
+
+def test_autointerp_columns_are_one_saes_summary_by_hand():
+    scores = pd.DataFrame(
+        {
+            "latent": [1, 1, 2, 2],
+            "scorer": ["detection", "embedding", "detection", "embedding"],
+            "balanced_accuracy": [0.9, None, 0.5, None],
+            "control_balanced_accuracy": [0.4, None, 0.6, None],
+            "auroc": [0.95, 0.7, 0.55, 0.6],
+            "control_auroc": [0.5, 0.5, 0.45, 0.4],
+        }
+    )
+    cols = autointerp_columns(scores, 0.8)
+    assert cols["autointerp_n_latents"] == 2
+    assert cols["autointerp_detection_bacc"] == pytest.approx(0.7)
+    assert cols["autointerp_detection_bacc_control"] == pytest.approx(0.5)
+    assert cols["autointerp_detection_auroc"] == pytest.approx(0.75)
+    assert cols["autointerp_detection_share_ge_0.8"] == pytest.approx(0.5)
+    assert cols["autointerp_detection_share_ge_0.8_control"] == 0
+    assert cols["autointerp_embedding_auroc"] == pytest.approx(0.65)
+    assert cols["autointerp_embedding_auroc_control"] == pytest.approx(0.45)

@@ -50,6 +50,17 @@ def test_interpret_targets(tiny_run):
         for lat in g.latent.unique():
             assert f"#l{lat}'" in index and f"id='l{lat}'" in pages
     assert "dashboard/index.html" in (res / "interpret" / "index.html").read_text()
+    # the per-SAE autointerp columns in the other studies' tables: the same numbers as the summary's
+    by_sae = summary.set_index("sae")
+    arch = pd.read_csv(res / "tables" / "architectures.csv").set_index("sae")
+    ssae = pd.read_csv(res / "tables" / "ssae.csv")
+    for sae in by_sae.index:
+        assert arch.loc[sae, "autointerp_detection_bacc"] == pytest.approx(by_sae.loc[sae, "detection_bacc"])
+    gsae_rows = ssae[ssae.sae == "gsae"]
+    assert gsae_rows.autointerp_embedding_auroc_control.tolist() == pytest.approx(
+        [by_sae.loc["gsae", "embedding_auroc_control"]] * len(gsae_rows)
+    )
+    assert ssae[ssae.sae != "gsae"].autointerp_detection_bacc.isna().all()  # not interpreted in the tiny run
     steer = pd.read_csv(res / "tables" / "steering.csv")
     assert {"concept", "control", "alpha", "mention", "perplexity"} <= set(steer.columns)
     assert (res / "figures" / "steering_dose_response.png").stat().st_size > 0

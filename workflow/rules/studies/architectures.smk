@@ -66,9 +66,13 @@ rule analyze_sae:
         "../../../scripts/analyze_sae.py"
 
 
+ARCH_COLUMNS = sae_columns_of(ARCH_W.saes.values())
+
+
 rule architectures_table:
     input:
         unpack(architecture_inputs),
+        columns=sorted({f for files in ARCH_COLUMNS.values() for f in files}),
     output:
         csv=report(
             f"{RESULTS}/tables/architectures.csv",
@@ -95,6 +99,7 @@ rule architectures_table:
         runtime=SIZES.runtime("table"),
     params:
         entries=ARCH_W.entries(),
+        columns=ARCH_COLUMNS,
         distinct_threshold=ARCH_CFG["analysis"]["distinct_threshold"],
         code=code("architectures_table.py"),
     script:

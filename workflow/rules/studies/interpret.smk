@@ -40,6 +40,7 @@ rule interpret_sae:
         latents=f"{INTERP}/{{sae}}/latents/latents.json",
         tensors=f"{INTERP}/{{sae}}/latents/latents.safetensors",
         dashboard=f"{INTERP}/{{sae}}/dashboard/index.html",
+        columns=f"{INTERP}/{{sae}}/columns.json",
     log:
         "logs/interpret/sae/{sae}.log",
     benchmark:

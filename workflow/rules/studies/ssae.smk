@@ -219,9 +219,13 @@ rule concept_metrics:
         "../../../scripts/concept_metrics.py"
 
 
+SSAE_COLUMNS = sae_columns_of(e["name"] for e in SSAE_W.report_entries())
+
+
 rule ssae_report:
     input:
         ssae_report_inputs,
+        columns=sorted({f for files in SSAE_COLUMNS.values() for f in files}),
     output:
         csv=report(
             f"{RESULTS}/tables/ssae.csv",
@@ -257,6 +261,7 @@ rule ssae_report:
         runtime=SIZES.runtime("table"),
     params:
         entries=SSAE_W.report_entries(),
+        columns=SSAE_COLUMNS,
         selections=SSAE_W.selection_jsons(),
         subdomains=SSAE_SUBDOMAINS,
         figure_sparsity=SSAE["figure_sparsity"] or SAES[SSAE["base_sae"]].get(SSAE["sparsity_key"]),

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from saeflow.io import atomic_path, read_json
+from saeflow.tables import read_sae_columns
 
 ARCHITECTURE_COLUMNS = [
     "architecture",
@@ -39,13 +40,14 @@ ARCHITECTURE_COLUMNS = [
 # --------------------------------------------------------------------------------------------- tables, figure
 
 
-def architectures_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def architectures_table(rows: Iterable[Mapping[str, Any]], extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     """One row per architecture × eval set, from dicts holding the evaluation row plus `architecture` and the
-    SAE's analysis (mean_max_cos, distinct_fraction, absorption)."""
+    SAE's analysis (mean_max_cos, distinct_fraction, absorption); `extra_columns` (e.g. the per-SAE columns
+    other studies publish) follow the table's own."""
     df = pd.DataFrame(list(rows))
     if df.empty:
         return pd.DataFrame(columns=ARCHITECTURE_COLUMNS)
-    cols = [c for c in ARCHITECTURE_COLUMNS if c in df.columns]
+    cols = [c for c in [*ARCHITECTURE_COLUMNS, *extra_columns] if c in df.columns]
     return df[cols].sort_values(["eval_set", "architecture"]).reset_index(drop=True)
 
 
@@ -65,9 +67,11 @@ def architecture_rows(
     eval_paths: Mapping[tuple[str, str], str | Path],
     analysis_paths: Mapping[str, str | Path],
     cfg_paths: Mapping[str, str | Path] | None = None,
+    columns: Mapping[str, Sequence[str | Path]] | None = None,
 ) -> list[dict[str, Any]]:
     """Join evaluations ((sae, eval_set) -> eval JSON) with each SAE's analysis JSON; `saes` maps SAE ->
-    label. A ReLU + L1 SAE also gets the L1 coefficient it ended training with (its cfg.json, `cfg_paths`)."""
+    label. A ReLU + L1 SAE also gets the L1 coefficient it ended training with (its cfg.json, `cfg_paths`);
+    `columns` ({SAE: column files}) adds the per-SAE columns other studies publish (e.g. autointerp)."""
     rows = []
     for (sae, eval_set), path in eval_paths.items():
         ev, an = read_json(path), read_json(analysis_paths[sae])
@@ -84,6 +88,7 @@ def architecture_rows(
         sae_cfg = read_json(cfg_paths[sae])["saeflow"]["sae"] if cfg_paths and sae in cfg_paths else {}
         if sae_cfg.get("architecture") == "relu":
             row["l1_coefficient"] = sae_cfg["l1_coefficient"]
+        row.update(read_sae_columns((columns or {}).get(sae, ())))
         rows.append(row)
     return rows
 

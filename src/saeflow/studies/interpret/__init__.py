@@ -3,7 +3,13 @@ detection and embedding against a shuffled-explanation control, feature dashboar
 controls."""
 
 from saeflow.studies.interpret.references import REFERENCES
-from saeflow.studies.interpret.specs import interpret_budget, interpret_corpora, interpret_saes, steering_sae
+from saeflow.studies.interpret.specs import (
+    interpret_budget,
+    interpret_columns,
+    interpret_corpora,
+    interpret_saes,
+    steering_sae,
+)
 from saeflow.study import Study
 
 
@@ -33,5 +39,6 @@ STUDY = Study(
     extraction_budget=interpret_budget,
     corpora=interpret_corpora,
     targets=_targets,
+    sae_columns=interpret_columns,
     references=REFERENCES,
 )

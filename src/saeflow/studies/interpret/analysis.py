@@ -80,6 +80,17 @@ def summarise(
     return pd.DataFrame(rows)
 
 
+COLUMN_PREFIX = "autointerp_"
+
+
+def autointerp_columns(scores: pd.DataFrame, threshold: float = 0.8) -> dict[str, float]:
+    """One SAE's scores as the per-SAE columns other tables show: its :func:`summarise` row (detection,
+    embedding and the shuffled control), names prefixed ``autointerp_``."""
+    row = summarise(scores.assign(sae="_"), threshold).iloc[0].to_dict()
+    row.pop("sae")
+    return {f"{COLUMN_PREFIX}{k}": (int(v) if k == "n_latents" else float(v)) for k, v in row.items()}
+
+
 # ------------------------------------------------------------------------------------------- steering targets
 
 _WORD = re.compile(r"^[a-z][a-z'-]{2,}$")

@@ -59,6 +59,15 @@ def interpret_saes(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, A
     return out
 
 
+def columns_json(config: Mapping[str, Any], sae: str) -> str:
+    """The per-SAE autointerp columns (JSON) that other studies' tables show (Study.sae_columns)."""
+    return f"{config['results_dir']}/interpret/{sae}/columns.json"
+
+
+def interpret_columns(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    return {sae: columns_json(config, sae) for sae in interpret_saes(config, specs)}
+
+
 def steering_sae(config: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The SAE steered (interpret.steering.sae, else the first interpreted SAE); None when steering is off."""
     steer = _cfg(config).get("steering")

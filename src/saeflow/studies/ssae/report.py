@@ -3,13 +3,14 @@ figures."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from saeflow.io import atomic_path, read_json
+from saeflow.tables import read_sae_columns
 
 SSAE_COLUMNS = [
     "subdomain",
@@ -76,10 +77,13 @@ def ssae_row(
     }
 
 
-def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def ssae_table(
+    entries: Sequence[dict[str, Any]], columns: Mapping[str, Sequence[str | Path]] | None = None
+) -> pd.DataFrame:
     """entries: dicts with name, subdomain, selection, objective, tilt, sparsity_key, sparsity and `paths`
-    holding the JSON paths 'domain_eval', 'general_eval', 'concepts' and (optional) 'selection'."""
-    rows = []
+    holding the JSON paths 'domain_eval', 'general_eval', 'concepts' and (optional) 'selection'. `columns`:
+    {SAE: per-SAE column files other studies publish} (e.g. autointerp scores), appended to its rows."""
+    rows, extra = [], []
     for v in entries:
         p = v["paths"]
         sel = read_json(p["selection"]) if p.get("selection") else None
@@ -88,7 +92,9 @@ def ssae_table(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 v, read_json(p["domain_eval"]), read_json(p["general_eval"]), read_json(p["concepts"]), sel
             )
         )
+        extra.append(read_sae_columns((columns or {}).get(v["name"], ())))
     df = with_general_gain(pd.DataFrame(rows, columns=SSAE_COLUMNS))
+    df = pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
     order = {"gsae": 0, "domain": 1, "dense": 2, "dense_tracin": 3, "bm25": 4, "bm25_tracin": 5, "random": 6}
     df["_o"] = df["selection"].map(lambda s: order.get(s, 9))
     return (
