@@ -17,6 +17,7 @@ def write_store(
     token_ids: torch.Tensor | None = None,
     doc_index: torch.Tensor | None = None,
     shard_rows: int = 256,
+    position: torch.Tensor | None = None,
 ) -> Path:
     """Store `acts` [n, d] (float16) as an activation set; returns the manifest path."""
     out_dir = Path(out_dir)
@@ -24,6 +25,7 @@ def write_store(
     n, d = acts.shape
     token_ids = torch.zeros(n, dtype=torch.int32) if token_ids is None else token_ids.to(torch.int32)
     doc_index = torch.arange(n, dtype=torch.int32) if doc_index is None else doc_index.to(torch.int32)
+    position = torch.ones(n, dtype=torch.int32) if position is None else position.to(torch.int32)
     shards = []
     for i, s in enumerate(range(0, n, shard_rows)):
         e = min(n, s + shard_rows)
@@ -32,7 +34,7 @@ def write_store(
                 "acts": acts[s:e].to(torch.float16).contiguous(),
                 "token_ids": token_ids[s:e].contiguous(),
                 "doc_index": doc_index[s:e].contiguous(),
-                "position": torch.ones(e - s, dtype=torch.int32),
+                "position": position[s:e].contiguous(),
             },
             str(out_dir / shard_name(i)),
         )

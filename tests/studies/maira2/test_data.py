@@ -61,3 +61,37 @@ def test_filtering_headers_boilerplate():
     kept = [REPORT[s:e] for (s, e), k in zip(words, keep[1:], strict=True) if k]
     assert kept == ["year", "old", "with", "cough.", "Small", "left", "pleural", "effusion."]
     assert why[0] == "special" and not keep[0] and np.sum(keep) == 8
+
+
+def test_kept_rows_are_a_set_of_the_masked_rows_with_their_documents_and_positions(tmp_path):
+    import torch
+    from store_helpers import write_store
+
+    from saeflow.activations import ActivationStore
+    from saeflow.studies.maira2.data import row_mask, write_kept_rows
+
+    acts = torch.arange(10 * 4, dtype=torch.float32).reshape(10, 4)
+    doc_index = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    positions = torch.tensor([1, 2, 3, 4, 1, 2, 3, 1, 2, 3])
+    store = ActivationStore(
+        write_store(tmp_path / "acts", acts, doc_index=doc_index, position=positions, shard_rows=4)
+    )
+    docs = store.manifest.docs
+    # document 0 keeps positions 2 and 4, document 1 nothing, document 2 (no mask) everything
+    masks = {docs[0]: np.array([0, 0, 1, 0, 1], bool), docs[1]: np.zeros(4, bool)}
+    mask = row_mask(store, masks)
+    assert mask.tolist() == [False, True, False, True, False, False, False, True, True, True]
+    write_kept_rows(store, mask, tmp_path / "kept")
+    kept = ActivationStore(tmp_path / "kept" / "manifest.json")
+    rows = list(kept.iter_rows())
+    got = torch.cat([r.acts for r in rows])
+    assert torch.equal(got, acts[mask])
+    assert torch.cat([r.position for r in rows]).tolist() == [2, 4, 1, 2, 3]
+    assert [kept.manifest.docs[i] for i in torch.cat([r.doc_index for r in rows]).tolist()] == [
+        docs[0],
+        docs[0],
+        docs[2],
+        docs[2],
+        docs[2],
+    ]
+    assert kept.manifest.extra["kept"] == 5 and kept.manifest.extra["of"] == 10

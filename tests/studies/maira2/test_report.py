@@ -10,7 +10,14 @@ from saeflow.studies.maira2.report import (
     selection_half,
     summary_table,
 )
-from saeflow.studies.maira2.specs import SAE_NAME, TEXTSET, maira2_budget, maira2_corpora, maira2_specs
+from saeflow.studies.maira2.specs import (
+    KEPT_TEXTSET,
+    SAE_NAME,
+    TEXTSET,
+    maira2_budget,
+    maira2_corpora,
+    maira2_specs,
+)
 
 
 def test_findings_table_picks_the_separating_latent():
@@ -88,6 +95,6 @@ def test_specs():
     config = {"model": {"name": "m", "layer": 7}, "maira2": {"sae": {"d_sae": 64}, "tokens": 999}}
     spec = maira2_specs(config)[SAE_NAME]
     assert spec["architecture"] == "matryoshka" and spec["d_sae"] == 64 and spec["layer"] == 7
-    assert spec["train_on"] == TEXTSET and spec["eval_sets"] == ["general"]
+    assert spec["train_on"] == KEPT_TEXTSET and spec["eval_sets"] == ["general"]  # filtered rows only
     assert maira2_budget(config, TEXTSET) == 999 and maira2_corpora(config) == ["radlabels"]
     assert maira2_specs({"model": {"name": "m", "layer": 7}}) == {}

@@ -1,6 +1,6 @@
 # MAIRA-2-style study (saeflow.studies.maira2): the radlabels reports as the study's corpus (maira2_texts), extracted
-# and used to train maira2-matryoshka by the core rules, then filtering, explanations + scores and per-finding
-# best-latent AUROC (maira2_analyze).
+# by the core rule, the rows MAIRA-2-style filtering keeps (maira2_kept) on which the core rule trains
+# maira2-matryoshka, then explanations + scores and per-finding best-latent AUROC (maira2_analyze).
 from saeflow.studies.maira2.workflow import Maira2Workflow
 
 MAIRA2_W = Maira2Workflow(config, SAES, P)
@@ -27,6 +27,34 @@ rule maira2_texts:
         code=code("maira2_texts.py"),
     script:
         "../../../scripts/maira2_texts.py"
+
+
+rule maira2_kept:
+    input:
+        acts=MAIRA2_W.acts,
+        model=model_marker(),
+        radlabels=asset_marker(MAIRA2_W.asset),
+    output:
+        manifest=MAIRA2_W.kept_acts,
+    log:
+        "logs/maira2/kept.log",
+    benchmark:
+        "benchmarks/maira2/kept.tsv"
+    conda:
+        "../../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("analysis"),
+        runtime=SIZES.runtime("analysis"),
+    params:
+        asset_dir=lambda w, input: os.path.dirname(input.radlabels),
+        max_length=config["model"]["max_length"],
+        code=code("maira2_kept.py"),
+    script:
+        "../../../scripts/maira2_kept.py"
+
+
+ruleorder: maira2_kept > extract_activations
 
 
 rule maira2_analyze:

