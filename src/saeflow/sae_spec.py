@@ -49,7 +49,7 @@ checkpoint / log / snapshot intervals do not change what is learned."""
 
 _BATCHTOPK_EXTRA = frozenset({"threshold_decay"})
 ARCHITECTURE_EXTRA: dict[str, frozenset[str]] = {
-    "relu": frozenset({"target_l0", "l1_rate", "l1_hold_steps"}),
+    "relu": frozenset({"fast", "target_l0", "l1_rate", "l1_hold_steps"}),
     "topk": frozenset({"fast"}),
     "batchtopk": _BATCHTOPK_EXTRA,
     "jumprelu": frozenset(

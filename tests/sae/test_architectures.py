@@ -51,9 +51,11 @@ def test_sparse_batch_codes_equal_the_dense_selection(skew):
     x, W, b = torch.randn(16, 8, generator=g), torch.randn(8, 64, generator=g), torch.zeros(64)
     x[3] *= 1 + skew
     codes = batch_topk_codes(x, W, b, torch.zeros(8), k=2, candidates=2)
-    dense = torch.zeros(16, 64).scatter_(1, codes.indices, codes.values)
+    dense = codes.to_sparse(64).to_dense()
     torch.testing.assert_close(dense, batch_topk_mask_values(x @ W, 2))
     assert int((dense > 0).sum()) == 32
+    assert codes.rows.tolist() == sorted(codes.rows.tolist())  # flat entries sorted by token
+    assert codes.offsets.tolist() == [int((codes.rows < r).sum()) for r in range(16)]
 
 
 def test_batchtopk_loss_and_gradients_match_the_dense_computation():
@@ -66,7 +68,7 @@ def test_batchtopk_loss_and_gradients_match_the_dense_computation():
     mse = (ref.decode(f) - x).pow(2).sum(-1)
     mse.sum().backward()
     torch.testing.assert_close(terms.per_token, mse)
-    torch.testing.assert_close(terms.latents, f.detach())
+    torch.testing.assert_close(terms.latents.to_dense(), f.detach())
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         torch.testing.assert_close(getattr(sae, name).grad, getattr(ref, name).grad, atol=1e-5, rtol=1e-4)
 
@@ -76,8 +78,9 @@ def test_batchtopk_training_keeps_exactly_k_times_b():
     _set(sae, b_enc=torch.full((32,), 50.0))  # every pre-activation positive
     x = torch.randn(16, 8)
     terms = sae.training_loss(x)
-    assert int((terms.latents > 0).sum()) == 3 * 16
-    assert not ((terms.latents > 0).sum(-1) == 3).all()  # per token it varies: a batch budget
+    latents = terms.latents.to_dense()
+    assert int((latents > 0).sum()) == 3 * 16
+    assert not ((latents > 0).sum(-1) == 3).all()  # per token it varies: a batch budget
 
 
 def test_batchtopk_threshold_is_ema_of_smallest_kept_and_inference_is_per_token():

@@ -5,10 +5,15 @@ import torch
 from store_helpers import sparse_data, write_store
 
 from saeflow.activations import ActivationStore
-from saeflow.sae import make_sae
+from saeflow.sae import SAEConfig, make_sae
 from saeflow.sae.kernels import (
+    batch_topk_encode,
     coalesce_latents,
+    flat_decode,
+    flat_gather_dot,
+    flat_scatter_rows,
     gather_dot,
+    relu_encode,
     scatter_rows,
     sparse_decode,
     to_sparse_latents,
@@ -177,3 +182,74 @@ def test_fast_and_dense_give_the_same_20_step_loss_curve(tmp_path):
         assert a["aux"] == pytest.approx(b["aux"], rel=1e-4, abs=1e-7), a["step"]
         assert a["l0"] == b["l0"]
     assert fast[-1]["loss"] < fast[0]["loss"]
+
+
+# --------------------------------------------------------------------------- flat codes (BatchTopK family)
+
+
+@pytest.mark.parametrize("skew", [0.0, 6.0], ids=["spread", "one-token-takes-most"])
+def test_batch_topk_encode_and_flat_decode_pass_gradcheck(skew):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(8, 5, generator=g, dtype=torch.float64)
+    x[2] *= 1 + skew  # with skew, token 2 holds more kept entries than its candidates (the pool's extra rows)
+    x.requires_grad_(True)
+    W_enc = torch.randn(5, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    b_enc = torch.randn(16, generator=g, dtype=torch.float64, requires_grad=True)
+    centre = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    W_dec = torch.randn(16, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    dead = torch.arange(16) >= 12
+
+    def encode_decode(x, W_enc, b_enc, centre, W_dec):
+        codes = batch_topk_encode(x, W_enc, b_enc, centre, 2, dead=dead, k_aux=2, candidates=1)
+        return flat_decode(codes.values, codes, W_dec), codes.aux_values
+
+    assert torch.autograd.gradcheck(encode_decode, (x, W_enc, b_enc, centre, W_dec))
+    codes = batch_topk_encode(x, W_enc, b_enc, centre, 2, candidates=1)
+    dense = torch.relu((x - centre) @ W_enc + b_enc).detach()
+    kept = dense.flatten().topk(16).values
+    assert sorted(codes.values.tolist()) == pytest.approx(sorted(kept[kept > 0].tolist()))
+
+
+def test_flat_scatter_and_gather_by_hand():
+    src = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    rows, latents = torch.tensor([0, 0, 1, 2]), torch.tensor([1, 0, 1, 1])
+    out = flat_scatter_rows(latents, rows, torch.tensor([1.0, 2.0, 3.0, 0.5]), src, 3)
+    # latent 0 <- 2·src[0]; latent 1 <- 1·src[0] + 3·src[1] + 0.5·src[2]; latent 2 <- nothing
+    assert out.tolist() == [[2.0, 0.0], [2.5, 7.5], [0.0, 0.0]]
+    table = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    offsets = torch.tensor([0, 2, 3])
+    assert flat_gather_dot(latents, rows, offsets, table, src).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_relu_encode_passes_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    W_enc = torch.randn(5, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    b_enc = torch.randn(12, generator=g, dtype=torch.float64, requires_grad=True)
+    centre = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    W_dec = torch.randn(12, 5, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def encode_decode(x, W_enc, b_enc, centre, W_dec):
+        codes = relu_encode(x, W_enc, b_enc, centre)
+        return flat_decode(codes.values, codes, W_dec)
+
+    assert torch.autograd.gradcheck(encode_decode, (x, W_enc, b_enc, centre, W_dec))
+
+
+def test_relu_sparse_and_dense_paths_give_the_same_loss_curve(tmp_path):
+    """A ReLU SAE's training switches to the flat kernels once its L0 is under 5% of the latents: the losses,
+    L0 and λ match the dense path's step for step (to float rounding)."""
+    x = sparse_data(4096, 32, n_features=128, per_token=6, seed=0)
+    store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=2048))
+    curves = {}
+    for fast in (True, False):
+        extra = {"target_l0": 8, "l1_hold_steps": 50, "fast": fast}
+        cfg = SAEConfig(architecture="relu", d_in=32, d_sae=512, l1_coefficient=0.3, extra=extra)
+        tcfg = TrainConfig(lr=3e-3, batch_size=128, epochs=8, warmup_steps=5, checkpoint_every=0, log_every=1)
+        curves[fast] = train_sae(cfg, tcfg, store, tmp_path / str(fast)).metrics["history"]
+    sparse_steps = sum(p["l0"] < 0.05 * 512 for p in curves[True])
+    assert sparse_steps > 50, sparse_steps  # the sparse path was taken
+    for a, b in zip(curves[True], curves[False], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3), a["step"]
+        assert a["l0"] == pytest.approx(b["l0"], abs=0.05), a["step"]
+        assert a["l1"] == pytest.approx(b["l1"], rel=1e-3), a["step"]

@@ -179,9 +179,12 @@ class SparseAutoencoder(nn.Module):
 
     @torch.no_grad()
     def update_dead_tracking_(self, latents: Tensor) -> None:
-        fired = (latents > 0).any(dim=0)
+        """Count tokens since each latent last fired, from dense or sparse COO [N, m] latents."""
         self.tokens_since_fired += latents.shape[0]
-        self.tokens_since_fired[fired] = 0
+        if latents.is_sparse:
+            self.tokens_since_fired[latents._indices()[1][latents._values() > 0]] = 0
+        else:
+            self.tokens_since_fired[(latents > 0).any(dim=0)] = 0
 
     def dead_mask(self) -> Tensor:
         return self.tokens_since_fired >= self.cfg.dead_tokens

@@ -10,13 +10,11 @@ paper-scale 0.999 would still remember initialisation at the end).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 
 from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
-from saeflow.sae.kernels import Workspace, sparse_decode, topk_encode
+from saeflow.sae.kernels import FlatCodes, Workspace, batch_topk_encode, flat_decode
 from saeflow.sae.topk import aux_k_for, auxk_loss_sparse
 
 DEFAULT_THRESHOLD_DECAY = 0.99
@@ -32,17 +30,6 @@ def batch_topk_mask_values(pre: Tensor, k: int) -> Tensor:
     return torch.zeros_like(flat).scatter_(0, indices, values).view(n, m)
 
 
-class BatchCodes(NamedTuple):
-    """Sparse codes of a batch: per token the kept latents (padded with zero values) and the AuxK codes."""
-
-    values: Tensor
-    """[N, w] kept activations (0 on padding), differentiable; w = the largest per-token count."""
-    indices: Tensor
-    """[N, w] latent ids."""
-    aux_values: Tensor | None
-    aux_indices: Tensor | None
-
-
 def batch_topk_codes(
     x: Tensor,
     W_enc: Tensor,
@@ -54,31 +41,12 @@ def batch_topk_codes(
     k_aux: int = 0,
     workspace: Workspace | None = None,
     candidates: int = DEFAULT_CANDIDATES,
-) -> BatchCodes:
-    """BatchTopK of ReLU((x − centre) W_enc + b_enc): the k·N largest activations of the batch, exactly.
-
-    The top c = candidates·k pre-activations of each token (sparse kernels: the backward touches only those)
-    hold every batch-kept entry unless some token had all c of its candidates kept with a positive smallest
-    one; then c doubles and the selection is redone, so the result always equals
-    :func:`batch_topk_mask_values`.
-    """
-    n, m = x.shape[0], W_enc.shape[1]
-    c = min(m, max(1, candidates * k))
-    while True:
-        codes = topk_encode(x, W_enc, b_enc, centre, c, dead=dead, k_aux=k_aux, workspace=workspace)
-        flat = codes.values.detach().reshape(-1)
-        kept = flat.topk(min(k * n, flat.numel()), sorted=False).indices
-        sel = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-        sel[kept] = True
-        sel = sel.view(n, c)
-        full = sel.all(dim=1) & (codes.values.detach().amin(dim=1) > 0)
-        if c == m or not bool(full.any()):
-            break
-        c = min(m, 2 * c)
-    width = max(1, int(sel.sum(dim=1).max()))
-    order = torch.sort(sel.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :width]
-    values = codes.values.gather(1, order) * sel.gather(1, order).to(codes.values.dtype)
-    return BatchCodes(values, codes.indices.gather(1, order), codes.aux_values, codes.aux_indices)
+) -> FlatCodes:
+    """BatchTopK of ReLU((x − centre) W_enc + b_enc): the k·N largest activations of the batch, exactly, as
+    flat codes (saeflow.sae.kernels.batch_topk_encode); equal to :func:`batch_topk_mask_values`."""
+    return batch_topk_encode(
+        x, W_enc, b_enc, centre, k, dead=dead, k_aux=k_aux, workspace=workspace, candidates=candidates
+    )
 
 
 @register
@@ -100,7 +68,7 @@ class BatchTopKSAE(SparseAutoencoder):
         """What the encoder subtracts from x (b_dec; a residual SAE uses a fixed centring instead)."""
         return self.b_dec
 
-    def training_codes(self, x: Tensor, dead: Tensor | None, k_aux: int) -> BatchCodes:
+    def training_codes(self, x: Tensor, dead: Tensor | None, k_aux: int) -> FlatCodes:
         if "_workspace" not in self.__dict__:
             self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
         codes = batch_topk_codes(
@@ -117,9 +85,9 @@ class BatchTopKSAE(SparseAutoencoder):
         return codes
 
     @torch.no_grad()
-    def update_threshold_(self, latents: Tensor) -> None:
+    def update_threshold_(self, values: Tensor) -> None:
         """θ ← decay·θ + (1 − decay)·(smallest kept positive activation); the first update sets θ."""
-        kept = latents[latents > 0]
+        kept = values[values > 0]
         if kept.numel() == 0:
             return
         smallest = kept.min().to(self.threshold.dtype)
@@ -142,12 +110,13 @@ class BatchTopKSAE(SparseAutoencoder):
         return float(self.threshold.mean())
 
     # loss, split so that subclasses change one piece
-    def decode_codes(self, values: Tensor, indices: Tensor) -> Tensor:
-        return sparse_decode(values, indices, self.W_dec) + self.b_dec
+    def decode_codes(self, values: Tensor, codes: FlatCodes) -> Tensor:
+        """x̂ from `values` on the entries of `codes` (codes.values, or a part of them)."""
+        return flat_decode(values, codes, self.W_dec) + self.b_dec
 
-    def reconstruction_terms(self, codes: BatchCodes, target: Tensor) -> tuple[Tensor, Tensor]:
+    def reconstruction_terms(self, codes: FlatCodes, target: Tensor) -> tuple[Tensor, Tensor]:
         """(x̂ [N, d], per-token reconstruction loss [N]); Matryoshka replaces the loss by its prefix mean."""
-        recon = self.decode_codes(codes.values, codes.indices)
+        recon = self.decode_codes(codes.values, codes)
         return recon, (recon - target).pow(2).sum(dim=-1)
 
     def extra_penalties(self) -> dict[str, Tensor]:
@@ -165,8 +134,7 @@ class BatchTopKSAE(SparseAutoencoder):
             aux_k = x.new_zeros(())
         extras = self.extra_penalties()
         aux = aux_k + sum(extras.values(), x.new_zeros(()))
-        latents = torch.zeros(x.shape[0], self.cfg.d_sae, dtype=codes.values.dtype, device=x.device)
-        latents.scatter_(1, codes.indices, codes.values.detach())
+        latents = codes.to_sparse(self.cfg.d_sae)
         mse = (recon.detach() - target).pow(2).sum(dim=-1).mean().item()
         logs = {
             "mse": mse,

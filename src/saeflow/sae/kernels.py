@@ -268,3 +268,232 @@ def topk_encode(
         x, W_enc, b_enc, b_dec, int(k), dead, int(k_aux), int(block), workspace
     )
     return TopKCodes(values, indices, aux_values, aux_indices)
+
+
+# --------------------------------------------------------------------------------------------------
+# flat codes: a variable number of active latents per token (BatchTopK family)
+# --------------------------------------------------------------------------------------------------
+
+
+class FlatCodes(NamedTuple):
+    """Sparse codes with a variable number of active latents per token, as E flat entries sorted by token
+    (then latent): entry e is latent `latents[e]` of token `rows[e]` with value `values[e]`."""
+
+    values: Tensor
+    """[E] activations (differentiable)."""
+    rows: Tensor
+    """[E] int64 token of each entry, ascending."""
+    latents: Tensor
+    """[E] int64 latent of each entry."""
+    offsets: Tensor
+    """[N] int64 first entry of each token (embedding_bag's offsets)."""
+    aux_values: Tensor | None = None
+    """[N, k_aux] activations of the top-k_aux dead latents of each token (AuxK), or None."""
+    aux_indices: Tensor | None = None
+
+    def to_sparse(self, d_sae: int) -> Tensor:
+        """The codes (detached) as a coalesced sparse COO [N, d_sae] tensor."""
+        coords = torch.stack([self.rows, self.latents])
+        return torch.sparse_coo_tensor(
+            coords,
+            self.values.detach(),
+            (len(self.offsets), d_sae),
+            is_coalesced=True,
+            check_invariants=False,
+        )
+
+
+def flat_scatter_rows(latents: Tensor, rows: Tensor, weights: Tensor, src: Tensor, n_out: int) -> Tensor:
+    """out[l] = Σ_{e: latents[e] = l} weights[e] · src[rows[e]] ([n_out, d]): :func:`scatter_rows` for flat
+    entries, as an embedding_bag over the rows of `src` with one bag per output row."""
+    perm = _stable_argsort(latents, n_out).to(latents.device)
+    counts = torch.bincount(latents, minlength=n_out)
+    offsets = torch.zeros(n_out, dtype=torch.long, device=latents.device)
+    torch.cumsum(counts[:-1], 0, out=offsets[1:])
+    return F.embedding_bag(
+        rows[perm], src, offsets, mode="sum", per_sample_weights=weights[perm].to(src.dtype)
+    )
+
+
+def flat_gather_dot(latents: Tensor, rows: Tensor, offsets: Tensor, table: Tensor, src: Tensor) -> Tensor:
+    """out[e] = ⟨src[rows[e]], table[latents[e]]⟩ ([E]): the per-value gradient of a flat embedding_bag."""
+    try:
+        return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+            src.contiguous(), table, latents, offsets, rows, 0, -1
+        )
+    except (RuntimeError, AttributeError):  # pragma: no cover - other torch builds
+        out = torch.empty(len(latents), dtype=src.dtype, device=src.device)
+        for s in range(0, len(latents), 8192):
+            out[s : s + 8192] = (src[rows[s : s + 8192]] * table[latents[s : s + 8192]]).sum(-1)
+        return out
+
+
+class _FlatDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values: Tensor, latents: Tensor, rows: Tensor, offsets: Tensor, W_dec: Tensor) -> Tensor:
+        ctx.save_for_backward(values, latents, rows, offsets, W_dec)
+        return F.embedding_bag(latents, W_dec, offsets, mode="sum", per_sample_weights=values.to(W_dec.dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        values, latents, rows, offsets, W_dec = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_values = grad_W = None
+        if ctx.needs_input_grad[0]:
+            grad_values = flat_gather_dot(latents, rows, offsets, W_dec, grad_out).to(values.dtype)
+        if ctx.needs_input_grad[4]:
+            grad_W = flat_scatter_rows(latents, rows, values, grad_out, W_dec.shape[0])
+        return grad_values, None, None, None, grad_W
+
+
+def flat_decode(values: Tensor, codes: FlatCodes, W_dec: Tensor) -> Tensor:
+    """Σ_e values[e] · W_dec[latents[e]] per token ([N, d], no bias), for the entries of `codes` (`values`
+    replaces codes.values, e.g. masked to a Matryoshka prefix)."""
+    return _FlatDecode.apply(values, codes.latents, codes.rows, codes.offsets, W_dec)
+
+
+def _pool_for_batch_topk(pre: Tensor, n_keep: int, c: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(values, rows, latents) of a set of entries of `pre` [N, m] that holds the n_keep largest: each row's
+    top c, plus every entry at least the c-candidates' n_keep-th largest in the rows all of whose c
+    candidates reach it (only those rows can hold more of the batch's largest)."""
+    n, m = pre.shape
+    cand_v, cand_i = pre.topk(c, dim=1, sorted=False)
+    rows = torch.arange(n, device=pre.device).repeat_interleave(c)
+    values, latents = cand_v.reshape(-1), cand_i.reshape(-1)
+    if c >= m:
+        return values, rows, latents
+    tau = values.topk(n_keep, sorted=False).values.min()
+    full = cand_v.min(dim=1).values >= tau
+    if bool(full.any()):
+        keep = ~full[rows]
+        extra = (pre[full] >= tau).nonzero()
+        full_rows = full.nonzero().squeeze(1)
+        e_rows = full_rows[extra[:, 0]]
+        values = torch.cat([values[keep], pre[e_rows, extra[:, 1]]])
+        rows = torch.cat([rows[keep], e_rows])
+        latents = torch.cat([latents[keep], extra[:, 1]])
+    return values, rows, latents
+
+
+def _batch_topk_entries(pre: Tensor, k: int, candidates: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(values, rows, latents) of the k·N largest positive entries of pre [N, m] (unordered)."""
+    n, m = pre.shape
+    n_keep = min(k * n, n * m)
+    pool_v, pool_r, pool_l = _pool_for_batch_topk(pre, n_keep, min(m, max(1, candidates * k)))
+    top = pool_v.topk(min(n_keep, len(pool_v)), sorted=False)
+    positive = top.values > 0
+    return top.values[positive], pool_r[top.indices[positive]], pool_l[top.indices[positive]]
+
+
+def _positive_entries(pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(values, rows, latents) of every positive entry of pre [N, m] (ReLU codes)."""
+    rows, latents = (pre > 0).nonzero(as_tuple=True)
+    return pre[rows, latents], rows, latents
+
+
+class _FlatEncode(torch.autograd.Function):
+    """Encoder matmul, a selection of its entries (BatchTopK with k > 0, else every positive one: ReLU), flat
+    codes; the backward touches only the selected entries."""
+
+    @staticmethod
+    def forward(ctx, x, W_enc, b_enc, centre, k: int, candidates: int, dead, k_aux: int, workspace):
+        n, m = x.shape[0], W_enc.shape[1]
+        xc = x - centre
+        pre = torch.addmm(b_enc, xc, W_enc, out=(workspace or Workspace()).get(n, m, xc.dtype, xc.device))
+        values, rows, latents = _batch_topk_entries(pre, k, candidates) if k > 0 else _positive_entries(pre)
+        order = _stable_argsort(rows * m + latents, n * m).to(rows.device)
+        values, rows, latents = (
+            values[order].contiguous(),
+            rows[order].contiguous(),
+            latents[order].contiguous(),
+        )
+        offsets = _offsets_of(rows, n)
+        ctx.mark_non_differentiable(rows, latents, offsets)
+        use_aux = dead is not None and k_aux > 0
+        if use_aux:
+            pre.masked_fill_(~dead, float("-inf"))
+            aux_values, aux_indices = pre.topk(k_aux, dim=-1, sorted=False)
+            aux_values = aux_values.relu()
+            ctx.mark_non_differentiable(aux_indices)
+            ctx.save_for_backward(xc, W_enc, values, rows, latents, aux_values, aux_indices)
+            return values, rows, latents, offsets, aux_values, aux_indices
+        ctx.save_for_backward(xc, W_enc, values, rows, latents)
+        return values, rows, latents, offsets, None, None
+
+    @staticmethod
+    def backward(ctx, grad_values, _r, _l, _o, grad_aux_values=None, _ai=None):
+        xc, W_enc, values, rows, latents, *aux = ctx.saved_tensors
+        m = W_enc.shape[1]
+        g = grad_values if grad_values is not None else torch.zeros_like(values)
+        grad_W = flat_scatter_rows(latents, rows, g, xc, m)
+        grad_pre_sum = g.new_zeros(m).index_add_(0, latents, g)
+        if aux and grad_aux_values is not None:
+            aux_values, aux_indices = aux
+            ga = (grad_aux_values * (aux_values > 0)).contiguous()
+            grad_W = grad_W + scatter_rows(aux_indices, ga, xc, m)
+            grad_pre_sum.index_add_(0, aux_indices.reshape(-1), ga.reshape(-1))
+        need_x, need_W, need_b_enc, need_centre = ctx.needs_input_grad[:4]
+        grad_x = None
+        if need_x:
+            grad_x = F.embedding_bag(
+                latents,
+                W_enc.t().contiguous(),
+                _offsets_of(rows, xc.shape[0]),
+                mode="sum",
+                per_sample_weights=g,
+            )
+            if aux and grad_aux_values is not None:
+                grad_x = grad_x + gather_rows_sum(aux_indices, ga, W_enc)
+        return (
+            grad_x,
+            grad_W.t() if need_W else None,
+            grad_pre_sum if need_b_enc else None,
+            -(W_enc @ grad_pre_sum) if need_centre else None,  # pre = (x − centre) W_enc + b_enc
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _offsets_of(rows: Tensor, n: int) -> Tensor:
+    offsets = torch.zeros(n, dtype=torch.long, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=n)[:-1], 0, out=offsets[1:])
+    return offsets
+
+
+def batch_topk_encode(
+    x: Tensor,
+    W_enc: Tensor,
+    b_enc: Tensor,
+    centre: Tensor,
+    k: int,
+    *,
+    dead: Tensor | None = None,
+    k_aux: int = 0,
+    workspace: Workspace | None = None,
+    candidates: int = 4,
+) -> FlatCodes:
+    """BatchTopK codes of ReLU((x − centre) W_enc + b_enc): the k·N largest entries of the batch (positive
+    ones), exactly, as flat entries; differentiable in x, W_enc, b_enc and centre. One encoder matmul; the
+    selection looks at each token's top `candidates`·k pre-activations, and at more only in the tokens all of
+    whose candidates are kept (:func:`_pool_for_batch_topk`). The backward touches only the kept entries (and
+    the AuxK codes of the dead latents, per token as in :func:`topk_encode`)."""
+    if dead is None or k_aux <= 0:
+        dead, k_aux = None, 0
+    values, rows, latents, offsets, aux_values, aux_indices = _FlatEncode.apply(
+        x, W_enc, b_enc, centre, int(k), int(candidates), dead, int(k_aux), workspace
+    )
+    return FlatCodes(values, rows, latents, offsets, aux_values, aux_indices)
+
+
+def relu_encode(
+    x: Tensor, W_enc: Tensor, b_enc: Tensor, centre: Tensor, *, workspace: Workspace | None = None
+) -> FlatCodes:
+    """ReLU((x − centre) W_enc + b_enc) as flat codes of its positive entries; differentiable like
+    :func:`batch_topk_encode` (worth it once the codes are sparse: one dense matmul, the rest O(nnz·d))."""
+    values, rows, latents, offsets, _, _ = _FlatEncode.apply(
+        x, W_enc, b_enc, centre, 0, 0, None, 0, workspace
+    )
+    return FlatCodes(values, rows, latents, offsets)

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from saeflow.errors import ConfigError
 from saeflow.sae.base import SAEConfig, register
-from saeflow.sae.batchtopk import BatchCodes, BatchTopKSAE
-from saeflow.sae.kernels import sparse_decode
+from saeflow.sae.batchtopk import BatchTopKSAE
+from saeflow.sae.kernels import FlatCodes, flat_decode
 
 DEFAULT_PREFIX_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 
@@ -48,21 +48,21 @@ class MatryoshkaSAE(BatchTopKSAE):
         super().__init__(cfg, input_scale=input_scale)
         self.prefixes = prefix_sizes(cfg)
 
-    def prefix_reconstructions(self, values: Tensor, indices: Tensor) -> list[Tensor]:
-        """x̂^(j) for every prefix j from sparse codes, block by block (one full decode's worth of work)."""
+    def prefix_reconstructions(self, codes: FlatCodes) -> list[Tensor]:
+        """x̂^(j) for every prefix j from sparse codes, block by block."""
         out, acc, start = [], None, 0
         for end in self.prefixes:
-            block = values * ((indices >= start) & (indices < end)).to(values.dtype)
+            block = codes.values * ((codes.latents >= start) & (codes.latents < end)).to(codes.values.dtype)
             part = (
-                self.decode_codes(block, indices)
+                self.decode_codes(block, codes)
                 if acc is None
-                else acc + sparse_decode(block, indices, self.W_dec)
+                else acc + flat_decode(block, codes, self.W_dec)
             )
             out.append(part)
             acc, start = part, end
         return out
 
-    def reconstruction_terms(self, codes: BatchCodes, target: Tensor) -> tuple[Tensor, Tensor]:
-        recons = self.prefix_reconstructions(codes.values, codes.indices)
+    def reconstruction_terms(self, codes: FlatCodes, target: Tensor) -> tuple[Tensor, Tensor]:
+        recons = self.prefix_reconstructions(codes)
         errs = [(r - target).pow(2).sum(dim=-1) for r in recons]
         return recons[-1], sum(errs) / len(errs)

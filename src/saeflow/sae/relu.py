@@ -22,11 +22,15 @@ from torch import Tensor
 
 from saeflow.errors import ConfigError
 from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
+from saeflow.sae.kernels import Workspace, flat_decode, relu_encode
 
 DEFAULT_L1_RATE = 0.02
 """Largest change of log λ per step (≈ 2%): λ can double in 35 steps, or halve."""
 L0_EMA_DECAY = 0.9
 DEFAULT_L1_HOLD_STEPS = 500
+SPARSE_PATH_MAX_DENSITY = 0.05
+"""Training takes the flat sparse kernels (saeflow.sae.kernels.relu_encode) when the previous step's L0 was
+below this share of the latents (dense early on, when half of them fire); `extra.fast: false` never does."""
 
 
 @register
@@ -52,6 +56,10 @@ class ReluSAE(SparseAutoencoder):
         self.register_buffer("l0_ema", torch.tensor(-1.0, dtype=torch.float64))
         self.register_buffer("l1_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("l1_engaged", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("last_l0", torch.tensor(float(cfg.d_sae), dtype=torch.float64))
+        """The previous training step's L0: picks the dense or the sparse path (in checkpoints, so a resumed
+        run takes the same path as an uninterrupted one)."""
+        self.fast = bool(cfg.extra.get("fast", True))
 
     @property
     def l1_coefficient(self) -> float:
@@ -68,11 +76,29 @@ class ReluSAE(SparseAutoencoder):
         return self.l1_coefficient * (latents.abs() @ self.W_dec.norm(dim=1))
 
     def training_loss(self, x: Tensor) -> LossTerms:
-        terms = super().training_loss(x)
+        sparse = self.fast and float(self.last_l0) < SPARSE_PATH_MAX_DENSITY * self.cfg.d_sae
+        terms = self.sparse_training_loss(x) if sparse else super().training_loss(x)
+        latents = terms.latents
+        nnz = (latents._values() > 0).sum() if latents.is_sparse else (latents.detach() > 0).sum()
+        batch_l0 = nnz.double() / max(x.shape[0], 1)
+        self.last_l0.copy_(batch_l0)
         terms.logs["l1"] = self.l1_coefficient
         if self.target_l0 is not None:
-            self.steer_l1_((terms.latents.detach() > 0).sum(dim=1).double().mean())
+            self.steer_l1_(batch_l0)
         return terms
+
+    def sparse_training_loss(self, x: Tensor) -> LossTerms:
+        """The base training loss from flat codes of the positive latents (the same numbers to float
+        rounding); `latents` is a sparse COO [N, m] tensor."""
+        if "_workspace" not in self.__dict__:
+            self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
+        codes = relu_encode(x, self.W_enc, self.b_enc, self.b_dec, workspace=self.__dict__["_workspace"])
+        recon = flat_decode(codes.values, codes, self.W_dec) + self.b_dec
+        mse = (recon - x).pow(2).sum(dim=-1)
+        weighted = codes.values * self.W_dec.norm(dim=1)[codes.latents]
+        sparsity = self.l1_coefficient * x.new_zeros(x.shape[0]).index_add(0, codes.rows, weighted)
+        logs = {"mse": mse.mean().item(), "sparsity": sparsity.mean().item(), "aux": 0.0}
+        return LossTerms(mse + sparsity, x.new_zeros(()), codes.to_sparse(self.cfg.d_sae), recon, logs)
 
     @torch.no_grad()
     def continue_from_(self, parent: SparseAutoencoder) -> None:

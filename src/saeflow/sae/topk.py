@@ -105,12 +105,3 @@ class TopKSAE(SparseAutoencoder):
         aux = auxk_loss(self, x, pre, recon)
         logs = {"mse": mse.mean().item(), "sparsity": 0.0, "aux": float(aux.detach())}
         return LossTerms(mse, aux, f, recon, logs)
-
-    @torch.no_grad()
-    def update_dead_tracking_(self, latents: Tensor) -> None:
-        """As the base class, for dense or sparse COO [N, m] latents."""
-        if not latents.is_sparse:
-            return super().update_dead_tracking_(latents)
-        ids = latents._indices()[1][latents._values() > 0]
-        self.tokens_since_fired += latents.shape[0]
-        self.tokens_since_fired[ids] = 0
