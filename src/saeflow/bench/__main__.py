@@ -239,14 +239,17 @@ def _bench_train(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    paths = ["dense", "fast"] if args.path == "both" else [args.path]
-    sae = {"d_sae": args.d_sae, "k": args.k}
+    topk = args.architecture == "topk"
+    # the dense reference path and the peers (TopK SAEs) exist for TopK only
+    paths = (["dense", "fast"] if args.path == "both" else [args.path]) if topk else ["fast"]
+    sae = {"architecture": args.architecture, "d_sae": args.d_sae, "k": args.k}
     shape = (args.d_in, args.d_sae, args.k, args.batch, args.steps)
     references = {}  # name -> a function giving one rate, run in a subprocess (its own interpreter)
-    for name, module, given, env in (
+    peers = (
         ("saelens", "sae_lens", args.saelens_python, "SAELENS_PYTHON"),
         ("sparsify", "sparsify", args.sparsify_python, "SPARSIFY_PYTHON"),
-    ):
+    )
+    for name, module, given, env in peers if topk else ():
         python = given or os.environ.get(env) or sys.executable
         if python_has(python, module):
             references[name] = lambda python=python, name=name: (
@@ -263,7 +266,9 @@ def _bench_train(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
         store = ActivationStore(write_synthetic_store(Path(tmp) / "acts", args.steps * args.batch, args.d_in))
         benches = {
-            p: TrainerBench(store, {**sae, "extra": {"fast": p == "fast"}}, args.batch, device=args.device)
+            p: TrainerBench(
+                store, {**sae, "extra": {"fast": p == "fast"} if topk else {}}, args.batch, device=args.device
+            )
             for p in paths
         }
         for p in paths:  # warm-up (first-call allocations, kernel choice), untimed
@@ -277,7 +282,8 @@ def _bench_train(args: argparse.Namespace) -> None:
     rates = {p: Rate.of(r) for p, r in runs.items()}
     bound = rates["bound"].best
     common = (
-        f"d_in={args.d_in} d_sae={args.d_sae} k={args.k} batch={args.batch} steps={args.steps} "
+        f"architecture={args.architecture} d_in={args.d_in} d_sae={args.d_sae} k={args.k} batch={args.batch} "
+        f"steps={args.steps} "
         f"threads={torch.get_num_threads()} device={args.device}"
     )
     for name in references:
@@ -312,6 +318,12 @@ def _bench_train(args: argparse.Namespace) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="TopK SAE training throughput (fast vs dense path vs SAELens / sparsify)"
+    )
+    p.add_argument(
+        "--architecture",
+        choices=["topk", "batchtopk", "matryoshka", "ortsae"],
+        default="topk",
+        help="the SAE trained; the dense path and the peers (TopK) only with topk",
     )
     p.add_argument("--d-in", type=int, default=576)
     p.add_argument("--d-sae", type=int, default=4608)

@@ -107,7 +107,8 @@ def write_synthetic_store(
 
 
 class TrainerBench:
-    """saeflow's trainer (Adam, fp32) on an on-disk store: data loading, optimiser, bookkeeping included."""
+    """saeflow's trainer (Adam, fp32) on an on-disk store: data loading, optimiser, bookkeeping included.
+    `sae` holds SAEConfig fields (architecture default topk)."""
 
     def __init__(self, store: ActivationStore, sae: dict, batch: int, *, device: str = "cpu"):
         from saeflow.sae import SAEConfig
