@@ -78,7 +78,7 @@ def test_site_from_snakemakes_own_settings():
         defaults="full",
     )
     workflow = SimpleNamespace(resource_settings=ResourceSettings(max_threads=2, default_resources=defaults))
-    assert Site.from_workflow(workflow) == Site(cpus=2, mem_mb=20000, runtime=600)
+    assert Site.from_workflow(workflow) == Site(cpus=2, mem_mb=20000, runtime=600, partition="cpu")
     bare = SimpleNamespace(resource_settings=ResourceSettings())
     assert Site.from_workflow(bare) == Site()
 
@@ -159,3 +159,11 @@ def test_check_without_slurm(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert cluster.check(ROOT / "workflow" / "profiles" / "slurm") == 2
     assert "no SLURM commands" in capsys.readouterr().out
+
+
+def test_device_rules_partition_follows_the_configs_gpus():
+    site = Site(partition="cpu", gpu_partition="gpu")
+    assert JobSizes({**SMALL, "gpu": 1}, site).partition() == "gpu"
+    assert JobSizes({**SMALL, "gpu": 0}, site).partition() == "cpu"
+    assert JobSizes({**SMALL, "gpu": 1}, Site(partition="cpu")).partition() == "cpu"  # no GPU partition named
+    assert JobSizes({**SMALL, "gpu": 1}).partition() == ""  # off a cluster: nothing to name

@@ -91,10 +91,15 @@ class Site:
     cpus: int | None = None
     mem_mb: int | None = None
     runtime: int | None = None
+    partition: str | None = None
+    """The default partition (default-resources `slurm_partition`)."""
+    gpu_partition: str | None = None
+    """Where jobs that ask for GPUs go (default-resources `gpu_partition`)."""
 
     @classmethod
     def from_workflow(cls, workflow) -> Site:
-        """From `--max-threads` and `--default-resources max_mem_mb=... max_runtime=...` (the profile's)."""
+        """From `--max-threads` and `--default-resources max_mem_mb=... max_runtime=... slurm_partition=...
+        gpu_partition=...` (the profile's)."""
         settings = workflow.resource_settings
         defaults = settings.default_resources or {}
         get = defaults.get if hasattr(defaults, "get") else (lambda _key: None)
@@ -102,7 +107,19 @@ class Site:
             cpus=_as_int(settings.max_threads),
             mem_mb=_as_int(get("max_mem_mb")),
             runtime=_as_int(get("max_runtime")),
+            partition=_as_str(get("slurm_partition")),
+            gpu_partition=_as_str(get("gpu_partition")),
         )
+
+
+def _as_str(value) -> str | None:
+    """A plain name given as a resource (a partition): Snakemake keeps a string resource as an expression
+    to evaluate later, so its raw text is read, quotes stripped."""
+    if hasattr(value, "is_evaluable"):  # a snakemake Resource
+        value = value.raw if value.is_evaluable() else value.value
+    if value is None or callable(value):
+        return None
+    return str(value).strip("'\"") or None
 
 
 def _grow(base: int, attempt: int) -> int:
@@ -116,6 +133,14 @@ class JobSizes:
         self.scale = scale(config)
         self.site = site or Site()
         self.hint = profile_hint
+        self.gpus = int(config.get("gpu") or 0)
+
+    def partition(self) -> str:
+        """`slurm_partition` of a rule that runs on config["device"] (it also declares gpu=config["gpu"]): the
+        site's GPU partition when the config asks for GPUs, else its default partition ("" off a cluster).
+        Declared by the rule itself, so a new study's GPU rule needs no line in the profile."""
+        gpu = self.site.gpu_partition if self.gpus else None
+        return gpu or self.site.partition or ""
 
     def size(self, kind: str) -> Size:
         try:
@@ -264,7 +289,7 @@ def check(profile: Path, noacct_profile: Path = NOACCT_PROFILE) -> int:
 
     defaults = prof.get("default-resources") or {}
     partitions = sorted(
-        {str(defaults.get("slurm_partition", ""))}
+        {str(defaults.get("slurm_partition", "")), str(defaults.get("gpu_partition", ""))}
         | {
             str(r.get("slurm_partition"))
             for r in (prof.get("set-resources") or {}).values()

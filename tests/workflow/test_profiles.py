@@ -62,15 +62,16 @@ def test_slurm_profile_is_for_the_plugin():
     assert profile["executor"] == "slurm"
     assert profile["rerun-incomplete"] and profile["retries"] >= 1 and profile["jobs"] >= 1
     assert profile["cores"] and profile["max-threads"]  # rules with threads: workflow.cores need --cores
-    for rule in GPU_RULES:
-        assert profile["set-resources"][rule]["slurm_partition"] == "gpu", rule
+    defaults = profile["default-resources"]
+    assert defaults["slurm_partition"] == "cpu" and defaults["gpu_partition"] == "gpu"
+    # the rules name their partition themselves (SIZES.partition()): no per-rule line for a new study to add
+    assert not any("slurm_partition" in (r or {}) for r in (profile.get("set-resources") or {}).values())
 
 
 def test_device_rules_ask_for_gpus():
     """A rule that hands config["device"] (cuda in the paper configs) to its script must also ask for the
-    config's GPUs, and the SLURM profile must send it to the GPU partition, or on a cluster it lands on a node
-    without one. (Static, so it covers the rules of studies that no config here enables.)"""
-    set_resources = yaml.safe_load((PROFILES / "slurm" / "config.yaml").read_text())["set-resources"]
+    config's GPUs and for the partition that has them, or on a cluster it lands on a node without one.
+    (Static, so it covers the rules of studies that no config here enables.)"""
     checked = set()
     for smk in RULE_FILES:
         for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.MULTILINE):
@@ -81,8 +82,9 @@ def test_device_rules_ask_for_gpus():
                 assert 'gpu=config["gpu"]' in block, (
                     f"rule {rule} ({smk.name}) uses the device, declares no gpu"
                 )
-                partition = (set_resources.get(rule) or {}).get("slurm_partition")
-                assert partition == "gpu", f"rule {rule}: no slurm_partition: gpu in the SLURM profile"
+                assert "slurm_partition=SIZES.partition()" in block, (
+                    f"rule {rule} ({smk.name}) asks for GPUs without slurm_partition=SIZES.partition()"
+                )
     assert GPU_RULES <= checked, GPU_RULES - checked
 
 
@@ -102,11 +104,15 @@ def test_slurm_dry_run(tmp_path, configfile):
     if configfile in PAPER:
         assert gpus == 1, f"{configfile.name} should set gpu: 1"
     # every job of a GPU rule, and of any other rule that declares a gpu resource (a new study's), asks for
-    # the config's GPUs on the GPU partition
+    # the config's GPUs, on the GPU partition when there are any
+    partition = "gpu" if gpus else "cpu"
     for rule, lines in jobs.items():
         for res in lines:
             if rule in GPU_RULES or re.search(r"\bgpu=", res):
-                assert "slurm_partition=gpu" in res and re.search(rf"\bgpu={gpus}\b", res), (rule, res)
+                assert f"slurm_partition={partition}" in res and re.search(rf"\bgpu={gpus}\b", res), (
+                    rule,
+                    res,
+                )
 
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c.name if c else "config.yaml")

@@ -42,6 +42,7 @@ rule extract_activations:
         mem_mb=SIZES.mem_mb("extract"),
         runtime=SIZES.runtime("extract"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         model=lambda w: {**model_params(), "layer": int(w.layer)},
         extraction=lambda w: extraction_params(w.textset),

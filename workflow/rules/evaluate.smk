@@ -65,6 +65,7 @@ rule evaluate_baseline:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=None,
         eval_set=lambda w: w.eval_set,
@@ -97,6 +98,7 @@ rule evaluate_sae:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=lambda w: w.sae,
         eval_set=lambda w: w.eval_set,

@@ -19,6 +19,7 @@ rule train_sae:
         mem_mb=SIZES.mem_mb("train"),
         runtime=SIZES.runtime("train"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=lambda w: sae_spec(w.sae),
         name=lambda w: w.sae,

@@ -30,6 +30,7 @@ rule architectures_letter_set:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         settings=ARCH_W.absorption_icl_settings(),
         dtype=config["model"]["dtype"],

@@ -71,6 +71,7 @@ rule bib_activations:
         mem_mb=SIZES.mem_mb("extract"),
         runtime=SIZES.runtime("extract"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         model=model_params() | {"batch_size": config["model"]["batch_size"]},
         max_length=BIB_CFG["max_length"],
@@ -100,6 +101,7 @@ rule bib_latents:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=lambda w: sae_spec(w.sae),
         device=config["device"],

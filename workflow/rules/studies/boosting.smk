@@ -33,6 +33,7 @@ rule evaluate_boosted:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=STACKED,
         eval_set=lambda w: w.eval_set,

@@ -53,6 +53,7 @@ rule protein_extract:
         mem_mb=SIZES.mem_mb("extract"),
         runtime=SIZES.runtime("extract"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         model=PROT_W.model,
         source=PROT_W.model_source(),
@@ -84,6 +85,7 @@ rule protein_analyse:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         kind=lambda w: PROT_W.unit_kind(w.unit),
         sae_dir=lambda w: PROT_W.unit_sae(w.unit),
@@ -139,6 +141,7 @@ rule protein_steer:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=lambda w: w.unit,
         model=PROT_W.model,
@@ -167,6 +170,7 @@ rule protein_steer_controls:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae="",
         model=PROT_W.model,

@@ -209,6 +209,7 @@ rule concept_metrics:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
         gpu=config["gpu"],
+        slurm_partition=SIZES.partition(),
     params:
         sae=lambda w: w.sae,
         subdomain=lambda w: w.subdomain,
