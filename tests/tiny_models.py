@@ -63,3 +63,32 @@ def save_tiny_model(path, arch: str = "llama", seed: int = 0):
     model.save_pretrained(path)
     tiny_tokenizer(bos=arch == "gpt2").save_pretrained(path)
     return path
+
+
+ESM_VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO", ".", "-", "<null_1>", "<mask>"]
+
+
+def tiny_esm(tmp_path, *, layers: int = 3, max_positions: int = 64, token_dropout: bool = False, **kw):
+    """A randomly initialised ESM-2-shaped masked LM (d = 16) behind saeflow.models.esm.EsmModel, with a
+    tokenizer built from the ESM vocabulary file; seeded."""
+    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
+
+    from saeflow.models.esm import EsmModel
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(ESM_VOCAB) + "\n")
+    tok = EsmTokenizer(str(vocab))
+    cfg = EsmConfig(
+        vocab_size=len(ESM_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=max_positions,
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        position_embedding_type="rotary",
+        token_dropout=token_dropout,
+    )
+    torch.manual_seed(0)
+    return EsmModel(EsmForMaskedLM(cfg), tok, name="tiny-esm", **kw)

@@ -1,35 +1,16 @@
 """ESM-2 wrapper on a tiny randomly initialised EsmForMaskedLM with a tokenizer built from a vocab file."""
 
 import pytest
+import tiny_models
 import torch
 
 from saeflow.errors import DataError
-from saeflow.models.esm import EsmModel
 
-ESM_VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO", ".", "-", "<null_1>", "<mask>"]
 SEQS = ["MKVLAAGICW", "MAHHE", "WYPQRSTNDLKA"]
 
 
 def tiny_esm(tmp_path, **kw):
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
-
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(ESM_VOCAB) + "\n")
-    tok = EsmTokenizer(str(vocab))
-    cfg = EsmConfig(
-        vocab_size=len(ESM_VOCAB),
-        hidden_size=16,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        pad_token_id=tok.pad_token_id,
-        mask_token_id=tok.mask_token_id,
-        position_embedding_type="rotary",
-        token_dropout=True,
-    )
-    torch.manual_seed(0)
-    return EsmModel(EsmForMaskedLM(cfg), tok, name="tiny-esm", **kw)
+    return tiny_models.tiny_esm(tmp_path, token_dropout=True, **kw)
 
 
 @pytest.fixture

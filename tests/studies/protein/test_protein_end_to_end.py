@@ -2,10 +2,10 @@
 steering."""
 
 import numpy as np
+import tiny_models
 import torch
 
 from saeflow.activations import ActivationStore
-from saeflow.models.esm import EsmModel
 from saeflow.sae import SAEConfig, load_sae
 from saeflow.studies.protein.concepts import ConceptLabels, best_per_concept, concept_scores, latent_table
 from saeflow.studies.protein.data import ProteinRecord, split_records
@@ -13,27 +13,9 @@ from saeflow.studies.protein.extract import extract_residue_activations, stored_
 from saeflow.studies.protein.steering import SteeringSpec, generate_esm, sae_steering_fn
 from saeflow.train import TrainConfig, train_sae
 
-VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO", ".", "-", "<null_1>", "<mask>"]
-
 
 def tiny_esm(tmp_path):
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
-
-    (tmp_path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    tok = EsmTokenizer(str(tmp_path / "vocab.txt"))
-    cfg = EsmConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id,
-        mask_token_id=tok.mask_token_id,
-        position_embedding_type="rotary",
-    )
-    torch.manual_seed(0)
-    return EsmModel(EsmForMaskedLM(cfg), tok, name="tiny-esm")
+    return tiny_models.tiny_esm(tmp_path, layers=2, max_positions=128)
 
 
 def chains(n, seed=0):
