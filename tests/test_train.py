@@ -9,7 +9,7 @@ from store_helpers import KillAt, Killed, sparse_data, write_store
 from saeflow.activations import ActivationStore
 from saeflow.metrics import fvu
 from saeflow.sae import ARCHITECTURES, SAEConfig, load_sae
-from saeflow.train import TrainConfig, checkpoint_dir, train_sae
+from saeflow.train import CurvePoint, TrainConfig, checkpoint_dir, train_sae
 
 D, M = 16, 64
 
@@ -117,10 +117,10 @@ def test_plateau_gain_by_hand():
     from saeflow.train import plateau_gain
 
     curve = [
-        {"step": 0, "tokens": 0, "fvu": 1.0, "l0": 4},
-        {"step": 10, "tokens": 400, "fvu": 0.5, "l0": 4},
-        {"step": 20, "tokens": 800, "fvu": 0.40, "l0": 4},
-        {"step": 25, "tokens": 1000, "fvu": 0.38, "l0": 4},
+        CurvePoint(step=0, tokens=0, fvu=1.0, l0=4),
+        CurvePoint(step=10, tokens=400, fvu=0.5, l0=4),
+        CurvePoint(step=20, tokens=800, fvu=0.40, l0=4),
+        CurvePoint(step=25, tokens=1000, fvu=0.38, l0=4),
     ]
     # last quarter of 1000 tokens starts after 750: the reference is the point at 400 tokens (fvu 0.5)
     assert plateau_gain(curve) == pytest.approx((0.5 - 0.38) / 0.5)

@@ -390,17 +390,16 @@ def heldout_point(sae: SparseAutoencoder, rows: torch.Tensor, step: int, tokens:
     return CurvePoint(step, tokens, result.fvu, result.l0)
 
 
-def plateau_gain(curve: list[CurvePoint] | list[dict[str, float]], tail: float = 0.25) -> float | None:
+def plateau_gain(curve: list[CurvePoint], tail: float = 0.25) -> float | None:
     """Relative held-out FVU improvement over the last `tail` share of training tokens:
     (FVU at (1 - tail) of the tokens − final FVU) / FVU at (1 - tail); None with fewer than two points."""
-    points = [p if isinstance(p, dict) else p._asdict() for p in curve]
-    if len(points) < 2:
+    if len(curve) < 2:
         return None
-    final = points[-1]
-    cut = final["tokens"] * (1 - tail)
-    earlier = [p for p in points if p["tokens"] <= cut] or points[:1]
-    ref = earlier[-1]["fvu"]
-    return (ref - final["fvu"]) / ref if ref > 0 else None
+    final = curve[-1]
+    cut = final.tokens * (1 - tail)
+    earlier = [p for p in curve if p.tokens <= cut] or curve[:1]
+    ref = earlier[-1].fvu
+    return (ref - final.fvu) / ref if ref > 0 else None
 
 
 def train_sae(

@@ -11,7 +11,8 @@ from store_helpers import sparse_data, write_store
 from saeflow.activations import ActivationStore
 from saeflow.errors import ConfigError
 from saeflow.sae import SAEConfig, load_sae, make_sae
-from saeflow.sae.batchtopk import batch_topk_codes, batch_topk_mask_values
+from saeflow.sae.batchtopk import batch_topk_mask_values
+from saeflow.sae.kernels import batch_topk_encode
 from saeflow.sae.matryoshka import prefix_sizes
 from saeflow.sae.penalties import jump_relu, l0_penalty, orthogonality_penalty
 from saeflow.train import TrainConfig, train_sae
@@ -50,7 +51,7 @@ def test_sparse_batch_codes_equal_the_dense_selection(skew):
     g = torch.Generator().manual_seed(0)
     x, W, b = torch.randn(16, 8, generator=g), torch.randn(8, 64, generator=g), torch.zeros(64)
     x[3] *= 1 + skew
-    codes = batch_topk_codes(x, W, b, torch.zeros(8), k=2, candidates=2)
+    codes = batch_topk_encode(x, W, b, torch.zeros(8), k=2, candidates=2)
     dense = codes.to_sparse(64).to_dense()
     torch.testing.assert_close(dense, batch_topk_mask_values(x @ W, 2))
     assert int((dense > 0).sum()) == 32

@@ -18,7 +18,6 @@ from saeflow.sae.kernels import FlatCodes, Workspace, batch_topk_encode, flat_de
 from saeflow.sae.topk import aux_k_for, auxk_loss_sparse
 
 DEFAULT_THRESHOLD_DECAY = 0.99
-DEFAULT_CANDIDATES = 4
 
 
 def batch_topk_mask_values(pre: Tensor, k: int) -> Tensor:
@@ -28,25 +27,6 @@ def batch_topk_mask_values(pre: Tensor, k: int) -> Tensor:
     flat = torch.relu(pre).reshape(-1)
     values, indices = flat.topk(min(k * n, flat.numel()), sorted=False)
     return torch.zeros_like(flat).scatter_(0, indices, values).view(n, m)
-
-
-def batch_topk_codes(
-    x: Tensor,
-    W_enc: Tensor,
-    b_enc: Tensor,
-    centre: Tensor,
-    k: int,
-    *,
-    dead: Tensor | None = None,
-    k_aux: int = 0,
-    workspace: Workspace | None = None,
-    candidates: int = DEFAULT_CANDIDATES,
-) -> FlatCodes:
-    """BatchTopK of ReLU((x − centre) W_enc + b_enc): the k·N largest activations of the batch, exactly, as
-    flat codes (saeflow.sae.kernels.batch_topk_encode); equal to :func:`batch_topk_mask_values`."""
-    return batch_topk_encode(
-        x, W_enc, b_enc, centre, k, dead=dead, k_aux=k_aux, workspace=workspace, candidates=candidates
-    )
 
 
 @register
@@ -71,7 +51,7 @@ class BatchTopKSAE(SparseAutoencoder):
     def training_codes(self, x: Tensor, dead: Tensor | None, k_aux: int) -> FlatCodes:
         if "_workspace" not in self.__dict__:
             self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
-        codes = batch_topk_codes(
+        codes = batch_topk_encode(
             x,
             self.W_enc,
             self.b_enc,
