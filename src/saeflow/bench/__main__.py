@@ -264,7 +264,9 @@ def _bench_train(args: argparse.Namespace) -> None:
             )
     runs: dict[str, list[float]] = {p: [] for p in [*references, *paths, "bound"]}
     with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
-        store = ActivationStore(write_synthetic_store(Path(tmp) / "acts", args.steps * args.batch, args.d_in))
+        store = ActivationStore(
+            args.acts or write_synthetic_store(Path(tmp) / "acts", args.steps * args.batch, args.d_in)
+        )
         benches = {
             p: TrainerBench(
                 store, {**sae, "extra": {"fast": p == "fast"} if topk else {}}, args.batch, device=args.device
@@ -331,6 +333,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=4096)
     p.add_argument("--steps", type=int, default=10, help="timed steps per run")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per path (best and median are printed)")
+    p.add_argument(
+        "--acts",
+        help="an activation set's manifest.json to train on (e.g. results/activations/smollm2-135m/L15/"
+        "general.train/manifest.json; its d_model must be --d-in), instead of synthetic sparse rows",
+    )
     p.add_argument(
         "--path",
         choices=["fast", "dense", "both"],
