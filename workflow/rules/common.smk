@@ -25,8 +25,10 @@ SAE_COLUMNS = sae_column_files(config, SAES)
 
 
 def sae_columns_of(saes):
-    """{SAE: its published column files} for the SAEs of a table (a rule's params), and the files (its input)."""
+    """{SAE: its published column files} for the SAEs of a table: a rule's param; its input is the files."""
     return {s: SAE_COLUMNS[s] for s in dict.fromkeys(saes) if s in SAE_COLUMNS}
+
+
 # Memory and runtime of every job by rule kind, from the config's scale, times the retry attempt, capped at
 # the site's largest job (max-threads, default-resources max_mem_mb / max_runtime of the SLURM profile):
 # saeflow.cluster. Rules say `mem_mb=SIZES.mem_mb("train"), runtime=SIZES.runtime("train")`.

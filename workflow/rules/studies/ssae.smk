@@ -2,7 +2,12 @@
 # (extract_activations) -> GSAE finetuned with ERM / TERM per sparsity setting (train_sae; specs from
 # saeflow.studies.ssae.specs) -> evaluate_sae on the subdomain and the general corpus -> tail-concept metrics ->
 # results/tables/ssae.{csv,md} and results/figures/ssae_pareto_<subdomain>.png, tail_recall_<subdomain>.png.
-from saeflow.studies.ssae.specs import RETRIEVAL_METHODS, embed_documents_count, extraction_budget, tracin_settings
+from saeflow.studies.ssae.specs import (
+    RETRIEVAL_METHODS,
+    embed_documents_count,
+    extraction_budget,
+    tracin_settings,
+)
 from saeflow.studies.ssae.workflow import SSAEWorkflow
 
 SSAE_W = SSAEWorkflow(config, SAES, P)
