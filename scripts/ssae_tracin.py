@@ -4,6 +4,7 @@
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from saeflow.activations import ActivationStore
@@ -51,8 +52,8 @@ def main():
     scores = tracin_scores(sae_dir, snapshots, cand_rows, doc_index, len(doc_ids), seed_rows)
     candidate_ids = [d["id"] for d in read_json(inp.candidates)["documents"]]
     by_id = dict(zip(doc_ids, scores.scores.tolist(), strict=True))
-    doc_scores = torch.tensor([by_id.get(c, float("nan")) for c in candidate_ids], dtype=torch.float64)
-    sel = tracin_rerank(pool.candidates, candidate_ids, doc_scores.numpy(), p.budget_tokens, p.method)
+    doc_scores = np.array([by_id.get(c, np.nan) for c in candidate_ids], dtype=np.float64)
+    sel = tracin_rerank(pool.candidates, candidate_ids, doc_scores, p.budget_tokens, p.method)
     seconds = time.perf_counter() - t0
     settings = {"budget_tokens": p.budget_tokens, "seeds": p.seeds, "pool": p.pool, "tracin": p.tracin}
     record = selection_record(

@@ -99,22 +99,22 @@ def _stable_argsort(flat: Tensor, n_rows: int) -> Tensor:
     return torch.from_numpy(np.argsort(keys, kind="stable"))
 
 
+def _offsets_of(ids: Tensor, n: int) -> Tensor:
+    """[n] start of each id's run in `ids` sorted ascending (embedding_bag offsets; empty runs repeat)."""
+    offsets = torch.zeros(n, dtype=torch.long, device=ids.device)
+    torch.cumsum(torch.bincount(ids, minlength=n)[:-1], 0, out=offsets[1:])
+    return offsets
+
+
 def scatter_rows(indices: Tensor, weights: Tensor, src: Tensor, n_rows: int) -> Tensor:
     """out[l] = Σ_{(n, j): indices[n, j] = l} weights[n, j] · src[n]; out is [n_rows, d].
 
     indices, weights: [N, k]; src: [N, d]. This is Sᵀ·src for the sparse [N, n_rows] matrix S with k entries
-    per row, i.e. the weight gradient of an embedding_bag. It is computed as an embedding_bag over the rows of
-    `src`, with one bag per output row (the (n, j) pairs sorted by latent id).
+    per row, i.e. the weight gradient of an embedding_bag: :func:`flat_scatter_rows` with k entries per token.
     """
-    k = indices.shape[1]
-    flat = indices.reshape(-1)
-    perm = _stable_argsort(flat, n_rows).to(flat.device)
-    counts = torch.bincount(flat, minlength=n_rows)
-    offsets = torch.zeros(n_rows, dtype=torch.long, device=flat.device)
-    torch.cumsum(counts[:-1], 0, out=offsets[1:])
-    token = torch.div(perm, k, rounding_mode="floor")
-    w = weights.reshape(-1)[perm].to(src.dtype)
-    return F.embedding_bag(token, src, offsets, mode="sum", per_sample_weights=w)
+    n, k = indices.shape
+    rows = torch.arange(n, device=indices.device).repeat_interleave(k)
+    return flat_scatter_rows(indices.reshape(-1), rows, weights.reshape(-1), src, n_rows)
 
 
 def gather_dot(indices: Tensor, table: Tensor, rows: Tensor) -> Tensor:
@@ -307,11 +307,12 @@ def flat_scatter_rows(latents: Tensor, rows: Tensor, weights: Tensor, src: Tenso
     """out[l] = Σ_{e: latents[e] = l} weights[e] · src[rows[e]] ([n_out, d]): :func:`scatter_rows` for flat
     entries, as an embedding_bag over the rows of `src` with one bag per output row."""
     perm = _stable_argsort(latents, n_out).to(latents.device)
-    counts = torch.bincount(latents, minlength=n_out)
-    offsets = torch.zeros(n_out, dtype=torch.long, device=latents.device)
-    torch.cumsum(counts[:-1], 0, out=offsets[1:])
     return F.embedding_bag(
-        rows[perm], src, offsets, mode="sum", per_sample_weights=weights[perm].to(src.dtype)
+        rows[perm],
+        src,
+        _offsets_of(latents, n_out),
+        mode="sum",
+        per_sample_weights=weights[perm].to(src.dtype),
     )
 
 
@@ -455,12 +456,6 @@ class _FlatEncode(torch.autograd.Function):
             None,
             None,
         )
-
-
-def _offsets_of(rows: Tensor, n: int) -> Tensor:
-    offsets = torch.zeros(n, dtype=torch.long, device=rows.device)
-    torch.cumsum(torch.bincount(rows, minlength=n)[:-1], 0, out=offsets[1:])
-    return offsets
 
 
 def batch_topk_encode(
