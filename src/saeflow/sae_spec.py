@@ -25,6 +25,7 @@ SAE_DEFAULTS: dict[str, Any] = {
     "aux_k": None,
     "aux_k_coef": 1 / 32,
     "dead_tokens": 100_000,
+    "select_dtype": "float32",
     "extra": {},
     # TrainConfig
     "lr": 4e-4,
@@ -53,7 +54,7 @@ ARCHITECTURE_EXTRA: dict[str, frozenset[str]] = {
     "topk": frozenset({"fast"}),
     "batchtopk": _BATCHTOPK_EXTRA,
     "jumprelu": frozenset(
-        {"bandwidth", "target_l0", "l0_coefficient", "threshold_init", "threshold_lr_scale"}
+        {"fast", "bandwidth", "target_l0", "l0_coefficient", "threshold_init", "threshold_lr_scale"}
     ),
     "matryoshka": _BATCHTOPK_EXTRA | {"prefixes", "prefix_fractions"},
     "ortsae": _BATCHTOPK_EXTRA | {"ortho_gamma", "ortho_chunk"},

@@ -186,6 +186,58 @@ def test_jumprelu_reaches_its_target_l0_in_a_short_run(tmp_path, target):
     assert float((f > 0).sum(-1).float().mean()) == pytest.approx(target, rel=0.2)  # the saved θ holds it
 
 
+def test_jump_relu_entries_by_hand():
+    from saeflow.sae.penalties import jump_relu_entries
+
+    z = torch.tensor([1.02, 3.0, 0.96], requires_grad=True)
+    t = torch.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    f, h = jump_relu_entries(z, t, 0.1)
+    assert f.tolist() == pytest.approx([1.02, 3.0, 0.0]) and h.tolist() == [1.0, 1.0, 0.0]
+    (f.sum() + 2 * h.sum()).backward()
+    assert z.grad.tolist() == [1.0, 1.0, 0.0]
+    # entries 0 and 2 within ε/2 of θ: −(θ/ε)·1 − 2·(1/ε) = −10 − 20
+    assert t.grad.tolist() == pytest.approx([-30.0, 0.0, -30.0])
+
+
+def _jumprelu_pair(fast_only_extra=None):
+    spec = {"architecture": "jumprelu", "d_in": 16, "d_sae": 512, "extra": {"target_l0": 6}}
+    fast = make_sae(spec, seed=0)
+    x = torch.randn(256, 16, generator=torch.Generator().manual_seed(1))
+    fast.training_loss(x)  # θ from data (dense first step)
+    dense = make_sae({**spec, "extra": {"target_l0": 6, "fast": False}})
+    dense.load_state_dict(fast.state_dict())
+    return fast, dense, x
+
+
+def test_jumprelu_sparse_path_gives_the_dense_losses_and_gradients():
+    fast, dense, x = _jumprelu_pair()
+    assert float(fast.last_l0) < 0.05 * 512  # the next step takes the sparse path
+    a, b = fast.training_loss(x), dense.training_loss(x)
+    assert a.latents.is_sparse and not b.latents.is_sparse
+    assert torch.allclose(a.latents.to_dense(), b.latents, atol=1e-6)
+    assert torch.allclose(a.per_token, b.per_token, atol=1e-4)
+    assert a.aux.item() == pytest.approx(b.aux.item(), rel=1e-5)
+    (a.per_token.sum() + a.aux).backward()
+    (b.per_token.sum() + b.aux).backward()
+    for (name, p), q in zip(fast.named_parameters(), dense.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-4, rtol=1e-4), name
+    assert fast.scaled_log_threshold.grad.abs().sum() > 0
+
+
+def test_jumprelu_sparse_and_dense_paths_give_the_same_loss_curve(tmp_path):
+    x = sparse_data(4096, 32, n_features=128, per_token=6, seed=0)
+    store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=2048))
+    curves = {}
+    for fast in (True, False):
+        cfg = SAEConfig(architecture="jumprelu", d_in=32, d_sae=512, extra={"target_l0": 8, "fast": fast})
+        tcfg = TrainConfig(lr=3e-3, batch_size=128, epochs=2, warmup_steps=5, checkpoint_every=0, log_every=1)
+        curves[fast] = train_sae(cfg, tcfg, store, tmp_path / str(fast)).metrics["history"]
+    for a, b in zip(curves[True], curves[False], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3), a["step"]
+        assert a["l0"] == pytest.approx(b["l0"], abs=0.05), a["step"]
+        assert a["threshold"] == pytest.approx(b["threshold"], rel=1e-3), a["step"]
+
+
 # ----------------------------------------------------------------------------------------------- ReLU + L1
 
 

@@ -253,3 +253,88 @@ def test_relu_sparse_and_dense_paths_give_the_same_loss_curve(tmp_path):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3), a["step"]
         assert a["l0"] == pytest.approx(b["l0"], abs=0.05), a["step"]
         assert a["l1"] == pytest.approx(b["l1"], rel=1e-3), a["step"]
+
+
+# --------------------------------------------------------------------------- low-precision selection
+
+
+def _separated(n=12, d=8, m=48, seed=5):
+    """Inputs whose pre-activations are spread far apart (gaps ≫ bfloat16 rounding): a bfloat16 matmul picks
+    the same latents as a float32 one."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.eye(d).repeat(n // d + 1, 1)[:n] * 3 + 0.01 * torch.randn(n, d, generator=g)
+    W = torch.linspace(-2, 2, d * m).reshape(m, d).t()[:, torch.randperm(m, generator=g)].contiguous()
+    return x, W, torch.zeros(m), torch.zeros(d)
+
+
+def test_topk_encode_bfloat16_selection_gives_exact_values_and_gradients():
+    x, W, b_enc, b_dec = _separated()
+    dead = torch.arange(W.shape[1]) % 2 == 0
+    grads = {}
+    for dtype in (None, torch.bfloat16):
+        params = [t.clone().requires_grad_(True) for t in (x, W, b_enc, b_dec)]
+        codes = topk_encode(*params, 5, dead=dead, k_aux=3, select_dtype=dtype)
+        assert codes.values.dtype == torch.float32
+        exact = ((params[0] - params[3]) @ params[1] + params[2]).detach()
+        assert torch.allclose(codes.values, exact.gather(1, codes.indices).relu(), atol=1e-6)
+        assert torch.allclose(codes.aux_values, exact.gather(1, codes.aux_indices).relu(), atol=1e-6)
+        (codes.values.pow(2).sum() + codes.aux_values.sum()).backward()
+        grads[dtype] = (codes.indices.sort(-1).values, [p.grad for p in params])
+    assert torch.equal(grads[None][0], grads[torch.bfloat16][0])
+    for a, b in zip(grads[None][1], grads[torch.bfloat16][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [3, 0], ids=["batchtopk", "relu"])
+def test_flat_encode_bfloat16_selection_gives_exact_values_and_gradients(k):
+    x, W, b_enc, centre = _separated()
+    b_enc = b_enc - 1.0  # ReLU keeps only the clearly positive entries
+    out = {}
+    for dtype in (None, torch.bfloat16):
+        params = [t.clone().requires_grad_(True) for t in (x, W, b_enc, centre)]
+        if k:
+            codes = batch_topk_encode(*params, k, select_dtype=dtype)
+        else:
+            codes = relu_encode(*params, select_dtype=dtype)
+        exact = ((params[0] - params[3]) @ params[1] + params[2]).detach()
+        assert torch.allclose(codes.values, exact[codes.rows, codes.latents], atol=1e-6)
+        assert bool((codes.values > 0).all())
+        codes.values.pow(2).sum().backward()
+        out[dtype] = (codes.rows, codes.latents, [p.grad for p in params])
+    assert torch.equal(out[None][0], out[torch.bfloat16][0])
+    assert torch.equal(out[None][1], out[torch.bfloat16][1])
+    for a, b in zip(out[None][2], out[torch.bfloat16][2], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+def test_bfloat16_selection_keeps_the_training_curve(tmp_path, architecture):
+    """On data with near-ties bfloat16 selection picks a few other latents; the loss curve stays within 2%."""
+    x = sparse_data(4096, 32, n_features=128, per_token=6, seed=0)
+    store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=2048))
+    curves = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = SAEConfig(architecture=architecture, d_in=32, d_sae=256, k=6, select_dtype=dtype)
+        tcfg = TrainConfig(lr=3e-3, batch_size=256, epochs=2, warmup_steps=5, checkpoint_every=0, log_every=1)
+        curves[dtype] = train_sae(cfg, tcfg, store, tmp_path / dtype).metrics["history"]
+    for a, b in zip(curves["float32"], curves["bfloat16"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.02), a["step"]
+    assert curves["bfloat16"][-1]["loss"] < 0.5 * curves["bfloat16"][0]["loss"]
+
+
+def test_select_dtype_is_checked():
+    from saeflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="select_dtype"):
+        SAEConfig(architecture="topk", d_in=4, d_sae=8, k=2, select_dtype="float16")
+
+
+def test_dead_topk_by_hand():
+    from saeflow.sae.kernels import dead_topk
+
+    pre = torch.tensor([[5.0, 1.0, 9.0, 3.0], [0.0, 4.0, 8.0, -1.0]])
+    dead = torch.tensor([1, 3])
+    values, ids = dead_topk(pre, dead, 1)
+    assert values.tolist() == [[3.0], [4.0]] and ids.tolist() == [[3], [1]]
+    values, ids = dead_topk(pre, dead, 2)  # every dead latent
+    assert values.tolist() == [[1.0, 3.0], [4.0, -1.0]] and ids.tolist() == [[1, 3], [1, 3]]

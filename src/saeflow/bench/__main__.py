@@ -240,8 +240,14 @@ def _bench_train(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     topk = args.architecture == "topk"
-    # the dense reference path and the peers (TopK SAEs) exist for TopK only
-    paths = (["dense", "fast"] if args.path == "both" else [args.path]) if topk else ["fast"]
+    # the dense reference path and the peers (TopK SAEs) exist for TopK only; fast: the sparse kernels picking
+    # latents in float32, fast_bf16: in bfloat16 (SAEConfig.select_dtype)
+    fast = {"float32": ["fast"], "bfloat16": ["fast_bf16"], "both": ["fast", "fast_bf16"]}[args.select_dtype]
+    paths = (
+        (["dense", *fast] if args.path == "both" else ["dense"] if args.path == "dense" else fast)
+        if topk
+        else fast
+    )
     sae = {"architecture": args.architecture, "d_sae": args.d_sae, "k": args.k}
     shape = (args.d_in, args.d_sae, args.k, args.batch, args.steps)
     references = {}  # name -> a function giving one rate, run in a subprocess (its own interpreter)
@@ -262,14 +268,22 @@ def _bench_train(args: argparse.Namespace) -> None:
                 f"--{name}-python or ${env})",
                 file=sys.stderr,
             )
-    runs: dict[str, list[float]] = {p: [] for p in [*references, *paths, "bound"]}
+    runs: dict[str, list[float]] = {p: [] for p in [*references, *paths, "bound", "bound_bf16"]}
+    losses: dict[str, list[float]] = {p: [] for p in paths}
     with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
         store = ActivationStore(
             args.acts or write_synthetic_store(Path(tmp) / "acts", args.steps * args.batch, args.d_in)
         )
         benches = {
             p: TrainerBench(
-                store, {**sae, "extra": {"fast": p == "fast"} if topk else {}}, args.batch, device=args.device
+                store,
+                {
+                    **sae,
+                    "extra": {"fast": p != "dense"} if topk else {},
+                    "select_dtype": "bfloat16" if p == "fast_bf16" else "float32",
+                },
+                args.batch,
+                device=args.device,
             )
             for p in paths
         }
@@ -279,10 +293,14 @@ def _bench_train(args: argparse.Namespace) -> None:
             for name, measure in references.items():
                 runs[name].append(measure())
             for p in paths:
-                runs[p].append(benches[p].rate(args.steps))
-            runs["bound"].append(encoder_matmul_rate(args.d_in, args.d_sae, args.batch, device=args.device))
+                run = benches[p].run(args.steps)
+                runs[p].append(run.rate)
+                losses[p].append(run.final_loss)
+            for name, dtype in (("bound", torch.float32), ("bound_bf16", torch.bfloat16)):
+                runs[name].append(
+                    encoder_matmul_rate(args.d_in, args.d_sae, args.batch, device=args.device, dtype=dtype)
+                )
     rates = {p: Rate.of(r) for p, r in runs.items()}
-    bound = rates["bound"].best
     common = (
         f"architecture={args.architecture} d_in={args.d_in} d_sae={args.d_sae} k={args.k} batch={args.batch} "
         f"steps={args.steps} "
@@ -296,8 +314,9 @@ def _bench_train(args: argparse.Namespace) -> None:
         )
     for p in paths:
         r = rates[p]
-        extra = ""
-        if p == "fast":
+        # the same seed and data on every path: the last step's loss shows what the selection dtype changes
+        extra = f" final_loss={losses[p][-1]:.4g}"
+        if p.startswith("fast"):
             # ratios: best/best, and the median over repeats of the same-repeat ratio (the pairs ran back to
             # back, so they saw about the same load from other processes)
             if "dense" in rates:
@@ -310,7 +329,16 @@ def _bench_train(args: argparse.Namespace) -> None:
                     f" {name}_per_s={_fmt(rates[name])} vs_{name}={r.best / rates[name].best:.2f}"
                     f" vs_{name}_paired={_paired(runs[p], runs[name]):.2f}"
                 )
+            bound = rates["bound"].best
             extra += f" matmul_bound_per_s={bound:.0f} of_bound={r.best / bound:.2f}"
+            if p == "fast_bf16":
+                bound_bf16 = rates["bound_bf16"].best
+                extra += f" bf16_matmul_bound_per_s={bound_bf16:.0f} of_bf16_bound={r.best / bound_bf16:.2f}"
+                if "fast" in rates:
+                    extra += (
+                        f" vs_fast_fp32={r.best / rates['fast'].best:.2f}"
+                        f" vs_fast_fp32_paired={_paired(runs[p], runs['fast']):.2f}"
+                    )
         print(
             f"bench=train path={p} {common} activations_per_s={_fmt(r)} median={r.median:.0f} "
             f"runs={','.join(f'{x:.0f}' for x in r.runs)}{extra}"
@@ -323,7 +351,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--architecture",
-        choices=["topk", "batchtopk", "matryoshka", "ortsae"],
+        choices=["topk", "batchtopk", "matryoshka", "ortsae", "jumprelu"],
         default="topk",
         help="the SAE trained; the dense path and the peers (TopK) only with topk",
     )
@@ -343,6 +371,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         choices=["fast", "dense", "both"],
         default="both",
         help="fast: sparse TopK kernels (the SAE's default); dense: the straightforward path",
+    )
+    p.add_argument(
+        "--select-dtype",
+        choices=["float32", "bfloat16", "both"],
+        default="both",
+        help="dtype of the fast path's latent-picking matmul (SAEConfig.select_dtype): fast / fast_bf16",
     )
     p.add_argument(
         "--saelens-python",

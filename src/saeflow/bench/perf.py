@@ -118,6 +118,10 @@ class TrainerBench:
 
     def rate(self, steps: int) -> float:
         """Activations/s over `steps` steps (the trainer's own clock: the training loop, not the set-up)."""
+        return self.run(steps).rate
+
+    def run(self, steps: int) -> TrainerRun:
+        """Activations/s over `steps` steps and the last step's loss (same seed and data on every path)."""
         from saeflow.train import TrainConfig, train_sae
 
         tcfg = TrainConfig(
@@ -129,15 +133,31 @@ class TrainerBench:
             log_every=10**9,
         )
         with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as out:
-            return train_sae(self.cfg, tcfg, self.store, out, device=self.device).metrics["activations_per_s"]
+            metrics = train_sae(self.cfg, tcfg, self.store, out, device=self.device).metrics
+        return TrainerRun(metrics["activations_per_s"], metrics["history"][-1]["loss"])
 
 
-def encoder_matmul_rate(d_in: int, d_sae: int, batch: int, repeats: int = 5, device: str = "cpu") -> float:
-    """Activations/s if a step cost only the encoder's forward matmul (x − b_dec)·W_enc + b_enc: the bound."""
+class TrainerRun(NamedTuple):
+    rate: float
+    """Activations/s."""
+    final_loss: float
+    """The last step's training loss."""
+
+
+def encoder_matmul_rate(
+    d_in: int,
+    d_sae: int,
+    batch: int,
+    repeats: int = 5,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """Activations/s if a step cost only the encoder's forward matmul (x − b_dec)·W_enc + b_enc in `dtype`:
+    the bound of a training step whose selection runs in that dtype."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, d_in, generator=g).to(device)
-    w = (torch.randn(d_in, d_sae, generator=g) / math.sqrt(d_in)).to(device)
-    b = torch.zeros(d_sae, device=device)
+    x = torch.randn(batch, d_in, generator=g).to(device, dtype)
+    w = (torch.randn(d_in, d_sae, generator=g) / math.sqrt(d_in)).to(device, dtype)
+    b = torch.zeros(d_sae, device=device, dtype=dtype)
     return Rate.of([batch / _timed(lambda: torch.addmm(b, x, w), device) for _ in range(repeats)]).best
 
 

@@ -60,6 +60,7 @@ class BatchTopKSAE(SparseAutoencoder):
             dead=dead,
             k_aux=k_aux,
             workspace=self.__dict__["_workspace"],
+            select_dtype=self.select_dtype,
         )
         self.update_threshold_(codes.values.detach())
         return codes

@@ -30,6 +30,11 @@ only from the rare tokens within ε/2 of it, so a mobile θ jumps on a few token
 suffered (toy FVU 1.26 against 0.89); ε = 0.02 gives it a gradient most steps (**ours**). A warm-up of λ
 would only delay the pull in a run this short, so there is none.
 
+Training takes the flat sparse kernels once θ is initialised and the previous step's L0 is under 5% of the
+latents: only the entries above θ − ε/2 (the active ones and those the rectangle kernel reaches) are kept,
+which gives the dense computation's losses and gradients (tests/sae/test_architectures.py); `extra.fast: false`
+never does.
+
 The threshold is saved as `threshold` ([d_sae], SAELens' JumpReLU layout); latents do not depend on the input
 scale, so θ needs no rescaling on save.
 """
@@ -43,8 +48,9 @@ from torch import Tensor, nn
 
 from saeflow.errors import ConfigError
 from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
-from saeflow.sae.kernels import sparse_decode
-from saeflow.sae.penalties import jump_relu, jump_relu_l0
+from saeflow.sae.kernels import FlatCodes, Workspace, flat_decode, relu_encode
+from saeflow.sae.penalties import jump_relu, jump_relu_entries, jump_relu_l0
+from saeflow.sae.relu import SPARSE_PATH_MAX_DENSITY
 
 DEFAULT_BANDWIDTH = 1e-3  # the JumpReLU paper's, SAELens' and dictionary_learning's
 TARGET_BANDWIDTH = 0.02  # with a target_l0 (module docstring)
@@ -77,6 +83,10 @@ class JumpReLUSAE(SparseAutoencoder):
         self.scaled_log_threshold = nn.Parameter(torch.full((cfg.d_sae,), log_theta))
         """log θ / s: the parameter Adam trains (s = threshold_lr_scale)."""
         self.register_buffer("threshold_initialised", torch.tensor(init != "data"))
+        self.register_buffer("last_l0", torch.tensor(float(cfg.d_sae), dtype=torch.float64))
+        """The previous training step's L0: picks the dense or the sparse path (in checkpoints, so a resumed
+        run takes the same path as an uninterrupted one)."""
+        self.fast = bool(extra.get("fast", True))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         super().reset_parameters(generator)
@@ -106,16 +116,13 @@ class JumpReLUSAE(SparseAutoencoder):
         self.threshold_initialised.fill_(True)
 
     def training_loss(self, x: Tensor) -> LossTerms:
-        # = pre_acts(x), arranged so that b_dec's gradient is a mat-vec instead of an [N, m] x [m, d] product
-        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
-        if not bool(self.threshold_initialised) and pre.shape[0] > 1:
-            self.init_threshold_from_data_(pre)
-        theta = self.threshold
-        f, l0 = jump_relu_l0(pre, theta, self.bandwidth)  # L0 [N]: gradient only to θ
-        # decode only the active latents: [N, w] codes (w = the largest per-token count) and a sparse gather
-        width = max(1, int((f.detach() > 0).sum(dim=1).max()))
-        values, indices = f.topk(width, dim=1, sorted=False)
-        recon = sparse_decode(values, indices, self.W_dec) + self.b_dec
+        sparse = (
+            self.fast
+            and bool(self.threshold_initialised)
+            and float(self.last_l0) < SPARSE_PATH_MAX_DENSITY * self.cfg.d_sae
+        )
+        f, l0, latents, recon = self.sparse_codes(x) if sparse else self.dense_codes(x)
+        self.last_l0.copy_(l0.detach().double().mean())
         mse = (recon - x).pow(2).sum(dim=-1)
         if self.target_l0 is not None:
             sparsity = torch.zeros_like(mse)
@@ -127,9 +134,42 @@ class JumpReLUSAE(SparseAutoencoder):
             "mse": mse.mean().item(),
             "sparsity": sparsity.mean().item(),
             "aux": aux.item(),
-            "threshold": theta.mean().item(),
+            "threshold": self.threshold.detach().mean().item(),
         }
-        return LossTerms(mse + sparsity, aux, f, recon, logs)
+        return LossTerms(mse + sparsity, aux, latents, recon, logs)
+
+    def dense_codes(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(f [N, m], L0 [N], latents, reconstruction) from the dense pre-activations (θ's data-driven
+        initialisation needs them all)."""
+        # = pre_acts(x), arranged so that b_dec's gradient is a mat-vec instead of an [N, m] x [m, d] product
+        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
+        if not bool(self.threshold_initialised) and pre.shape[0] > 1:
+            self.init_threshold_from_data_(pre)
+        f, l0 = jump_relu_l0(pre, self.threshold, self.bandwidth)  # L0 [N]: gradient only to θ
+        # a full decode: θ's pseudo-derivative needs ∂L/∂f of the inactive latents within ε/2 of it too
+        return f, l0, f, f @ self.W_dec + self.b_dec
+
+    def sparse_codes(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`dense_codes` from flat codes of the entries above θ − ε/2 (every active one and every one
+        the rectangle kernel reaches; the others contribute nothing): the same numbers to float rounding.
+        f is [E] here and latents a sparse COO [N, m] tensor."""
+        if "_workspace" not in self.__dict__:
+            self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
+        theta = self.threshold
+        floor = (theta - self.bandwidth / 2).detach()
+        codes = relu_encode(
+            x,
+            self.W_enc,
+            self.b_enc - floor,
+            self.b_dec,
+            workspace=self.__dict__["_workspace"],
+            select_dtype=self.select_dtype,
+        )
+        z = codes.values + floor[codes.latents]
+        f, active = jump_relu_entries(z, theta[codes.latents], self.bandwidth)
+        l0 = x.new_zeros(x.shape[0]).index_add(0, codes.rows, active)
+        latents = FlatCodes(f, codes.rows, codes.latents, codes.offsets).to_sparse(self.cfg.d_sae)
+        return f, l0, latents, flat_decode(f, codes, self.W_dec) + self.b_dec
 
     def weights_for_saving(self) -> dict[str, Tensor]:
         return {**super().weights_for_saving(), "threshold": self.threshold.detach().clone().contiguous()}

@@ -182,25 +182,32 @@ class _TopKEncode(torch.autograd.Function):
         k_aux: int,
         block: int,
         workspace: Workspace | None,
+        select_dtype: torch.dtype | None,
     ):
         n = x.shape[0]
         xc = x - b_dec
-        scratch = (workspace or Workspace()).get(min(block, n), W_enc.shape[1], xc.dtype, xc.device)
-        values = torch.empty(n, k, dtype=xc.dtype, device=x.device)
+        low = select_dtype is not None and select_dtype != xc.dtype
+        sel_x, sel_W, sel_b = (xc, W_enc, b_enc) if not low else _cast(select_dtype, xc, W_enc, b_enc)
+        scratch = (workspace or Workspace()).get(min(block, n), W_enc.shape[1], sel_x.dtype, xc.device)
+        values = torch.empty(n, k, dtype=sel_x.dtype, device=x.device)
         indices = torch.empty(n, k, dtype=torch.long, device=x.device)
         use_aux = dead is not None and k_aux > 0
         if use_aux:
-            aux_values = torch.empty(n, k_aux, dtype=xc.dtype, device=x.device)
+            aux_values = torch.empty(n, k_aux, dtype=sel_x.dtype, device=x.device)
             aux_indices = torch.empty(n, k_aux, dtype=torch.long, device=x.device)
-            alive = ~dead
+            dead_ids = dead.nonzero().squeeze(1)
         for s in range(0, n, block):
             e = min(s + block, n)
-            pre = torch.addmm(b_enc, xc[s:e], W_enc, out=scratch[: e - s])
+            pre = torch.addmm(sel_b, sel_x[s:e], sel_W, out=scratch[: e - s])
             torch.topk(pre, k, dim=-1, sorted=False, out=(values[s:e], indices[s:e]))
             if use_aux:
-                pre.masked_fill_(alive, float("-inf"))
-                torch.topk(pre, k_aux, dim=-1, sorted=False, out=(aux_values[s:e], aux_indices[s:e]))
+                aux_values[s:e], aux_indices[s:e] = dead_topk(pre, dead_ids, k_aux)
             del pre
+        if low:  # the selection came from low-precision pre-activations; the values are exact
+            W_t = W_enc.t().contiguous()
+            values = exact_pre_acts(indices, W_t, b_enc, xc)
+            if use_aux:
+                aux_values = exact_pre_acts(aux_indices, W_t, b_enc, xc)
         values.relu_()
         ctx.mark_non_differentiable(indices)
         if use_aux:
@@ -236,7 +243,26 @@ class _TopKEncode(torch.autograd.Function):
             grad_W = scatter_rows(idx, g, xc, m).t()
         if need_x:
             grad_x = gather_rows_sum(idx, g, W_enc)
-        return grad_x, grad_W, grad_b_enc, grad_b_dec, None, None, None, None, None
+        return grad_x, grad_W, grad_b_enc, grad_b_dec, None, None, None, None, None, None
+
+
+def dead_topk(pre: Tensor, dead_ids: Tensor, k_aux: int) -> tuple[Tensor, Tensor]:
+    """(values, latent ids) [N, k_aux] of the k_aux largest entries of pre [N, m] in the columns `dead_ids`
+    (k_aux ≤ their number): a top-k over the dead columns only (all of them when k_aux is their number)."""
+    if k_aux >= len(dead_ids):
+        return pre[:, dead_ids], dead_ids.expand(pre.shape[0], -1)
+    values, j = pre.index_select(1, dead_ids).topk(k_aux, dim=-1, sorted=False)
+    return values, dead_ids[j]
+
+
+def _cast(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
+    return tuple(t.detach().to(dtype) for t in tensors)
+
+
+def exact_pre_acts(indices: Tensor, W_t: Tensor, b_enc: Tensor, xc: Tensor) -> Tensor:
+    """pre[n, j] = ⟨xc[n], W_t[indices[n, j]]⟩ + b_enc[indices[n, j]] ([N, k]) in the inputs' precision: the
+    pre-activations of selected latents only (W_t = W_encᵀ, contiguous)."""
+    return gather_dot(indices, W_t, xc) + b_enc[indices]
 
 
 def gather_rows_sum(indices: Tensor, weights: Tensor, W_enc: Tensor) -> Tensor:
@@ -255,17 +281,20 @@ def topk_encode(
     k_aux: int = 0,
     block: int = ENCODE_BLOCK_ROWS,
     workspace: Workspace | None = None,
+    select_dtype: torch.dtype | None = None,
 ) -> TopKCodes:
     """TopK codes of ReLU(topk((x − b_dec) W_enc + b_enc)), differentiable in x, W_enc, b_enc and b_dec.
 
     With a boolean [m] `dead` mask and k_aux > 0 (at most the number of dead latents), also the top-k_aux
     pre-activations among the dead latents (AuxK), from the same matmul. Backward costs O(N·(k + k_aux)·d).
-    Pass the same `workspace` on every call to reuse the pre-activation buffer.
+    Pass the same `workspace` on every call to reuse the pre-activation buffer. With a `select_dtype` below
+    the inputs' (bfloat16), the encoder matmul runs in it and only picks the latents: their values (and every
+    gradient) are computed in the inputs' precision, O(N·k·d) (near-ties may pick another latent).
     """
     if dead is None or k_aux <= 0:
         dead, k_aux = None, 0
     values, indices, aux_values, aux_indices = _TopKEncode.apply(
-        x, W_enc, b_enc, b_dec, int(k), dead, int(k_aux), int(block), workspace
+        x, W_enc, b_enc, b_dec, int(k), dead, int(k_aux), int(block), workspace, select_dtype
     )
     return TopKCodes(values, indices, aux_values, aux_indices)
 
@@ -353,37 +382,28 @@ def flat_decode(values: Tensor, codes: FlatCodes, W_dec: Tensor) -> Tensor:
     return _FlatDecode.apply(values, codes.latents, codes.rows, codes.offsets, W_dec)
 
 
-def _pool_for_batch_topk(pre: Tensor, n_keep: int, c: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(values, rows, latents) of a set of entries of `pre` [N, m] that holds the n_keep largest: each row's
-    top c, plus every entry at least the c-candidates' n_keep-th largest in the rows all of whose c
-    candidates reach it (only those rows can hold more of the batch's largest)."""
-    n, m = pre.shape
-    cand_v, cand_i = pre.topk(c, dim=1, sorted=False)
-    rows = torch.arange(n, device=pre.device).repeat_interleave(c)
-    values, latents = cand_v.reshape(-1), cand_i.reshape(-1)
-    if c >= m:
-        return values, rows, latents
-    tau = values.topk(n_keep, sorted=False).values.min()
-    full = cand_v.min(dim=1).values >= tau
-    if bool(full.any()):
-        keep = ~full[rows]
-        extra = (pre[full] >= tau).nonzero()
-        full_rows = full.nonzero().squeeze(1)
-        e_rows = full_rows[extra[:, 0]]
-        values = torch.cat([values[keep], pre[e_rows, extra[:, 1]]])
-        rows = torch.cat([rows[keep], e_rows])
-        latents = torch.cat([latents[keep], extra[:, 1]])
-    return values, rows, latents
-
-
 def _batch_topk_entries(pre: Tensor, k: int, candidates: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(values, rows, latents) of the k·N largest positive entries of pre [N, m] (unordered)."""
+    """(values, rows, latents) of the k·N largest positive entries of pre [N, m] (unordered), exactly.
+
+    Each row's top c = candidates·k entries are N·c entries of `pre`; the k·N-th largest of any entries of
+    `pre` is at most the k·N-th largest of all of them, so every kept entry is at least that bound τ. One pass
+    collects the entries ≥ max(τ, 0) (about k·N of them when the rows' top c hold the batch's top k·N), and a
+    top-k over those picks the kept ones."""
     n, m = pre.shape
     n_keep = min(k * n, n * m)
-    pool_v, pool_r, pool_l = _pool_for_batch_topk(pre, n_keep, min(m, max(1, candidates * k)))
-    top = pool_v.topk(min(n_keep, len(pool_v)), sorted=False)
-    positive = top.values > 0
-    return top.values[positive], pool_r[top.indices[positive]], pool_l[top.indices[positive]]
+    c = min(m, max(k, candidates * k))
+    if c < m:
+        cand = pre.topk(c, dim=1, sorted=False).values.reshape(-1)
+        tau = max(float(cand.kthvalue(len(cand) - n_keep + 1).values), 0.0)
+    else:
+        tau = 0.0
+    rows, latents = (pre > tau).nonzero(as_tuple=True) if tau == 0.0 else (pre >= tau).nonzero(as_tuple=True)
+    values = pre[rows, latents]
+    if len(values) > n_keep:
+        top = values.topk(n_keep, sorted=False).indices
+        values, rows, latents = values[top], rows[top], latents[top]
+    positive = values > 0
+    return values[positive], rows[positive], latents[positive]
 
 
 def _positive_entries(pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -397,10 +417,15 @@ class _FlatEncode(torch.autograd.Function):
     codes; the backward touches only the selected entries."""
 
     @staticmethod
-    def forward(ctx, x, W_enc, b_enc, centre, k: int, candidates: int, dead, k_aux: int, workspace):
+    def forward(
+        ctx, x, W_enc, b_enc, centre, k: int, candidates: int, dead, k_aux: int, workspace, select_dtype
+    ):
         n, m = x.shape[0], W_enc.shape[1]
         xc = x - centre
-        pre = torch.addmm(b_enc, xc, W_enc, out=(workspace or Workspace()).get(n, m, xc.dtype, xc.device))
+        low = select_dtype is not None and select_dtype != xc.dtype
+        sel_x, sel_W, sel_b = (xc, W_enc, b_enc) if not low else _cast(select_dtype, xc, W_enc, b_enc)
+        scratch = (workspace or Workspace()).get(n, m, sel_x.dtype, xc.device)
+        pre = torch.addmm(sel_b, sel_x, sel_W, out=scratch)
         values, rows, latents = _batch_topk_entries(pre, k, candidates) if k > 0 else _positive_entries(pre)
         order = _stable_argsort(rows * m + latents, n * m).to(rows.device)
         values, rows, latents = (
@@ -408,12 +433,19 @@ class _FlatEncode(torch.autograd.Function):
             rows[order].contiguous(),
             latents[order].contiguous(),
         )
+        if low:  # the selection came from low-precision pre-activations; the values are exact
+            W_t = W_enc.t().contiguous()
+            values = flat_gather_dot(latents, rows, _offsets_of(rows, n), W_t, xc) + b_enc[latents]
+            positive = values > 0
+            if not bool(positive.all()):
+                values, rows, latents = values[positive], rows[positive], latents[positive]
         offsets = _offsets_of(rows, n)
         ctx.mark_non_differentiable(rows, latents, offsets)
         use_aux = dead is not None and k_aux > 0
         if use_aux:
-            pre.masked_fill_(~dead, float("-inf"))
-            aux_values, aux_indices = pre.topk(k_aux, dim=-1, sorted=False)
+            aux_values, aux_indices = dead_topk(pre, dead.nonzero().squeeze(1), k_aux)
+            if low:
+                aux_values = exact_pre_acts(aux_indices, W_t, b_enc, xc)
             aux_values = aux_values.relu()
             ctx.mark_non_differentiable(aux_indices)
             ctx.save_for_backward(xc, W_enc, values, rows, latents, aux_values, aux_indices)
@@ -455,6 +487,7 @@ class _FlatEncode(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
@@ -468,27 +501,36 @@ def batch_topk_encode(
     dead: Tensor | None = None,
     k_aux: int = 0,
     workspace: Workspace | None = None,
-    candidates: int = 4,
+    candidates: int = 2,
+    select_dtype: torch.dtype | None = None,
 ) -> FlatCodes:
     """BatchTopK codes of ReLU((x − centre) W_enc + b_enc): the k·N largest entries of the batch (positive
-    ones), exactly, as flat entries; differentiable in x, W_enc, b_enc and centre. One encoder matmul; the
-    selection looks at each token's top `candidates`·k pre-activations, and at more only in the tokens all of
-    whose candidates are kept (:func:`_pool_for_batch_topk`). The backward touches only the kept entries (and
-    the AuxK codes of the dead latents, per token as in :func:`topk_encode`)."""
+    ones), exactly, as flat entries; differentiable in x, W_enc, b_enc and centre. One encoder matmul; each
+    token's top `candidates`·k pre-activations bound the batch's threshold from below, one pass collects the
+    entries above the bound (:func:`_batch_topk_entries`). The backward touches only the kept entries (and
+    the AuxK codes of the dead latents, per token as in :func:`topk_encode`). `select_dtype`: as in
+    :func:`topk_encode` (an entry whose exact value is not positive is dropped)."""
     if dead is None or k_aux <= 0:
         dead, k_aux = None, 0
     values, rows, latents, offsets, aux_values, aux_indices = _FlatEncode.apply(
-        x, W_enc, b_enc, centre, int(k), int(candidates), dead, int(k_aux), workspace
+        x, W_enc, b_enc, centre, int(k), int(candidates), dead, int(k_aux), workspace, select_dtype
     )
     return FlatCodes(values, rows, latents, offsets, aux_values, aux_indices)
 
 
 def relu_encode(
-    x: Tensor, W_enc: Tensor, b_enc: Tensor, centre: Tensor, *, workspace: Workspace | None = None
+    x: Tensor,
+    W_enc: Tensor,
+    b_enc: Tensor,
+    centre: Tensor,
+    *,
+    workspace: Workspace | None = None,
+    select_dtype: torch.dtype | None = None,
 ) -> FlatCodes:
     """ReLU((x − centre) W_enc + b_enc) as flat codes of its positive entries; differentiable like
-    :func:`batch_topk_encode` (worth it once the codes are sparse: one dense matmul, the rest O(nnz·d))."""
+    :func:`batch_topk_encode` (worth it once the codes are sparse: one dense matmul, the rest O(nnz·d)).
+    `select_dtype`: as in :func:`batch_topk_encode`."""
     values, rows, latents, offsets, _, _ = _FlatEncode.apply(
-        x, W_enc, b_enc, centre, 0, 0, None, 0, workspace
+        x, W_enc, b_enc, centre, 0, 0, None, 0, workspace, select_dtype
     )
     return FlatCodes(values, rows, latents, offsets)

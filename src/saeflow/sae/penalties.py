@@ -115,6 +115,39 @@ class _JumpReLUL0(torch.autograd.Function):
         return grad_z, grad_theta, None
 
 
+class _JumpReLUEntries(torch.autograd.Function):
+    """:class:`_JumpReLUL0` entry by entry: z [E] with each entry's own threshold θ [E] gives f [E] and the
+    step H(z − θ) [E] (summed per token by the caller), with the same pseudo-derivatives."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, theta: Tensor, bandwidth: float):
+        active = z > theta
+        ctx.save_for_backward(z, theta)
+        ctx.bandwidth = bandwidth
+        return z * active, active.to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_f: Tensor | None, grad_h: Tensor | None):
+        z, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        near = _near(z, theta, eps)
+        zero = z.new_zeros(())
+        grad_z = None if grad_f is None else torch.where(z > theta, grad_f, zero)
+        grad_theta = torch.zeros_like(theta)
+        if grad_f is not None:
+            grad_theta -= (theta / eps) * torch.where(near, grad_f, zero)
+        if grad_h is not None:
+            grad_theta -= torch.where(near, grad_h, zero) / eps
+        return grad_z, grad_theta, None
+
+
+def jump_relu_entries(z: Tensor, theta: Tensor, bandwidth: float) -> tuple[Tensor, Tensor]:
+    """(JumpReLU of entries z [E] with their thresholds θ [E], H(z − θ) [E]): :func:`jump_relu_l0` for flat
+    sparse codes. Entries below θ − ε/2 contribute nothing (not even to θ's gradient), so codes holding
+    every entry above θ − ε/2 give the dense computation's numbers."""
+    return _JumpReLUEntries.apply(z, theta, bandwidth)
+
+
 def jump_relu_l0(z: Tensor, theta: Tensor, bandwidth: float) -> tuple[Tensor, Tensor]:
     """(JumpReLU of z [N, m] with thresholds θ [m], L0 per token [N]); straight-through gradients for θ."""
     return _JumpReLUL0.apply(z, theta, bandwidth)

@@ -92,7 +92,14 @@ class ReluSAE(SparseAutoencoder):
         rounding); `latents` is a sparse COO [N, m] tensor."""
         if "_workspace" not in self.__dict__:
             self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
-        codes = relu_encode(x, self.W_enc, self.b_enc, self.b_dec, workspace=self.__dict__["_workspace"])
+        codes = relu_encode(
+            x,
+            self.W_enc,
+            self.b_enc,
+            self.b_dec,
+            workspace=self.__dict__["_workspace"],
+            select_dtype=self.select_dtype,
+        )
         recon = flat_decode(codes.values, codes, self.W_dec) + self.b_dec
         mse = (recon - x).pow(2).sum(dim=-1)
         weighted = codes.values * self.W_dec.norm(dim=1)[codes.latents]

@@ -85,6 +85,7 @@ class TopKSAE(SparseAutoencoder):
             dead=dead,
             k_aux=k_aux,
             workspace=self.__dict__["_workspace"],
+            select_dtype=self.select_dtype,
         )
         recon = sparse_decode(codes.values, codes.indices, self.W_dec) + self.b_dec
         mse = (recon - x).pow(2).sum(dim=-1)

@@ -134,3 +134,28 @@ def test_concept_report_end_to_end_by_hand():
     assert rep2.bins[2].coverage == pytest.approx(1 / 2)
     # rare = general count < 10: the 4 tokens of types 2 and 3, one covered
     assert rep2.coverage_rare == pytest.approx(1 / 4) and rep.coverage_rare == 1.0
+
+
+class _FirstCoordinateLostSAE:
+    """reconstruction = x with its first coordinate zeroed: the error of a row is x₀²."""
+
+    def reconstruct_raw(self, x):
+        x_hat = x.clone()
+        x_hat[:, 0] = 0
+        return torch.relu(x), x_hat
+
+
+def test_per_bin_fvu_by_hand():
+    acts = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 2.0], [100.0, 0.0]])
+    ids = torch.tensor([2, 3, 4, 5, 2], dtype=torch.int32)
+    rows = [Rows(acts, ids, torch.zeros(5, dtype=torch.int32), torch.arange(5, dtype=torch.int32))]
+    general = np.array([0, 0, 5, 5, 500, 500])  # types 2, 3 in "1-9"; 4, 5 in ">=10"
+    rep = concept_report(_FirstCoordinateLostSAE(), rows, general, edges=[1, 10], outlier_ratio=10.0)
+    # row 4 (norm 100 > 10 × median norm 2) is an outlier; inlier mean x̄ = (1, 1.5)
+    # errors x₀²: 4, 0, 0, 4; ‖x − x̄‖²: 3.25, 1.25, 1.25, 1.25
+    assert rep.bins[1].fvu == pytest.approx(4 / 4.5)
+    assert rep.bins[2].fvu == pytest.approx(4 / 2.5)
+    assert math.isnan(rep.bins[0].fvu)
+    assert rep.fvu_rare == pytest.approx(4 / 4.5)
+    exact = concept_report(_IdentitySAE(), rows, general, edges=[1, 10])
+    assert exact.bins[1].fvu == 0.0 and exact.fvu_rare == 0.0

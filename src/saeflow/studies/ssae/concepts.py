@@ -14,6 +14,10 @@ them).
 * **Coverage**: share of the domain tokens on which any latent fires, per frequency bin of the token. For TopK
   SAEs every token has k active latents, so "fires" means an activation of at least `fire_threshold` times
   that latent's maximum over the domain set (our choice; 0 gives the literal "any non-zero latent").
+* **Per-bin FVU**: Σ‖x − x̂‖² / Σ‖x − x̄‖² over the domain tokens of a frequency bin, x̄ the mean over all
+  domain tokens: how well the SAE reconstructs tokens of rare vs common types (a continuous measure; the
+  recall and coverage above are counts that saturate or tie at this scale). Rows with a norm above
+  `outlier_ratio` × the median (attention sinks) are left out, as in the evaluation.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 
 from saeflow.errors import ConfigError, DataError
+from saeflow.outliers import DEFAULT_OUTLIER_RATIO, outlier_threshold
 
 DEFAULT_EDGES = (1, 10, 100, 1000, 10000)
 
@@ -142,6 +147,8 @@ class BinStats(NamedTuple):
     """Domain token occurrences whose type falls in the bin."""
     coverage: float
     """Share of those occurrences on which some latent fires above the threshold."""
+    fvu: float
+    """Σ‖x − x̂‖² / Σ‖x − x̄‖² over those occurrences (inliers; x̄ the mean of all domain inliers)."""
 
 
 class ConceptReport(NamedTuple):
@@ -150,6 +157,8 @@ class ConceptReport(NamedTuple):
     """Captured share over eligible types with general-corpus count below `rare_max_count`."""
     coverage_rare: float
     """Coverage over the domain tokens whose type has a general-corpus count below `rare_max_count`."""
+    fvu_rare: float
+    """Per-bin FVU over the domain tokens whose type has a general-corpus count below `rare_max_count`."""
     n_captured_total: int
     n_types_total: int
     n_tokens: int
@@ -202,9 +211,11 @@ def concept_report(
     min_count: int = 2,
     rare_max_count: int = 10,
     fire_threshold: float = 0.5,
+    outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
     device: str = "cpu",
 ) -> ConceptReport:
-    """Tail recall and coverage of `sae` on activation rows (ActivationStore.iter_rows: acts + token ids).
+    """Tail recall, coverage and per-bin FVU of `sae` on activation rows (ActivationStore.iter_rows: acts +
+    token ids).
 
     `rows` is iterated twice (top activations first, then coverage against each latent's max); pass a callable
     returning a fresh iterator, or a list.
@@ -214,14 +225,18 @@ def concept_report(
     top = TopActivations(top_n)
     domain_counts = np.zeros(vocab, dtype=np.int64)
     n_tokens = 0
+    norms = []
     for block in make_rows():
         f, _ = sae.reconstruct_raw(block.acts.to(device))
         ids = block.token_ids.long()
         top.update(f.cpu(), ids)
         domain_counts += np.bincount(ids.numpy(), minlength=vocab)[:vocab]
         n_tokens += len(ids)
+        norms.append(block.acts.double().norm(dim=1))
     if n_tokens == 0:
         raise DataError("concept_report: no activation rows")
+    norm_limit = outlier_threshold(torch.cat(norms), outlier_ratio)
+    mean = _inlier_mean(make_rows(), norm_limit)
     dominant = dominant_tokens(top.values, top.tokens, dominance=dominance, min_count=min_count)
     recall_rows, rare_recall, n_cap, n_types = tail_concept_recall(
         dominant, domain_counts, general_counts, edges, min_count=min_count, rare_max_count=rare_max_count
@@ -234,8 +249,11 @@ def concept_report(
     covered = np.zeros(len(labels), dtype=np.int64)
     totals = np.zeros(len(labels), dtype=np.int64)
     rare_total = rare_covered = 0
+    err, var = np.zeros(len(labels)), np.zeros(len(labels))  # Σ‖x − x̂‖², Σ‖x − x̄‖² per bin (inliers)
+    rare_err = rare_var = 0.0
     for block in make_rows():
-        f, _ = sae.reconstruct_raw(block.acts.to(device))
+        x = block.acts.to(device)
+        f, x_hat = sae.reconstruct_raw(x)
         fires = ((f > 0) & (f >= thresh) & alive).any(dim=1).cpu().numpy()
         counts = general_counts[block.token_ids.long().numpy()]
         b = frequency_bin(counts, edges)
@@ -244,11 +262,40 @@ def concept_report(
         rare = counts < rare_max_count
         rare_total += int(rare.sum())
         rare_covered += int((rare & fires).sum())
+        x64 = x.double().cpu()
+        inlier = (x64.norm(dim=1) <= norm_limit).numpy()
+        e = (x64 - x_hat.double().cpu()).pow(2).sum(1).numpy() * inlier
+        v = (x64 - mean).pow(2).sum(1).numpy() * inlier
+        err += np.bincount(b, weights=e, minlength=len(labels))
+        var += np.bincount(b, weights=v, minlength=len(labels))
+        rare_err, rare_var = rare_err + float(e[rare].sum()), rare_var + float(v[rare].sum())
     bins = [
-        BinStats(label, nt, nc, nc / nt if nt else float("nan"), int(tot), cov / tot if tot else float("nan"))
-        for (label, nt, nc), tot, cov in zip(recall_rows, totals, covered, strict=True)
+        BinStats(
+            label,
+            nt,
+            nc,
+            nc / nt if nt else float("nan"),
+            int(tot),
+            cov / tot if tot else float("nan"),
+            float(e / v) if v > 0 else float("nan"),
+        )
+        for (label, nt, nc), tot, cov, e, v in zip(recall_rows, totals, covered, err, var, strict=True)
     ]
     coverage_rare = rare_covered / rare_total if rare_total else float("nan")
+    fvu_rare = rare_err / rare_var if rare_var > 0 else float("nan")
     return ConceptReport(
-        bins, rare_recall, coverage_rare, n_cap, n_types, n_tokens, int((dominant >= 0).sum())
+        bins, rare_recall, coverage_rare, fvu_rare, n_cap, n_types, n_tokens, int((dominant >= 0).sum())
     )
+
+
+def _inlier_mean(rows: Iterable, norm_limit: float) -> torch.Tensor:
+    """float64 [d] mean of the rows' activations with a norm at most `norm_limit`."""
+    total, n = None, 0
+    for block in rows:
+        x = block.acts.double()
+        x = x[x.norm(dim=1) <= norm_limit]
+        total = x.sum(0) if total is None else total + x.sum(0)
+        n += len(x)
+    if not n:
+        raise DataError("concept_report: every activation row is an outlier")
+    return total / n

@@ -36,6 +36,7 @@ SSAE_COLUMNS = [
     "tail_recall_rare",
     "captured_types",
     "coverage_rare",
+    "fvu_rare",
     "retrieval_precision",
     "retrieval_recall",
     "retrieval_token_precision",
@@ -69,6 +70,7 @@ def ssae_row(
         "tail_recall_rare": concepts.get("tail_recall_rare"),
         "captured_types": concepts.get("n_captured_total"),
         "coverage_rare": concepts.get("coverage_rare"),
+        "fvu_rare": concepts.get("fvu_rare"),
         "retrieval_precision": quality.get("precision"),
         "retrieval_recall": quality.get("recall"),
         "retrieval_token_precision": quality.get("token_precision"),
@@ -213,8 +215,9 @@ def pareto_figure(df: pd.DataFrame, subdomain: str, path: str | Path) -> None:
 def tail_recall_figure(
     bins: pd.DataFrame, subdomain: str, path: str | Path, sparsity: float | None = None
 ) -> None:
-    """Captured share of token types per general-corpus frequency bin (rarest first), one line per variant at
-    one sparsity setting (all settings when None); the GSAE is always shown."""
+    """Per general-corpus frequency bin (rarest first): the captured share of token types (left) and the FVU
+    of the bin's domain tokens (right), one line per variant at one sparsity setting (all settings when
+    None); the GSAE is always shown."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,7 +226,7 @@ def tail_recall_figure(
     d = bins[bins.subdomain == subdomain]
     if sparsity is not None:
         d = d[(d.sparsity == sparsity) | (d.selection == "gsae")]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, (ax, ax_fvu) = plt.subplots(1, 2, figsize=(12.0, 4.4))
     labels: list[str] = []
     for (sel, obj, key, value), g in d.groupby(
         ["selection", "objective", "sparsity_key", "sparsity"], sort=False
@@ -236,11 +239,16 @@ def tail_recall_figure(
             else {"linestyle": "--" if obj != "erm" else "-", "marker": "o"}
         )
         ax.plot(g.bin, g.recall, label=f"{_series_label(sel, obj)} ({key}={value:g})", **style)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_xlabel("token-type frequency in the general corpus (occurrences; rarest first)")
+        if "fvu" in g:
+            ax_fvu.plot(g.bin, g.fvu, **style)
+    for a in (ax, ax_fvu):
+        a.set_xticks(range(len(labels)), labels)
+        a.set_xlabel("token-type frequency in the general corpus (occurrences; rarest first)")
+        a.grid(alpha=0.3)
     ax.set_ylabel("tail-concept recall (share of token types captured)")
     ax.set_title(f"Tail-concept recall on {subdomain} held-out text")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
+    ax_fvu.set_ylabel("FVU of the bin's tokens (lower is better)")
+    ax_fvu.set_title(f"Reconstruction by token frequency on {subdomain}")
     _save(fig, path)
