@@ -46,6 +46,11 @@ def test_train_skips_absent_references_with_a_message(capsys, monkeypatch):
     assert "reference=sparsify skipped" in out.err and "eai-sparsify" in out.err
     assert "reference=saelens skipped" in out.err
     assert "path=fast" in out.out and "vs_sparsify" not in out.out
+    # both selection dtypes by default, each with its last-step loss; bf16 beside both matmul bounds
+    lines = {line.split()[1]: line for line in out.out.splitlines()}
+    assert set(lines) == {"path=fast", "path=fast_bf16"}
+    assert "final_loss=" in lines["path=fast"] and "of_bound=" in lines["path=fast"]
+    assert "of_bf16_bound=" in lines["path=fast_bf16"] and "vs_fast_fp32=" in lines["path=fast_bf16"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sparsify") is None, reason="eai-sparsify not installed here")
