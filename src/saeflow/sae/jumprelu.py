@@ -32,8 +32,8 @@ would only delay the pull in a run this short, so there is none.
 
 Training takes the flat sparse kernels once θ is initialised and the previous step's L0 is under 5% of the
 latents: only the entries above θ − ε/2 (the active ones and those the rectangle kernel reaches) are kept,
-which gives the dense computation's losses and gradients (tests/sae/test_architectures.py); `extra.fast: false`
-never does.
+which gives the dense computation's losses and gradients (tests/sae/test_architectures.py);
+`extra.fast: false` never does.
 
 The threshold is saved as `threshold` ([d_sae], SAELens' JumpReLU layout); latents do not depend on the input
 scale, so θ needs no rescaling on save.
@@ -121,7 +121,7 @@ class JumpReLUSAE(SparseAutoencoder):
             and bool(self.threshold_initialised)
             and float(self.last_l0) < SPARSE_PATH_MAX_DENSITY * self.cfg.d_sae
         )
-        f, l0, latents, recon = self.sparse_codes(x) if sparse else self.dense_codes(x)
+        l0, latents, recon = self.sparse_codes(x) if sparse else self.dense_codes(x)
         self.last_l0.copy_(l0.detach().double().mean())
         mse = (recon - x).pow(2).sum(dim=-1)
         if self.target_l0 is not None:
@@ -138,8 +138,8 @@ class JumpReLUSAE(SparseAutoencoder):
         }
         return LossTerms(mse + sparsity, aux, latents, recon, logs)
 
-    def dense_codes(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(f [N, m], L0 [N], latents, reconstruction) from the dense pre-activations (θ's data-driven
+    def dense_codes(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(L0 [N], latents f [N, m], reconstruction) from the dense pre-activations (θ's data-driven
         initialisation needs them all)."""
         # = pre_acts(x), arranged so that b_dec's gradient is a mat-vec instead of an [N, m] x [m, d] product
         pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
@@ -147,12 +147,12 @@ class JumpReLUSAE(SparseAutoencoder):
             self.init_threshold_from_data_(pre)
         f, l0 = jump_relu_l0(pre, self.threshold, self.bandwidth)  # L0 [N]: gradient only to θ
         # a full decode: θ's pseudo-derivative needs ∂L/∂f of the inactive latents within ε/2 of it too
-        return f, l0, f, f @ self.W_dec + self.b_dec
+        return l0, f, f @ self.W_dec + self.b_dec
 
-    def sparse_codes(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def sparse_codes(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`dense_codes` from flat codes of the entries above θ − ε/2 (every active one and every one
-        the rectangle kernel reaches; the others contribute nothing): the same numbers to float rounding.
-        f is [E] here and latents a sparse COO [N, m] tensor."""
+        the rectangle kernel reaches; the others contribute nothing): the same numbers to float rounding,
+        latents as a sparse COO [N, m] tensor."""
         if "_workspace" not in self.__dict__:
             self.__dict__["_workspace"] = Workspace()  # plain attribute: never saved, copied or moved
         theta = self.threshold
@@ -165,11 +165,12 @@ class JumpReLUSAE(SparseAutoencoder):
             workspace=self.__dict__["_workspace"],
             select_dtype=self.select_dtype,
         )
-        z = codes.values + floor[codes.latents]
-        f, active = jump_relu_entries(z, theta[codes.latents], self.bandwidth)
+        # index_select, not theta[...]: its backward is a deterministic index_add (indexing's is not on CPU)
+        z = codes.values + floor.index_select(0, codes.latents)
+        f, active = jump_relu_entries(z, theta.index_select(0, codes.latents), self.bandwidth)
         l0 = x.new_zeros(x.shape[0]).index_add(0, codes.rows, active)
         latents = FlatCodes(f, codes.rows, codes.latents, codes.offsets).to_sparse(self.cfg.d_sae)
-        return f, l0, latents, flat_decode(f, codes, self.W_dec) + self.b_dec
+        return l0, latents, flat_decode(f, codes, self.W_dec) + self.b_dec
 
     def weights_for_saving(self) -> dict[str, Tensor]:
         return {**super().weights_for_saving(), "threshold": self.threshold.detach().clone().contiguous()}

@@ -102,7 +102,8 @@ class ReluSAE(SparseAutoencoder):
         )
         recon = flat_decode(codes.values, codes, self.W_dec) + self.b_dec
         mse = (recon - x).pow(2).sum(dim=-1)
-        weighted = codes.values * self.W_dec.norm(dim=1)[codes.latents]
+        # index_select, not [...]: its backward is a deterministic index_add (indexing's is not on CPU)
+        weighted = codes.values * self.W_dec.norm(dim=1).index_select(0, codes.latents)
         sparsity = self.l1_coefficient * x.new_zeros(x.shape[0]).index_add(0, codes.rows, weighted)
         logs = {"mse": mse.mean().item(), "sparsity": sparsity.mean().item(), "aux": 0.0}
         return LossTerms(mse + sparsity, x.new_zeros(()), codes.to_sparse(self.cfg.d_sae), recon, logs)
