@@ -397,13 +397,13 @@ def _batch_topk_entries(pre: Tensor, k: int, candidates: int) -> tuple[Tensor, T
         tau = max(float(cand.kthvalue(len(cand) - n_keep + 1).values), 0.0)
     else:
         tau = 0.0
-    rows, latents = (pre > tau).nonzero(as_tuple=True) if tau == 0.0 else (pre >= tau).nonzero(as_tuple=True)
+    # τ ≥ 0, so every collected entry is positive (at τ = 0: strictly, ReLU keeps no zeros)
+    rows, latents = (pre > 0 if tau == 0.0 else pre >= tau).nonzero(as_tuple=True)
     values = pre[rows, latents]
     if len(values) > n_keep:
         top = values.topk(n_keep, sorted=False).indices
         values, rows, latents = values[top], rows[top], latents[top]
-    positive = values > 0
-    return values[positive], rows[positive], latents[positive]
+    return values, rows, latents
 
 
 def _positive_entries(pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
