@@ -243,11 +243,10 @@ def _bench_train(args: argparse.Namespace) -> None:
     # the dense reference path and the peers (TopK SAEs) exist for TopK only; fast: the sparse kernels picking
     # latents in float32, fast_bf16: in bfloat16 (SAEConfig.select_dtype)
     fast = {"float32": ["fast"], "bfloat16": ["fast_bf16"], "both": ["fast", "fast_bf16"]}[args.select_dtype]
-    paths = (
-        (["dense", *fast] if args.path == "both" else ["dense"] if args.path == "dense" else fast)
-        if topk
-        else fast
-    )
+    if not topk or args.path == "fast":
+        paths = fast
+    else:
+        paths = ["dense"] if args.path == "dense" else ["dense", *fast]
     sae = {"architecture": args.architecture, "d_sae": args.d_sae, "k": args.k}
     shape = (args.d_in, args.d_sae, args.k, args.batch, args.steps)
     references = {}  # name -> a function giving one rate, run in a subprocess (its own interpreter)

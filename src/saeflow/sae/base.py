@@ -51,10 +51,10 @@ class SAEConfig:
     dead_tokens: int = 100_000
     """A latent that has not fired for this many training tokens counts as dead (AuxK)."""
     select_dtype: str = "float32"
-    """Training only, sparse kernels (TopK, BatchTopK family, sparse ReLU): dtype of the encoder matmul that
-    picks each step's active latents. "bfloat16" runs that matmul ≈ 3.7× faster on CPUs with native bf16
-    (AVX512-BF16 / AMX) and on GPUs; the picked latents' values and every gradient stay float32 (near-ties may
-    pick another latent). Inference and evaluation always encode in float32."""
+    """Training only, sparse kernels (TopK, BatchTopK family, sparse ReLU and JumpReLU): dtype of the encoder
+    matmul that picks each step's active latents. "bfloat16" runs that matmul ≈ 3.7× faster on CPUs with
+    native bf16 (AVX512-BF16 / AMX) and on GPUs; the picked latents' values and every gradient stay float32
+    (near-ties may pick another latent). Inference and evaluation always encode in float32."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Architecture-specific settings (e.g. Matryoshka prefix sizes, orthogonality γ)."""
 

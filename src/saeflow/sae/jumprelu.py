@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from saeflow.errors import ConfigError
 from saeflow.sae.base import LossTerms, SAEConfig, SparseAutoencoder, register
-from saeflow.sae.kernels import FlatCodes, Workspace, flat_decode, relu_encode
+from saeflow.sae.kernels import Workspace, flat_decode, relu_encode
 from saeflow.sae.penalties import jump_relu, jump_relu_entries, jump_relu_l0
 from saeflow.sae.relu import SPARSE_PATH_MAX_DENSITY
 
@@ -169,7 +169,7 @@ class JumpReLUSAE(SparseAutoencoder):
         z = codes.values + floor.index_select(0, codes.latents)
         f, active = jump_relu_entries(z, theta.index_select(0, codes.latents), self.bandwidth)
         l0 = x.new_zeros(x.shape[0]).index_add(0, codes.rows, active)
-        latents = FlatCodes(f, codes.rows, codes.latents, codes.offsets).to_sparse(self.cfg.d_sae)
+        latents = codes._replace(values=f).to_sparse(self.cfg.d_sae)
         return l0, latents, flat_decode(f, codes, self.W_dec) + self.b_dec
 
     def weights_for_saving(self) -> dict[str, Tensor]:
