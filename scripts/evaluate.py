@@ -45,7 +45,9 @@ def main():
     residuals = getattr(snakemake.input, "residuals", [])
     residuals = [Path(r).parent for r in ([residuals] if isinstance(residuals, str) else residuals)]
     sae = load_for_evaluation(Path(snakemake.input.sae).parent, residuals, device=p.device)
-    result = evaluate_sae_cached(lm, sae, cache, ratio)
+    saelens_sets = p.evaluation.get("saelens_eval_sets")
+    saelens = saelens_sets is None or p.eval_set in saelens_sets
+    result = evaluate_sae_cached(lm, sae, cache, ratio, saelens=saelens)
     write_json(
         snakemake.output.json,
         {

@@ -167,3 +167,12 @@ def test_device_rules_partition_follows_the_configs_gpus():
     assert JobSizes({**SMALL, "gpu": 0}, site).partition() == "cpu"
     assert JobSizes({**SMALL, "gpu": 1}, Site(partition="cpu")).partition() == "cpu"  # no GPU partition named
     assert JobSizes({**SMALL, "gpu": 1}).partition() == ""  # off a cluster: nothing to name
+
+
+def test_small_jobs_claim_one_thread_and_large_ones_every_core():
+    from saeflow.cluster import SMALL_JOB_TOKENS, job_threads
+
+    assert job_threads(16_384, 2) == 1
+    assert job_threads(SMALL_JOB_TOKENS - 1, 8) == 1
+    assert job_threads(SMALL_JOB_TOKENS, 8) == 8
+    assert job_threads(2_000_000, 0) == 1

@@ -106,6 +106,10 @@ def test_unknown_train_on_corpus_is_refused_even_with_a_split():
     config["saes"]["a"] = {"train_on": "general.train", "eval_sets": ["legal"]}
     with pytest.raises(ConfigError, match=r"saes.a.eval_sets: unknown corpus 'legal'"):
         sae_specs(config)
+    config["saes"]["a"] = {"train_on": "general.train"}
+    config["evaluation"] = {**config.get("evaluation", {}), "saelens_eval_sets": ["legal"]}
+    with pytest.raises(ConfigError, match=r"evaluation.saelens_eval_sets: unknown corpus 'legal'"):
+        sae_specs(config)
 
 
 def test_registry_cli_prints_every_sae(capsys):

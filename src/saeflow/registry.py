@@ -50,8 +50,8 @@ def _add(
 
 
 def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]) -> None:
-    """Every `train_on` / `monitor_on` / `eval_sets` entry names a configured corpus or one an active study
-    writes itself (a selection of text, ``Study.corpora``)."""
+    """Every `train_on` / `monitor_on` / `eval_sets` entry (and evaluation.eval_sets / saelens_eval_sets)
+    names a configured corpus or one an active study writes itself (a selection of text, Study.corpora)."""
     corpora = set(config.get("corpora") or {})
     produced = {c for study in active_studies(config) for c in study.corpora(config)}
     for name, spec in specs.items():
@@ -74,6 +74,14 @@ def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str
             if es not in corpora:
                 raise ConfigError(
                     f"saes.{name}.eval_sets: unknown corpus '{es}'; "
+                    f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
+                )
+    evaluation = config.get("evaluation") or {}
+    for key in ("eval_sets", "saelens_eval_sets"):
+        for es in evaluation.get(key) or []:
+            if es not in corpora:
+                raise ConfigError(
+                    f"evaluation.{key}: unknown corpus '{es}'; "
                     f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
                 )
 

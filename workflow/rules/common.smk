@@ -4,7 +4,7 @@
 import os
 import re
 
-from saeflow.cluster import JobSizes, Site
+from saeflow.cluster import JobSizes, Site, job_threads
 from saeflow.codehash import code_version
 from saeflow.config import config_entry
 from saeflow.paths import RunPaths
@@ -141,6 +141,18 @@ def corpus_inputs(name):
 def extraction_params(textset):
     """Token budget and storage settings of one text set (saeflow.registry.extraction_settings)."""
     return extraction_settings(config, textset)
+
+
+def extraction_threads(w):
+    """An extraction's threads, by its token budget (saeflow.cluster.job_threads)."""
+    return job_threads(extraction_settings(config, w.textset)["max_tokens"], MAX_THREADS)
+
+
+def training_threads(w):
+    """A training job's threads, by the rows it trains on (token budget of its text set × epochs)."""
+    spec = sae_spec(w.sae)
+    tokens = extraction_settings(config, spec["train_on"])["max_tokens"] * float(spec["epochs"])
+    return job_threads(int(tokens), MAX_THREADS)
 
 
 def model_dir_of(wildcards, input):

@@ -14,7 +14,7 @@ rule train_sae:
         "benchmarks/train_sae/{sae}.tsv"
     conda:
         "../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: training_threads
     resources:
         mem_mb=SIZES.mem_mb("train"),
         runtime=SIZES.runtime("train"),
