@@ -68,6 +68,8 @@ def cluster(tmp_path_factory):
         subprocess.run([str(CI / "stop.sh"), str(state)], check=False, timeout=60)
         for d in ("slurmctld", "slurmd", "munged"):
             assert not (state / f"{d}.pid").exists(), f"{d} still running"
+        link = Path("/run/slurm/conf")
+        assert not (link.is_symlink() and str(state) in os.readlink(link)), "slurmd's config link left behind"
 
 
 def site_profile(tmp_path):
