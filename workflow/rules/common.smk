@@ -143,9 +143,13 @@ def extraction_params(textset):
     return extraction_settings(config, textset)
 
 
+def textset_threads(textset):
+    """Threads of a job over one text set's activations, by its token budget (saeflow.cluster.job_threads)."""
+    return job_threads(extraction_settings(config, textset)["max_tokens"], MAX_THREADS)
+
+
 def extraction_threads(w):
-    """An extraction's threads, by its token budget (saeflow.cluster.job_threads)."""
-    return job_threads(extraction_settings(config, w.textset)["max_tokens"], MAX_THREADS)
+    return textset_threads(w.textset)
 
 
 def training_threads(w):

@@ -209,7 +209,7 @@ rule concept_metrics:
         "benchmarks/ssae/concept_metrics/{sae}/{subdomain}.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: lambda w: job_threads(extraction_params(f"{w.subdomain}.{CONCEPTS_SPLIT}")["max_tokens"], MAX_THREADS)
+    threads: lambda w: textset_threads(f"{w.subdomain}.{CONCEPTS_SPLIT}")
     resources:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
