@@ -82,3 +82,8 @@ def test_eval_job_cached_equals_full(tmp_path):
         assert cached[key] == pytest.approx(full[key], rel=1e-5), key
     assert "ce_loss_score_saelens" in cached
     json.dumps(cached)
+    # the upper layers in bfloat16: same reconstruction (the SAE runs on the float32 cache), CE close
+    low = eval_job("cached-ours-bf16", **job)
+    assert low["fvu"] == cached["fvu"] and low["l0"] == cached["l0"]
+    assert low["ce_sae"] == pytest.approx(cached["ce_sae"], abs=0.05) and low["ce_sae"] != cached["ce_sae"]
+    assert "ce_loss_score_saelens" not in low

@@ -398,13 +398,17 @@ def _bench_eval(args: argparse.Namespace) -> None:
     from saeflow.sae import make_sae
 
     with tempfile.TemporaryDirectory(prefix="saeflow-bench-") as tmp:
-        texts = Path(tmp) / "texts.jsonl"
-        write_jsonl(texts, synthetic_documents(args.tokens * 2, seed=1))
-        sae_dir = Path(tmp) / "sae"
-        sae = make_sae(
-            {"architecture": "topk", "d_in": args.d_model, "d_sae": args.d_sae, "k": args.k}, seed=0
-        )
-        sae.save(sae_dir)
+        texts = args.texts
+        if texts is None:
+            texts = Path(tmp) / "texts.jsonl"
+            write_jsonl(texts, synthetic_documents(args.tokens * 2, seed=1))
+        sae_dir = args.sae_dir
+        if sae_dir is None:
+            sae_dir = Path(tmp) / "sae"
+            sae = make_sae(
+                {"architecture": "topk", "d_in": args.d_model, "d_sae": args.d_sae, "k": args.k}, seed=0
+            )
+            sae.save(sae_dir)
         job = {
             "model_dir": args.model_dir,
             "sae_dir": str(sae_dir),
@@ -416,21 +420,25 @@ def _bench_eval(args: argparse.Namespace) -> None:
             "max_length": args.max_length,
         }
         build_s, _ = eval_job_cpu_seconds(args.python, mode="build", **job)
-        modes = ["full", "cached", "cached-ours"]
+        modes = ["full", "cached", "cached-ours", "cached-ours-bf16"]
         cpu: dict[str, list[float]] = {m: [] for m in modes}
         rows: dict[str, dict] = {}
         for _ in range(args.repeats):  # interleaved: load from other processes hits every mode alike
             for m in modes:
                 s, rows[m] = eval_job_cpu_seconds(args.python, mode=m, **job)
                 cpu[m].append(s)
-    full, ours = rows["full"], rows["cached"]
+    full, ours, low = rows["full"], rows["cached"], rows["cached-ours-bf16"]
     diff = max(abs(full[k] - ours[k]) for k in ("fvu", "ce_sae", "delta_ce", "kl", "l0"))
     best = {m: min(v) for m, v in cpu.items()}
     print(
-        f"bench=eval model_dir={args.model_dir} layer={args.layer} tokens={args.tokens} threads=1 "
+        f"bench=eval model_dir={args.model_dir} sae={args.sae_dir or 'random-topk'} layer={args.layer} "
+        f"tokens={args.tokens} threads=1 "
         f"build_cache_cpu_s={build_s:.1f} full_cpu_s={best['full']:.1f} cached_cpu_s={best['cached']:.1f} "
         f"cached_ours_only_cpu_s={best['cached-ours']:.1f} ratio={best['cached'] / best['full']:.2f} "
         f"ratio_ours_only={best['cached-ours'] / best['full']:.2f} max_abs_metric_diff={diff:.2e} "
+        f"cached_ours_bf16_cpu_s={best['cached-ours-bf16']:.1f} "
+        + " ".join(f"bf16_minus_fp32_{k}={low[k] - ours[k]:+.2e}" for k in ("ce_sae", "delta_ce", "kl"))
+        + " "
         + " ".join(f"{m}_runs={','.join(f'{x:.1f}' for x in v)}" for m, v in cpu.items())
     )
 
@@ -449,6 +457,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3, help="runs per mode (best is printed)")
     p.add_argument("--python", default=sys.executable, help="interpreter of the job processes")
+    p.add_argument("--sae-dir", help="a trained SAE's directory (default: a random TopK SAE)")
+    p.add_argument("--texts", help="held-out texts (.jsonl; default: synthetic documents)")
     p.set_defaults(func=_bench_eval)
 
 

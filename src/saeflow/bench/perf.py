@@ -375,7 +375,9 @@ def eval_job(
 ) -> dict:
     """What one evaluate_sae job does, in this process: `full` (today's path: tokenise, clean + spliced full
     forward passes), `cached` / `cached-ours` (load the shared cache, upper passes only; with / without the
-    SAELens-convention pass) or `build` (the shared per-eval-set job writing `cache`)."""
+    SAELens-convention pass), `cached-ours-bf16` (cached-ours with the upper layers in bfloat16; the cache,
+    built in float32, keeps the clean CE and KL terms) or `build` (the shared per-eval-set job writing
+    `cache`)."""
     from saeflow.evaluate import (
         BaselineResult,
         EvalCache,
@@ -389,7 +391,7 @@ def eval_job(
     from saeflow.sae.boosted import load_for_evaluation
 
     torch.set_num_threads(1)
-    lm = load_lm(model_dir)
+    lm = load_lm(model_dir, dtype="bfloat16" if mode.endswith("-bf16") else "float32")
     if mode in ("full", "build"):
         docs = [d["text"] for d in read_jsonl(texts)]
         batches = eval_batches(lm, docs, max_tokens=tokens, batch_size=batch_size, max_length=max_length)
