@@ -458,15 +458,18 @@ def test_sparse_paths_train_to_identical_weights_twice(tmp_path, architecture):
     """Fixed seeds give identical weights: the flat paths gather per-entry θ / decoder norms with index_select
     (a deterministic index_add backward; plain indexing's backward accumulates in parallel on CPU, and with
     ≈ 10⁵ entries per batch two JumpReLU runs differed in the last bits)."""
-    torch.set_num_threads(2)
     x = sparse_data(8192, 32, n_features=256, per_token=12, seed=0)
     store = ActivationStore(write_store(tmp_path / "acts", x, shard_rows=8192))
     weights = []
-    for run in range(2):
-        cfg = SAEConfig(architecture=architecture, d_in=32, d_sae=2048, extra={"target_l0": 48}, k=48)
-        tcfg = TrainConfig(lr=1e-3, batch_size=4096, epochs=4, warmup_steps=2, checkpoint_every=0)
-        train_sae(cfg, tcfg, store, tmp_path / str(run))
-        weights.append(load_file(tmp_path / str(run) / "sae_weights.safetensors"))
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for run in range(2):
+            cfg = SAEConfig(architecture=architecture, d_in=32, d_sae=2048, extra={"target_l0": 48}, k=48)
+            tcfg = TrainConfig(lr=1e-3, batch_size=4096, epochs=4, warmup_steps=2, checkpoint_every=0)
+            train_sae(cfg, tcfg, store, tmp_path / str(run))
+            weights.append(load_file(tmp_path / str(run) / "sae_weights.safetensors"))
+    finally:
+        torch.set_num_threads(threads)
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name

@@ -37,7 +37,7 @@ rule extract_activations:
         model=re.escape(MODEL),  # the run's causal LM; other models' studies write their own activation sets
     conda:
         "../../envs/saeflow.yaml"
-    threads: extraction_threads
+    threads: lambda w: textset_threads(w.textset)
     resources:
         mem_mb=SIZES.mem_mb("extract"),
         runtime=SIZES.runtime("extract"),

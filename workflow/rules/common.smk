@@ -143,20 +143,14 @@ def extraction_params(textset):
     return extraction_settings(config, textset)
 
 
-def textset_threads(textset):
-    """Threads of a job over one text set's activations, by its token budget (saeflow.cluster.job_threads)."""
-    return job_threads(extraction_settings(config, textset)["max_tokens"], MAX_THREADS)
-
-
-def extraction_threads(w):
-    return textset_threads(w.textset)
+def textset_threads(textset, epochs=1):
+    """Threads of a job over one text set's activations `epochs` times, by its rows (saeflow.cluster.job_threads)."""
+    return job_threads(int(extraction_params(textset)["max_tokens"] * float(epochs)), MAX_THREADS)
 
 
 def training_threads(w):
-    """A training job's threads, by the rows it trains on (token budget of its text set × epochs)."""
     spec = sae_spec(w.sae)
-    tokens = extraction_settings(config, spec["train_on"])["max_tokens"] * float(spec["epochs"])
-    return job_threads(int(tokens), MAX_THREADS)
+    return textset_threads(spec["train_on"], spec["epochs"])
 
 
 def model_dir_of(wildcards, input):
