@@ -176,3 +176,13 @@ def test_small_jobs_claim_one_thread_and_large_ones_every_core():
     assert job_threads(SMALL_JOB_TOKENS - 1, 8) == 1
     assert job_threads(SMALL_JOB_TOKENS, 8) == 8
     assert job_threads(2_000_000, 0) == 1
+
+
+def test_shared_threads_halves_the_cores():
+    from saeflow.cluster import shared_threads
+
+    assert shared_threads(2) == 1
+    assert shared_threads(3) == 1
+    assert shared_threads(16) == 8
+    assert shared_threads(1) == 1
+    assert shared_threads(None) == 1

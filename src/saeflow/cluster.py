@@ -134,6 +134,13 @@ def job_threads(tokens: int, max_threads: int) -> int:
     return 1 if tokens < SMALL_JOB_TOKENS else max(1, int(max_threads))
 
 
+def shared_threads(cores: int | None) -> int:
+    """Threads a multi-threaded job of a local run on `cores` cores claims: half of them (at least one), so
+    two such jobs run side by side. None (no --cores: a cluster executor or `--report`) claims one; there
+    the profile's set-threads decide."""
+    return max(1, int(cores or 1) // 2)
+
+
 def _grow(base: int, attempt: int) -> int:
     return base * max(1, int(attempt))
 

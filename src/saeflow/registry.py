@@ -70,20 +70,16 @@ def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str
                     f"saes.{name}.{key}: unknown corpus '{corpus}' in '{textset}'; "
                     f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
                 )
-        for es in spec.get("eval_sets") or []:
-            if es not in corpora:
-                raise ConfigError(
-                    f"saes.{name}.eval_sets: unknown corpus '{es}'; "
-                    f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
-                )
     evaluation = config.get("evaluation") or {}
-    for key in ("eval_sets", "saelens_eval_sets"):
-        for es in evaluation.get(key) or []:
+    eval_set_lists = [(f"saes.{name}.eval_sets", spec.get("eval_sets")) for name, spec in specs.items()]
+    eval_set_lists += [
+        (f"evaluation.{key}", evaluation.get(key)) for key in ("eval_sets", "saelens_eval_sets")
+    ]
+    for where, names in eval_set_lists:
+        for es in names or []:
             if es not in corpora:
-                raise ConfigError(
-                    f"evaluation.{key}: unknown corpus '{es}'; "
-                    f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
-                )
+                known = ", ".join(sorted(corpora)) or "none"
+                raise ConfigError(f"{where}: unknown corpus '{es}'; configured corpora: {known}")
 
 
 def _check_parents(specs: Mapping[str, Mapping[str, Any]]) -> None:

@@ -186,8 +186,7 @@ class _TopKEncode(torch.autograd.Function):
     ):
         n = x.shape[0]
         xc = x - b_dec
-        low = select_dtype is not None and select_dtype != xc.dtype
-        sel_x, sel_W, sel_b = (xc, W_enc, b_enc) if not low else _cast(select_dtype, xc, W_enc, b_enc)
+        low, (sel_x, sel_W, sel_b) = _selection_operands(select_dtype, xc, W_enc, b_enc)
         scratch = (workspace or Workspace()).get(min(block, n), W_enc.shape[1], sel_x.dtype, xc.device)
         values = torch.empty(n, k, dtype=sel_x.dtype, device=x.device)
         indices = torch.empty(n, k, dtype=torch.long, device=x.device)
@@ -255,8 +254,14 @@ def dead_topk(pre: Tensor, dead_ids: Tensor, k_aux: int) -> tuple[Tensor, Tensor
     return values, dead_ids[j]
 
 
-def _cast(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
-    return tuple(t.detach().to(dtype) for t in tensors)
+def _selection_operands(
+    select_dtype: torch.dtype | None, xc: Tensor, W_enc: Tensor, b_enc: Tensor
+) -> tuple[bool, tuple[Tensor, Tensor, Tensor]]:
+    """(low, operands of the selection matmul): cast to `select_dtype` when it differs from the inputs' dtype
+    (low = True: the selected pre-activations must be recomputed exactly), else the inputs themselves."""
+    low = select_dtype is not None and select_dtype != xc.dtype
+    operands = tuple(t.detach().to(select_dtype) for t in (xc, W_enc, b_enc)) if low else (xc, W_enc, b_enc)
+    return low, operands
 
 
 def exact_pre_acts(indices: Tensor, W_t: Tensor, b_enc: Tensor, xc: Tensor) -> Tensor:
@@ -422,8 +427,7 @@ class _FlatEncode(torch.autograd.Function):
     ):
         n, m = x.shape[0], W_enc.shape[1]
         xc = x - centre
-        low = select_dtype is not None and select_dtype != xc.dtype
-        sel_x, sel_W, sel_b = (xc, W_enc, b_enc) if not low else _cast(select_dtype, xc, W_enc, b_enc)
+        low, (sel_x, sel_W, sel_b) = _selection_operands(select_dtype, xc, W_enc, b_enc)
         scratch = (workspace or Workspace()).get(n, m, sel_x.dtype, xc.device)
         pre = torch.addmm(sel_b, sel_x, sel_W, out=scratch)
         values, rows, latents = _batch_topk_entries(pre, k, candidates) if k > 0 else _positive_entries(pre)

@@ -1,5 +1,6 @@
 """Tail-concept metrics on hand-made latents and token ids."""
 
+import json
 import math
 
 import numpy as np
@@ -159,3 +160,33 @@ def test_per_bin_fvu_by_hand():
     assert rep.fvu_rare == pytest.approx(4 / 4.5)
     exact = concept_report(_IdentitySAE(), rows, general, edges=[1, 10])
     assert exact.bins[1].fvu == 0.0 and exact.fvu_rare == 0.0
+
+
+class _CountingSAE(_FirstCoordinateLostSAE):
+    """Counts the rows it reconstructs."""
+
+    def __init__(self):
+        self.rows_seen = 0
+
+    def reconstruct_raw(self, x):
+        self.rows_seen += len(x)
+        return super().reconstruct_raw(x)
+
+
+def test_concept_report_blocks_and_one_sae_pass():
+    acts = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 2.0], [100.0, 0.0], [0.0, 0.5]])
+    ids = torch.tensor([2, 3, 4, 5, 2, 3], dtype=torch.int32)
+    general = np.array([0, 0, 5, 5, 500, 500])
+    one = [Rows(acts, ids, torch.zeros(6, dtype=torch.int32), torch.arange(6, dtype=torch.int32))]
+    # coverage of row 5 (latent 1 at 0.5 of its max 2.0) and the FVU rows live in the second block
+    doc, pos = one[0].doc_index, one[0].position
+    split = [Rows(acts[a:b], ids[a:b], doc[a:b], pos[a:b]) for a, b in ((0, 4), (4, 6))]
+    counting = _CountingSAE()
+    whole = concept_report(_FirstCoordinateLostSAE(), one, general, edges=[1, 10], outlier_ratio=10.0)
+    blocks = concept_report(counting, lambda: iter(split), general, edges=[1, 10], outlier_ratio=10.0)
+    assert json.dumps(blocks.to_dict()) == json.dumps(whole.to_dict())  # NaN bins included
+    assert counting.rows_seen == 6  # the SAE runs once over the rows
+    # thresholds 0.5 × max: latent 0 50 (row 4 at 100), latent 1 1.0. Bin "1-9" holds rows 0, 1, 4, 5: rows 1
+    # and 4 reach a threshold, row 0 (2 < 50) and row 5 (0.5 < 1) do not; bin ">=10" rows 2, 3 both do
+    assert whole.bins[1].coverage == pytest.approx(2 / 4)
+    assert whole.bins[2].coverage == 1.0

@@ -25,7 +25,7 @@ rule architectures_letter_set:
         layer=r"\d+",
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),
@@ -55,7 +55,7 @@ rule analyze_sae:
         "benchmarks/architectures/analyze_sae/{sae}.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),

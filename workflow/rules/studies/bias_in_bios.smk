@@ -66,7 +66,7 @@ rule bib_activations:
         f"benchmarks/bias_in_bios{BIB_TAG}/activations/{MODEL}_L{LAYER}/{{bset}}.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("extract"),
         runtime=SIZES.runtime("extract"),
@@ -96,7 +96,7 @@ rule bib_latents:
         f"benchmarks/bias_in_bios{BIB_TAG}/latents/{{sae}}/{{bset}}.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),
@@ -215,7 +215,7 @@ rule bib_select:
         f"benchmarks/bias_in_bios{BIB_TAG}/select.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),
@@ -278,7 +278,7 @@ rule bib_compressed_latents:
         sae="[^/]+",
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),

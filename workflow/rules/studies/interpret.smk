@@ -121,7 +121,7 @@ rule interpret_steering:
         "benchmarks/interpret/steering.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("lm_eval"),
         runtime=SIZES.runtime("lm_eval"),

@@ -24,7 +24,7 @@ rule recsys_train_model:
         "benchmarks/recsys/train_model.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("train"),
         runtime=SIZES.runtime("train"),
@@ -50,7 +50,7 @@ rule recsys_activations:
         "benchmarks/recsys/activations.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("extract"),
         runtime=SIZES.runtime("extract"),
@@ -79,7 +79,7 @@ rule recsys_model_table:
         "benchmarks/recsys/model_table.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),
@@ -112,7 +112,7 @@ rule recsys_sae_table:
         "benchmarks/recsys/sae_table.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),
@@ -215,7 +215,7 @@ rule recsys_ablation:
         "benchmarks/recsys/ablation.tsv"
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),

@@ -46,7 +46,7 @@ rule embed_corpus:
         corpus=r"[A-Za-z0-9_\-]+",
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("embed"),
         runtime=SIZES.runtime("embed"),
@@ -130,7 +130,7 @@ rule tracin_select:
         base="dense|bm25",
     conda:
         "../../../envs/saeflow.yaml"
-    threads: MAX_THREADS
+    threads: JOB_THREADS
     resources:
         mem_mb=SIZES.mem_mb("analysis"),
         runtime=SIZES.runtime("analysis"),

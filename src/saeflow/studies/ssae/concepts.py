@@ -217,44 +217,56 @@ def concept_report(
     """Tail recall, coverage and per-bin FVU of `sae` on activation rows (ActivationStore.iter_rows: acts +
     token ids).
 
-    `rows` is iterated twice (top activations first, then coverage against each latent's max); pass a callable
-    returning a fresh iterator, or a list.
+    The SAE runs once over `rows`; they are read twice more without it (the inlier mean needs the norm limit
+    of every row, the per-bin variance that mean). Pass a callable returning a fresh iterator, or a list.
     """
     make_rows = rows if callable(rows) else (lambda: rows)
     vocab = len(general_counts)
     top = TopActivations(top_n)
     domain_counts = np.zeros(vocab, dtype=np.int64)
+    norms: list[torch.Tensor] = []
+    errors: list[torch.Tensor] = []  # per row ‖x − x̂‖² (float64)
+    codes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (row, latent, value) of active codes
     n_tokens = 0
-    norms = []
     for block in make_rows():
-        f, _ = sae.reconstruct_raw(block.acts.to(device))
+        x = block.acts.to(device)
+        f, x_hat = sae.reconstruct_raw(x)
+        f = f.cpu()
         ids = block.token_ids.long()
-        top.update(f.cpu(), ids)
+        top.update(f, ids)
         domain_counts += np.bincount(ids.numpy(), minlength=vocab)[:vocab]
+        x64 = x.double().cpu()
+        norms.append(x64.norm(dim=1))
+        errors.append((x64 - x_hat.double().cpu()).pow(2).sum(1))
+        row, latent = (f > 0).nonzero(as_tuple=True)
+        codes.append((row + n_tokens, latent, f[row, latent]))
         n_tokens += len(ids)
-        norms.append(block.acts.double().norm(dim=1))
     if n_tokens == 0:
         raise DataError("concept_report: no activation rows")
-    norm_limit = outlier_threshold(torch.cat(norms), outlier_ratio)
+    row_norms, row_errors = torch.cat(norms), torch.cat(errors)
+    norm_limit = outlier_threshold(row_norms, outlier_ratio)
     mean = _inlier_mean(make_rows(), norm_limit)
     dominant = dominant_tokens(top.values, top.tokens, dominance=dominance, min_count=min_count)
     recall_rows, rare_recall, n_cap, n_types = tail_concept_recall(
         dominant, domain_counts, general_counts, edges, min_count=min_count, rare_max_count=rare_max_count
     )
 
-    # coverage: pass 2, against each latent's max activation over the domain set
-    thresh = (top.max_activation * fire_threshold).to(device)
-    alive = top.max_activation.to(device) > 0
+    # coverage: a row is covered when some live latent reaches `fire_threshold` × its max over the domain set
+    thresh = top.max_activation * fire_threshold
+    alive = top.max_activation > 0
+    fires_all = torch.zeros(n_tokens, dtype=torch.bool)
+    for row, latent, value in codes:
+        fires_all[row[(value >= thresh[latent]) & alive[latent]]] = True
     labels = bin_labels(edges)
     covered = np.zeros(len(labels), dtype=np.int64)
     totals = np.zeros(len(labels), dtype=np.int64)
     rare_total = rare_covered = 0
     err, var = np.zeros(len(labels)), np.zeros(len(labels))  # Σ‖x − x̂‖², Σ‖x − x̄‖² per bin (inliers)
     rare_err = rare_var = 0.0
+    start = 0
     for block in make_rows():
-        x = block.acts.to(device)
-        f, x_hat = sae.reconstruct_raw(x)
-        fires = ((f > 0) & (f >= thresh) & alive).any(dim=1).cpu().numpy()
+        stop = start + len(block.token_ids)
+        fires = fires_all[start:stop].numpy()
         counts = general_counts[block.token_ids.long().numpy()]
         b = frequency_bin(counts, edges)
         totals += np.bincount(b, minlength=len(labels))
@@ -262,13 +274,13 @@ def concept_report(
         rare = counts < rare_max_count
         rare_total += int(rare.sum())
         rare_covered += int((rare & fires).sum())
-        x64 = x.double().cpu()
-        inlier = (x64.norm(dim=1) <= norm_limit).numpy()
-        e = (x64 - x_hat.double().cpu()).pow(2).sum(1).numpy() * inlier
-        v = (x64 - mean).pow(2).sum(1).numpy() * inlier
+        inlier = (row_norms[start:stop] <= norm_limit).numpy()
+        e = row_errors[start:stop].numpy() * inlier
+        v = (block.acts.double() - mean).pow(2).sum(1).numpy() * inlier
         err += np.bincount(b, weights=e, minlength=len(labels))
         var += np.bincount(b, weights=v, minlength=len(labels))
         rare_err, rare_var = rare_err + float(e[rare].sum()), rare_var + float(v[rare].sum())
+        start = stop
     bins = [
         BinStats(
             label,
