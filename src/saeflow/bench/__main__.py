@@ -9,6 +9,7 @@ eval      CPU seconds of one SAE's spliced evaluation job: full forward passes v
 stream    training from a synthetic store larger than the RAM budget: peak RSS, reader and trainer rates.
 schedule  seconds of `snakemake -n` on the 200-SAE sweep config.
 ortho     OrtSAE penalty: time per step at several widths, overhead relative to a BatchTopK training step.
+tables    two runs' result tables (e.g. extraction in bfloat16 vs float32): how far each numeric column moved.
 
 Add a benchmark with a ``_add_<name>(subparsers)`` function that registers a subcommand whose
 ``func`` takes the parsed args and prints one ``key=value ...`` line.
@@ -608,6 +609,35 @@ def _add_ortho(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_bench_ortho)
 
 
+def _bench_tables(args: argparse.Namespace) -> None:
+    from saeflow.bench.tables import run_differences
+
+    rows = run_differences(args.run_a, args.run_b)
+    if not rows:
+        raise SystemExit(f"no tables/*.csv in both {args.run_a} and {args.run_b}")
+    for table in dict.fromkeys(r.table for r in rows):
+        cols = [r for r in rows if r.table == table]
+        changed = sorted((r for r in cols if r.n_changed), key=lambda r: -r.max_rel)
+        print(
+            f"bench=tables table={table} rows={cols[0].n_rows} numeric_columns={len(cols)} "
+            f"changed={len(changed)}"
+        )
+        for r in changed if args.all else changed[: args.top]:
+            print(
+                f"  column={r.column} changed_cells={r.n_changed} max_abs={r.max_abs:.4g} "
+                f"max_rel={r.max_rel:.3g} at={r.at_key!r}"
+            )
+
+
+def _add_tables(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tables", help="two results directories' tables: how far each numeric column moved")
+    p.add_argument("run_a", help="a results directory (holding tables/*.csv), e.g. results")
+    p.add_argument("run_b", help="the other one, e.g. a run with extraction.compute_dtype: float32")
+    p.add_argument("--top", type=int, default=5, help="changed columns printed per table, largest first")
+    p.add_argument("--all", action="store_true", help="print every changed column")
+    p.set_defaults(func=_bench_tables)
+
+
 def main(argv: list[str] | None = None) -> None:
     from saeflow.errors import SaeflowError
 
@@ -620,6 +650,7 @@ def main(argv: list[str] | None = None) -> None:
     _add_stream(sub)
     _add_schedule(sub)
     _add_ortho(sub)
+    _add_tables(sub)
     args = parser.parse_args(argv)
     try:
         args.func(args)
