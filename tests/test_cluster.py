@@ -20,7 +20,8 @@ PAPER = {"extraction": {"train_tokens": 50_000_000}}
 
 def test_scale_follows_the_extraction_budget():
     assert cluster.scale(SMALL) == "small"
-    assert cluster.scale({"extraction": {"train_tokens": 120_000}}) == "small"  # the embedded default
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert cluster.scale(default) == "small"  # the embedded default (1M tokens of a 135M model)
     assert cluster.scale(PAPER) == "paper"
     assert cluster.scale({}) == "small"
 
