@@ -43,7 +43,7 @@ def column_differences(name: str, a: pd.DataFrame, b: pd.DataFrame) -> list[Colu
             raise ValueError(
                 f"table {name}: the runs' rows differ ({len(a)} and {len(b)} rows, {len(merged)} matched)"
             )
-        key_text = merged[keys].astype(str).agg(" / ".join, axis=1)
+        key_text = merged[keys].apply(lambda row: " / ".join(map(str, row)), axis=1)
     elif len(a) == len(b):
         merged = pd.concat([a.reset_index(drop=True), b.reset_index(drop=True).add_suffix(_B)], axis=1)
         key_text = pd.Series([f"row {i}" for i in range(len(a))])
