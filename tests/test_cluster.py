@@ -170,7 +170,7 @@ def test_device_rules_partition_follows_the_configs_gpus():
     assert JobSizes({**SMALL, "gpu": 1}).partition() == ""  # off a cluster: nothing to name
 
 
-def test_small_jobs_claim_one_thread_and_large_ones_every_core():
+def test_small_jobs_claim_one_thread_and_large_ones_the_multi_threaded_share():
     from saeflow.cluster import SMALL_JOB_TOKENS, job_threads
 
     assert job_threads(16_384, 2) == 1

@@ -47,3 +47,13 @@ def test_cli_reads_both_results_directories(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bench=tables table=core rows=1 numeric_columns=1 changed=1" in out
     assert "column=ce changed_cells=1 max_abs=0.5 max_rel=0.2 at='g'" in out
+
+
+def test_cli_without_shared_tables_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tables", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert exit_info.value.code == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == f"saeflow error: no tables/*.csv in both {tmp_path / 'a'} and {tmp_path / 'b'}"
+    )

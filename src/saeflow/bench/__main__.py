@@ -611,10 +611,11 @@ def _add_ortho(sub: argparse._SubParsersAction) -> None:
 
 def _bench_tables(args: argparse.Namespace) -> None:
     from saeflow.bench.tables import run_differences
+    from saeflow.errors import DataError
 
     rows = run_differences(args.run_a, args.run_b)
     if not rows:
-        raise SystemExit(f"no tables/*.csv in both {args.run_a} and {args.run_b}")
+        raise DataError(f"no tables/*.csv in both {args.run_a} and {args.run_b}")
     for table in dict.fromkeys(r.table for r in rows):
         cols = [r for r in rows if r.table == table]
         changed = sorted((r for r in cols if r.n_changed), key=lambda r: -r.max_rel)
