@@ -315,6 +315,28 @@ def test_matryoshka_loss_is_the_mean_of_prefix_losses():
     assert terms.recon[0].tolist() == pytest.approx([2.5, 1.5])
 
 
+def test_matryoshka_loss_and_gradients_equal_one_masked_decode_per_prefix():
+    """The one-pass block decode gives the loss and every gradient of the straightforward form: one decode of
+    the entries masked to each prefix, each with its own backward."""
+    spec = {"architecture": "matryoshka", "d_in": 8, "d_sae": 32, "k": 4, "extra": {"prefixes": [2, 5, 12]}}
+    fast, slow = make_sae(spec, seed=0), make_sae(spec, seed=0)
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+
+    def masked_prefix_losses(sae, x):
+        codes = sae.training_codes(x, None, 0)
+        errs = [
+            (sae.decode_codes(codes.values * (codes.latents < end), codes) - x).pow(2).sum(dim=-1)
+            for end in sae.prefixes
+        ]
+        return sum(errs) / len(errs)
+
+    fast.training_loss(x).per_token.sum().backward()
+    masked_prefix_losses(slow, x).sum().backward()
+    torch.testing.assert_close(fast.training_loss(x).per_token, masked_prefix_losses(slow, x))
+    for name, p in fast.named_parameters():
+        torch.testing.assert_close(p.grad, dict(slow.named_parameters())[name].grad, msg=name)
+
+
 # ---------------------------------------------------------------------------------------------- orthogonality
 
 

@@ -7,7 +7,9 @@ from store_helpers import sparse_data, write_store
 from saeflow.activations import ActivationStore
 from saeflow.sae import SAEConfig, make_sae
 from saeflow.sae.kernels import (
+    FlatCodes,
     batch_topk_encode,
+    block_flat_decode,
     coalesce_latents,
     flat_decode,
     flat_gather_dot,
@@ -219,6 +221,41 @@ def test_flat_scatter_and_gather_by_hand():
     table = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     offsets = torch.tensor([0, 2, 3])
     assert flat_gather_dot(latents, rows, offsets, table, src).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_block_flat_decode_by_hand():
+    # token 0: latents 0 (×2) and 3 (×1); token 1: nothing; token 2: latents 1 (×1) and 2 (×4); blocks [0,2) [2,4)
+    W_dec = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
+    codes = FlatCodes(
+        values=torch.tensor([2.0, 1.0, 1.0, 4.0]),
+        rows=torch.tensor([0, 0, 2, 2]),
+        latents=torch.tensor([0, 3, 1, 2]),
+        offsets=torch.tensor([0, 2, 2]),
+    )
+    parts = block_flat_decode(codes, W_dec, [2, 4])
+    assert parts.tolist() == [
+        [[2.0, 0.0], [2.0, 0.0]],
+        [[0.0, 0.0], [0.0, 0.0]],
+        [[0.0, 1.0], [4.0, 4.0]],
+    ]
+
+
+def test_block_flat_decode_passes_gradcheck():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    W_enc = torch.randn(5, 16, generator=g, dtype=torch.float64)
+    b_enc = torch.randn(16, generator=g, dtype=torch.float64)
+    codes = batch_topk_encode(x, W_enc, b_enc, torch.zeros(5, dtype=torch.float64), 3)
+    W_dec = torch.randn(16, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    values = codes.values.detach().clone().requires_grad_(True)
+
+    def decode(values, W_dec):
+        return block_flat_decode(codes._replace(values=values), W_dec, [1, 4, 9, 16])
+
+    assert torch.autograd.gradcheck(decode, (values, W_dec))
+    blocks = [(0, 1), (1, 4), (4, 9), (9, 16)]
+    masked = [flat_decode(values * ((codes.latents >= a) & (codes.latents < b)), codes, W_dec) for a, b in blocks]
+    torch.testing.assert_close(decode(values, W_dec), torch.stack(masked, dim=1))
 
 
 def test_relu_encode_passes_gradcheck():

@@ -91,9 +91,13 @@ class BatchTopKSAE(SparseAutoencoder):
         return float(self.threshold.mean())
 
     # loss, split so that subclasses change one piece
+    def decoder_offset(self) -> Tensor:
+        """What decoding adds to the latents' sum (b_dec; a residual SAE adds nothing)."""
+        return self.b_dec
+
     def decode_codes(self, values: Tensor, codes: FlatCodes) -> Tensor:
         """x̂ from `values` on the entries of `codes` (codes.values, or a part of them)."""
-        return flat_decode(values, codes, self.W_dec) + self.b_dec
+        return flat_decode(values, codes, self.W_dec) + self.decoder_offset()
 
     def reconstruction_terms(self, codes: FlatCodes, target: Tensor) -> tuple[Tensor, Tensor]:
         """(x̂ [N, d], per-token reconstruction loss [N]); Matryoshka replaces the loss by its prefix mean."""

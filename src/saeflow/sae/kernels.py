@@ -19,6 +19,7 @@ All are plain PyTorch ops (CPU and CUDA); the gradients match the dense computat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -385,6 +386,21 @@ def flat_decode(values: Tensor, codes: FlatCodes, W_dec: Tensor) -> Tensor:
     """Σ_e values[e] · W_dec[latents[e]] per token ([N, d], no bias), for the entries of `codes` (`values`
     replaces codes.values, e.g. masked to a Matryoshka prefix)."""
     return _FlatDecode.apply(values, codes.latents, codes.rows, codes.offsets, W_dec)
+
+
+def block_flat_decode(codes: FlatCodes, W_dec: Tensor, block_ends: Sequence[int]) -> Tensor:
+    """[N, B, d]: per token, Σ_e values[e] · W_dec[latents[e]] over its entries in each latent block
+    [block_ends[b − 1], block_ends[b]) (the last block ends at the last latent), in one sparse pass.
+
+    The entries are sorted by token, then latent, so bagging them by (token, block) keeps the bags contiguous
+    and in order: one embedding_bag forward, and one sparse backward whose per-bag gradients are the blocks'.
+    """
+    n_tokens, n_blocks = len(codes.offsets), len(block_ends)
+    bounds = torch.tensor(list(block_ends[:-1]), dtype=codes.latents.dtype, device=codes.latents.device)
+    bags = codes.rows * n_blocks + torch.bucketize(codes.latents, bounds, right=True)
+    offsets = _offsets_of(bags, n_tokens * n_blocks)
+    parts = _FlatDecode.apply(codes.values, codes.latents, bags, offsets, W_dec)
+    return parts.view(n_tokens, n_blocks, -1)
 
 
 def _batch_topk_entries(pre: Tensor, k: int, candidates: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -14,7 +14,7 @@ from torch import Tensor
 from saeflow.errors import ConfigError
 from saeflow.sae.base import SAEConfig, register
 from saeflow.sae.batchtopk import BatchTopKSAE
-from saeflow.sae.kernels import FlatCodes, flat_decode
+from saeflow.sae.kernels import FlatCodes, block_flat_decode
 
 DEFAULT_PREFIX_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 
@@ -48,21 +48,13 @@ class MatryoshkaSAE(BatchTopKSAE):
         super().__init__(cfg, input_scale=input_scale)
         self.prefixes = prefix_sizes(cfg)
 
-    def prefix_reconstructions(self, codes: FlatCodes) -> list[Tensor]:
-        """x̂^(j) for every prefix j from sparse codes, block by block."""
-        out, acc, start = [], None, 0
-        for end in self.prefixes:
-            block = codes.values * ((codes.latents >= start) & (codes.latents < end)).to(codes.values.dtype)
-            part = (
-                self.decode_codes(block, codes)
-                if acc is None
-                else acc + flat_decode(block, codes, self.W_dec)
-            )
-            out.append(part)
-            acc, start = part, end
-        return out
-
     def reconstruction_terms(self, codes: FlatCodes, target: Tensor) -> tuple[Tensor, Tensor]:
-        recons = self.prefix_reconstructions(codes)
-        errs = [(r - target).pow(2).sum(dim=-1) for r in recons]
-        return recons[-1], sum(errs) / len(errs)
+        """x̂ of the full width and the mean over prefixes of ‖x − x̂^(j)‖²: the blocks' parts of x̂ come from
+        one sparse decode (and one sparse backward), each prefix adds its block to the previous one."""
+        parts = block_flat_decode(codes, self.W_dec, self.prefixes)
+        recon = self.decoder_offset()
+        errs = 0
+        for part in parts.unbind(dim=1):
+            recon = recon + part
+            errs = errs + (recon - target).pow(2).sum(dim=-1)
+        return recon, errs / len(self.prefixes)

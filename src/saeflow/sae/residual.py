@@ -23,7 +23,6 @@ from torch import Tensor
 from saeflow.errors import ConfigError, DataError
 from saeflow.sae.base import LossTerms, SAEConfig, load_sae, register
 from saeflow.sae.batchtopk import BatchTopKSAE
-from saeflow.sae.kernels import FlatCodes, flat_decode
 from saeflow.sae.topk import TopKSAE, auxk_loss, topk_mask_values
 
 RESIDUAL_ARCHITECTURES = {"topk": "residual_topk", "batchtopk": "residual_batchtopk"}
@@ -128,8 +127,8 @@ class ResidualBatchTopKSAE(ResidualMixin, BatchTopKSAE):
     def encoder_centre(self) -> Tensor:
         return self.b_dec.detach()
 
-    def decode_codes(self, values: Tensor, codes: FlatCodes) -> Tensor:
-        return flat_decode(values, codes, self.W_dec)
+    def decoder_offset(self) -> Tensor:
+        return self.b_dec.new_zeros(())
 
     def training_loss(self, x: Tensor) -> LossTerms:
         e = self.base_error(x)
