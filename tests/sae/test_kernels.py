@@ -224,7 +224,8 @@ def test_flat_scatter_and_gather_by_hand():
 
 
 def test_block_flat_decode_by_hand():
-    # token 0: latents 0 (×2) and 3 (×1); token 1: nothing; token 2: latents 1 (×1) and 2 (×4); blocks [0,2) [2,4)
+    # token 0: latents 0 (×2) and 3 (×1); token 1: nothing; token 2: latents 1 (×1) and 2 (×4)
+    # blocks [0, 2) and [2, 4)
     W_dec = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
     codes = FlatCodes(
         values=torch.tensor([2.0, 1.0, 1.0, 4.0]),
@@ -254,7 +255,8 @@ def test_block_flat_decode_passes_gradcheck():
 
     assert torch.autograd.gradcheck(decode, (values, W_dec))
     blocks = [(0, 1), (1, 4), (4, 9), (9, 16)]
-    masked = [flat_decode(values * ((codes.latents >= a) & (codes.latents < b)), codes, W_dec) for a, b in blocks]
+    in_block = [(codes.latents >= a) & (codes.latents < b) for a, b in blocks]
+    masked = [flat_decode(values * mask, codes, W_dec) for mask in in_block]
     torch.testing.assert_close(decode(values, W_dec), torch.stack(masked, dim=1))
 
 
