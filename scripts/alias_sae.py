@@ -1,5 +1,5 @@
 """Snakemake adapter: an alias SAE (saeflow.registry.canonical_names) takes its canonical SAE's files (copied:
-cfg.json, weights, metrics.json) or its evaluation JSON (the `sae` field renamed to the alias)."""
+cfg.json, weights, metrics.json) or its evaluations file (every row's `sae` field renamed to the alias)."""
 
 import shutil
 
@@ -12,11 +12,10 @@ snakemake = globals()["snakemake"]
 def main():
     redirect_to(snakemake.log[0])
     if "cfg" not in snakemake.output.keys():  # noqa: SIM118 (a Namedlist: `in` tests values)
-        record = read_json(snakemake.input.json)
-        write_json(
-            snakemake.output.json,
-            {**record, "sae": snakemake.wildcards.sae, "alias_of": snakemake.params.canonical},
-        )
+        alias, canonical = snakemake.wildcards.sae, snakemake.params.canonical
+        evals = read_json(snakemake.input.json)["evals"]
+        renamed = {es: {**row, "sae": alias, "alias_of": canonical} for es, row in evals.items()}
+        write_json(snakemake.output.json, {"sae": alias, "alias_of": canonical, "evals": renamed})
         return
     for key in ("cfg", "weights", "metrics"):
         with atomic_path(snakemake.output[key]) as tmp:

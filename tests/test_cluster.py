@@ -67,6 +67,10 @@ def test_callables_take_what_snakemake_passes():
     sizes = JobSizes(SMALL, Site(mem_mb=20000))
     assert sizes.mem_mb("extract")({}, attempt=2, rulename="extract_activations") == 8000
     assert sizes.runtime("table")({}, attempt=1) == 5
+    # a job doing three pieces of a kind's work (an SAE evaluated on three eval sets) asks for three times
+    three = sizes.runtime("lm_eval", units=lambda wildcards: len(wildcards["sets"]))
+    assert three({"sets": ["a", "b", "c"]}, attempt=2) == 2 * 3 * 60
+    assert JobSizes(SMALL, Site(runtime=100)).runtime("lm_eval", units=lambda w: 3)({}, attempt=1) == 100
     with pytest.raises(Exception, match="unknown job kind 'nope'"):
         sizes.mem_mb("nope")
 

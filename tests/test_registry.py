@@ -143,3 +143,80 @@ def test_identical_specs_train_once_and_the_alias_keeps_its_name():
     assert canonical_names(specs, {"medical.sel-domain": "medical.train"})["sel"] == "ft-a"
     rows = {r["name"]: r for r in registry_table(config)}
     assert rows["b"]["alias_of"] == "a" and rows["a"]["alias_of"] == ""
+
+
+def test_evaluated_sets_cover_own_study_and_alias_sets():
+    from saeflow.registry import evaluated_sets, sae_aliases
+
+    config = {
+        "model": {"name": "m", "layer": 3},
+        "corpora": {"general": {}, "medical": {}, "social": {}},
+        "evaluation": {"eval_sets": ["general"]},
+        "saes": {
+            "a": {"train_on": "general.train", "k": 8, "d_sae": 64},
+            "b": {"train_on": "general.train", "k": 8, "d_sae": 64, "eval_sets": ["medical"]},
+            "c": {"train_on": "general.train", "k": 16, "d_sae": 64, "eval_sets": ["social", "general"]},
+        },
+    }
+    specs = sae_specs(config)
+    aliases = sae_aliases(specs)
+    assert aliases == {"b": "a"}
+    # a: its own (evaluation.eval_sets) + its alias b's; b keeps its own; c its own, in its order
+    assert evaluated_sets(specs, config, aliases) == {
+        "a": ["general", "medical"],
+        "b": ["medical"],
+        "c": ["social", "general"],
+    }
+
+
+def test_evaluated_sets_add_what_a_study_reads(monkeypatch):
+    from saeflow import registry
+    from saeflow.study import Study
+
+    config = {
+        "model": {"name": "m", "layer": 3},
+        "corpora": {"general": {}, "medical": {}},
+        "evaluation": {"eval_sets": ["general"]},
+        "saes": {"a": {"train_on": "general.train", "k": 8, "d_sae": 64}},
+    }
+    specs = sae_specs(config)
+    reader = Study(name="reader", eval_sets=lambda config, saes: {"a": ["medical", "general"]})
+    monkeypatch.setattr(registry, "active_studies", lambda config: [reader])
+    assert registry.evaluated_sets(specs, config, {}) == {"a": ["general", "medical"]}
+    unknown_sae = Study(name="reader", eval_sets=lambda config, saes: {"zz": ["general"]})
+    monkeypatch.setattr(registry, "active_studies", lambda config: [unknown_sae])
+    with pytest.raises(ConfigError, match="reader study reads the evaluation of an unknown SAE 'zz'"):
+        registry.evaluated_sets(specs, config, {})
+    unknown_set = Study(name="reader", eval_sets=lambda config, saes: {"a": ["legal"]})
+    monkeypatch.setattr(registry, "active_studies", lambda config: [unknown_set])
+    with pytest.raises(ConfigError, match=r"unknown eval sets \['legal'\]"):
+        registry.evaluated_sets(specs, config, {})
+
+
+def test_every_evaluation_a_default_table_reads_is_covered_by_its_sae_job():
+    """The core and study tables read per-eval-set JSONs split from each SAE's one evaluation job: every
+    (SAE, eval set) they read must be among the job's sets, or the DAG cannot be built."""
+    from saeflow.paths import RunPaths
+    from saeflow.registry import evaluated_sets, own_eval_sets, sae_aliases
+    from saeflow.studies.architectures.workflow import ArchitecturesWorkflow
+    from saeflow.studies.boosting.workflow import BoostingWorkflow
+    from saeflow.studies.ssae.workflow import SSAEWorkflow
+
+    config = _merged()
+    specs = sae_specs(config)
+    paths = RunPaths.from_config(config)
+    covered = {
+        paths.eval_json(sae, es)
+        for sae, sets in evaluated_sets(specs, config, sae_aliases(specs, config)).items()
+        for es in sets
+    }
+    read = {paths.eval_json(sae, es) for sae, spec in specs.items() for es in own_eval_sets(spec, config)}
+    for entry in ArchitecturesWorkflow(config, specs, paths).entries().values():
+        read |= set(entry["evals"].values())
+    boosting = BoostingWorkflow(config, specs, paths).entries()
+    read |= {
+        p for name, evals in boosting["evals"].items() if name != boosting["stacked"] for p in evals.values()
+    }
+    for row in SSAEWorkflow(config, specs, paths).report_entries():
+        read |= {row["paths"]["domain_eval"], row["paths"]["general_eval"]}
+    assert len(read) > 100 and read <= covered

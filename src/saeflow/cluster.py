@@ -25,8 +25,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from saeflow.errors import SaeflowError
 
@@ -181,9 +183,10 @@ class JobSizes:
             )
         return min(_grow(base, attempt), cap)
 
-    def runtime_request(self, kind: str, attempt: int = 1) -> int:
-        """Minutes for `attempt` (a timed-out job gets more), capped at the site's max_runtime."""
-        want = _grow(self.size(kind).runtime, attempt)
+    def runtime_request(self, kind: str, attempt: int = 1, units: int = 1) -> int:
+        """Minutes for `attempt` of a job doing `units` pieces of the kind's work (e.g. an evaluation on three
+        eval sets; a timed-out job gets more), capped at the site's max_runtime."""
+        want = _grow(self.size(kind).runtime * max(1, int(units)), attempt)
         return want if self.site.runtime is None else min(want, self.site.runtime)
 
     # the callables Snakemake evaluates per job (it passes only the arguments a callable names)
@@ -195,11 +198,12 @@ class JobSizes:
 
         return mem_mb
 
-    def runtime(self, kind: str):
+    def runtime(self, kind: str, units: Callable[[Any], int] | None = None):
+        """`units`: wildcards -> how many pieces of the kind's work the job does (default one)."""
         self.size(kind)
 
         def runtime(wildcards, attempt):
-            return self.runtime_request(kind, attempt)
+            return self.runtime_request(kind, attempt, units(wildcards) if units else 1)
 
         return runtime
 

@@ -85,6 +85,10 @@ class RunPaths:
     def eval_json(self, sae: str, eval_set: str) -> str:
         return f"{self.results}/eval/{sae}/{eval_set}.json"
 
+    def sae_evals(self, sae: str) -> str:
+        """One SAE's evaluations on all its eval sets (its evaluation job's output; eval_json splits it)."""
+        return f"{self.results}/eval/{sae}.json"
+
     def baseline_json(self, eval_set: str, model: str | None = None, layer: int | None = None) -> str:
         return (
             f"{self.results}/eval/_baseline/{model or self.model}_L{self.layer if layer is None else layer}/"

@@ -163,6 +163,35 @@ def sae_aliases(
     return {a: c for a, c in canonical_names(specs, same).items() if a != c}
 
 
+def own_eval_sets(spec: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    """The eval sets an SAE's spec names, else `evaluation.eval_sets`: its rows of the core metrics table."""
+    return list(spec.get("eval_sets") or config["evaluation"]["eval_sets"])
+
+
+def evaluated_sets(
+    specs: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any], aliases: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """{SAE: every eval set its one evaluation job covers}: its own (:func:`own_eval_sets`), those the
+    active studies read it on (Study.eval_sets), and, for a canonical SAE, its aliases' (an alias's
+    evaluation is its canonical SAE's, renamed)."""
+    out = {name: own_eval_sets(spec, config) for name, spec in specs.items()}
+    corpora = set(config.get("corpora") or {})
+    for study in active_studies(config):
+        for sae, names in study.eval_sets(config, specs).items():
+            if sae not in out:
+                raise ConfigError(f"the {study.name} study reads the evaluation of an unknown SAE '{sae}'")
+            unknown = [es for es in names if es not in corpora]
+            if unknown:
+                raise ConfigError(
+                    f"the {study.name} study reads SAE '{sae}' on unknown eval sets {unknown}; "
+                    f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
+                )
+            out[sae] = list(dict.fromkeys([*out[sae], *names]))
+    for alias, canonical in aliases.items():
+        out[canonical] = list(dict.fromkeys([*out[canonical], *out[alias]]))
+    return out
+
+
 def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, Any]:
     """Token budget and storage settings of one text set ("<corpus>.<split>") for extract_activations.
 

@@ -37,6 +37,10 @@ def _no_columns(config: Config, saes: Specs) -> dict[str, str]:
     return {}
 
 
+def _no_eval_sets(config: Config, saes: Specs) -> dict[str, list[str]]:
+    return {}
+
+
 def core_extraction_budget(config: Config, textset: str) -> int:
     """The token budget the core gives a text set ("<corpus>.<split>") that no study claims:
     `extraction.heldout_tokens` for a held-out set, `extraction.train_tokens` for any other."""
@@ -62,6 +66,10 @@ class Study:
     """config, all resolved SAEs -> {SAE: a JSON object of per-SAE columns this study writes}; the tables of
     other studies with that SAE in a row show them (e.g. autointerp scores in the SSAE and architecture
     tables). Column names carry the study's prefix."""
+    eval_sets: Callable[[Config, Specs], dict[str, list[str]]] = _no_eval_sets
+    """config, all resolved SAEs -> {SAE: eval sets this study reads its evaluation on} beyond those the SAE's
+    spec names (e.g. a reference SAE defined elsewhere, on the study's sets): the SAE's evaluation job covers
+    them (saeflow.registry.evaluated_sets)."""
     references: tuple[Reference, ...] = field(default=())
     """The papers' numbers printed beside this study's tables in the summary."""
 

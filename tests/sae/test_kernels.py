@@ -8,6 +8,8 @@ from saeflow.activations import ActivationStore
 from saeflow.sae import SAEConfig, make_sae
 from saeflow.sae.kernels import (
     FlatCodes,
+    _batch_topk_entries,
+    _threshold_guess,
     batch_topk_encode,
     block_flat_decode,
     coalesce_latents,
@@ -210,6 +212,35 @@ def test_batch_topk_encode_and_flat_decode_pass_gradcheck(skew):
     dense = torch.relu((x - centre) @ W_enc + b_enc).detach()
     kept = dense.flatten().topk(16).values
     assert sorted(codes.values.tolist()) == pytest.approx(sorted(kept[kept > 0].tolist()))
+
+
+def _kept(pre, k):
+    values, rows, latents = _batch_topk_entries(pre, k, candidates=2)
+    assert torch.equal(pre[rows, latents], values)
+    return sorted(values.tolist())
+
+
+def _reference_kept(pre, k):
+    top = pre.flatten().topk(k * pre.shape[0]).values
+    return sorted(top[top > 0].tolist())
+
+
+def test_batch_topk_entries_are_exact_when_the_guess_holds_and_when_it_falls_back():
+    pre = torch.randn(512, 1024, generator=torch.Generator().manual_seed(5))
+    n_keep = 8 * 512
+    guess = _threshold_guess(pre, n_keep)
+    assert guess is not None and int((pre >= guess).sum()) >= n_keep  # the guessed threshold holds here
+    assert _kept(pre, 8) == _reference_kept(pre, 8)
+    # the sampled latents (every 16th) far above the rest: the guess is too high, the exact bound takes over
+    skewed = pre.clone()
+    skewed[:, ::16] += 100
+    assert int((skewed >= _threshold_guess(skewed, n_keep)).sum()) < n_keep
+    assert _kept(skewed, 8) == _reference_kept(skewed, 8)
+    # fewer positive entries than k·N: every positive one, nothing else
+    mostly_negative = -pre.abs()
+    mostly_negative[3, 7] = 0.5
+    mostly_negative[10, 200] = 2.0
+    assert _kept(mostly_negative, 8) == [0.5, 2.0]
 
 
 def test_flat_scatter_and_gather_by_hand():

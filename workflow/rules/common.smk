@@ -8,7 +8,7 @@ from saeflow.cluster import JobSizes, Site, job_threads, shared_threads
 from saeflow.codehash import code_version
 from saeflow.config import config_entry
 from saeflow.paths import RunPaths
-from saeflow.registry import extraction_settings, sae_aliases, sae_specs
+from saeflow.registry import evaluated_sets, extraction_settings, own_eval_sets, sae_aliases, sae_specs
 from saeflow.studies import active_studies, sae_column_files
 
 P = RunPaths.from_config(config)
@@ -19,6 +19,8 @@ LAYER = P.layer
 SAES = sae_specs(config)
 # SAEs whose resolved spec equals an earlier one's: not trained, their files are the canonical SAE's (alias_sae)
 SAE_ALIASES = sae_aliases(SAES, config)
+# {SAE: the eval sets its one evaluation job covers}: its own, those studies read it on, its aliases'
+EVALUATED_SETS = evaluated_sets(SAES, config, SAE_ALIASES)
 STUDIES = active_studies(config)
 # {SAE: per-SAE column files studies publish (Study.sae_columns)}: other studies' tables append them to its rows
 SAE_COLUMNS = sae_column_files(config, SAES)
@@ -54,6 +56,7 @@ model_marker = P.model_marker
 sae_dir = P.sae_dir
 sae_weights = P.sae_weights
 eval_json = P.eval_json
+sae_evals = P.sae_evals
 baseline_json = P.baseline_json
 
 
@@ -192,13 +195,35 @@ def eval_cache(eval_set, model, layer):
     return baseline_json(eval_set, model, layer).removesuffix(".json") + ".safetensors"
 
 
+def sae_eval_inputs(w):
+    """An SAE's evaluation job: the model, the SAE, and the baseline JSON and shared cache of each eval set it
+    covers (EVALUATED_SETS order)."""
+    layer = sae_spec(w.sae)["layer"]
+    sets = EVALUATED_SETS[w.sae]
+    return {
+        "model": model_marker(),
+        "baselines": [baseline_json(es, MODEL, layer) for es in sets],
+        "caches": [eval_cache(es, MODEL, layer) for es in sets],
+        "sae": f"{sae_dir(w.sae)}/cfg.json",
+        "weights": sae_weights(w.sae),
+    }
+
+
+def split_eval_input(w):
+    """The SAE's evaluations file; an eval set it does not cover is a workflow bug (EVALUATED_SETS misses a
+    reader: a study's Study.eval_sets)."""
+    covered = EVALUATED_SETS.get(w.sae, [])
+    if w.eval_set not in covered:
+        raise ValueError(
+            f"{eval_json(w.sae, w.eval_set)} is asked for, but SAE '{w.sae}' is evaluated on {covered} only; "
+            "the study reading it must name the set in Study.eval_sets"
+        )
+    return sae_evals(w.sae)
+
+
 def core_eval_jsons():
     """Every LM SAE x eval set evaluation; an SAE may name its own eval sets (an SSAE: its subdomain + general)."""
-    return [
-        eval_json(sae, es)
-        for sae in lm_saes()
-        for es in SAES[sae].get("eval_sets") or config["evaluation"]["eval_sets"]
-    ]
+    return [eval_json(sae, es) for sae in lm_saes() for es in own_eval_sets(SAES[sae], config)]
 
 
 def summary_tables(wildcards):

@@ -1,5 +1,6 @@
 # Spliced evaluation: a shared cache per held-out set, model and layer (token batches, residual stream, clean and
-# zero-ablation CE, KL terms: saeflow.evaluate.EvalCache), then every SAE on every eval set from that cache.
+# zero-ablation CE, KL terms: saeflow.evaluate.EvalCache), then one job per SAE over all its eval sets from those
+# caches (EVALUATED_SETS: the LM and the SAE load once), split into the per-eval-set JSONs the tables read.
 # Alias SAEs (saeflow.registry.canonical_names) are not trained or evaluated again: they copy their canonical SAE.
 
 
@@ -31,11 +32,11 @@ rule alias_sae:
 
 rule alias_eval:
     input:
-        json=lambda w: eval_json(canonical_sae(w.sae), w.eval_set),
+        json=lambda w: sae_evals(canonical_sae(w.sae)),
     output:
-        json=eval_json("{sae}", "{eval_set}"),
+        json=sae_evals("{sae}"),
     log:
-        "logs/alias_eval/{sae}/{eval_set}.log",
+        "logs/alias_eval/{sae}.log",
     wildcard_constraints:
         sae=alias_pattern(),
     localrule: True
@@ -80,28 +81,24 @@ rule evaluate_baseline:
 
 rule evaluate_sae:
     input:
-        model=model_marker(),
-        baseline=lambda w: baseline_json(w.eval_set, MODEL, sae_spec(w.sae)["layer"]),
-        cache=lambda w: eval_cache(w.eval_set, MODEL, sae_spec(w.sae)["layer"]),
-        sae=lambda w: f"{sae_dir(w.sae)}/cfg.json",
-        weights=lambda w: sae_weights(w.sae),
+        unpack(sae_eval_inputs),
     output:
-        json=eval_json("{sae}", "{eval_set}"),
+        json=sae_evals("{sae}"),
     log:
-        "logs/evaluate_sae/{sae}/{eval_set}.log",
+        "logs/evaluate_sae/{sae}.log",
     benchmark:
-        "benchmarks/evaluate_sae/{sae}/{eval_set}.tsv"
+        "benchmarks/evaluate_sae/{sae}.tsv"
     conda:
         "../../envs/saeflow.yaml"
     threads: EVAL_THREADS
     resources:
         mem_mb=SIZES.mem_mb("lm_eval"),
-        runtime=SIZES.runtime("lm_eval"),
+        runtime=SIZES.runtime("lm_eval", units=lambda w: len(EVALUATED_SETS[w.sae])),
         gpu=config["gpu"],
         slurm_partition=SIZES.partition(),
     params:
         sae=lambda w: w.sae,
-        eval_set=lambda w: w.eval_set,
+        eval_sets=lambda w: EVALUATED_SETS[w.sae],
         model=lambda w: sae_model_params(w.sae),
         model_dir=model_dir_of,
         evaluation=config["evaluation"],
@@ -109,3 +106,19 @@ rule evaluate_sae:
         code=code("evaluate.py"),
     script:
         "../../scripts/evaluate.py"
+
+
+rule split_eval:
+    input:
+        json=split_eval_input,
+    output:
+        json=eval_json("{sae}", "{eval_set}"),
+    log:
+        "logs/split_eval/{sae}/{eval_set}.log",
+    localrule: True
+    conda:
+        "../../envs/saeflow.yaml"
+    params:
+        code=code("split_eval.py"),
+    script:
+        "../../scripts/split_eval.py"

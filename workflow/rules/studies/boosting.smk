@@ -1,7 +1,7 @@
 # Boosted (residual) SAEs (saeflow.studies.boosting): the residual SAEs (boost-<subdomain>) and the full-finetune
 # baselines (boost-ft-<subdomain>) are ordinary registry SAEs; train_sae waits for a residual's frozen base
 # (extra.base) and evaluate_sae evaluates a residual SAE boosted on its base. Here: the base plus every residual
-# (stacked) and the table.
+# (stacked), on every eval set in one job, and the table.
 from saeflow.studies.boosting.specs import STACKED
 from saeflow.studies.boosting.workflow import BoostingWorkflow
 
@@ -14,29 +14,29 @@ boosting_inputs = BOOST_W.inputs
 rule evaluate_boosted:
     input:
         model=model_marker(),
-        baseline=lambda w: baseline_json(w.eval_set, MODEL, sae_spec(BOOST_W.base)["layer"]),
-        cache=lambda w: eval_cache(w.eval_set, MODEL, sae_spec(BOOST_W.base)["layer"]),
+        baselines=lambda w: [baseline_json(es, MODEL, BOOST_W.base_layer()) for es in BOOST_W.eval_sets],
+        caches=lambda w: [eval_cache(es, MODEL, BOOST_W.base_layer()) for es in BOOST_W.eval_sets],
         sae=lambda w: f"{sae_dir(BOOST_W.base)}/cfg.json",
         weights=lambda w: sae_weights(BOOST_W.base),
         residuals=[f"{sae_dir(r)}/cfg.json" for r in RESIDUAL_SAES],
         residual_weights=[sae_weights(r) for r in RESIDUAL_SAES],
     output:
-        json=stacked_eval_json("{eval_set}"),
+        rows=[stacked_eval_json(es) for es in BOOST_W.eval_sets],
     log:
-        f"logs/boosting/evaluate_{STACKED}/{{eval_set}}.log",
+        f"logs/boosting/evaluate_{STACKED}.log",
     benchmark:
-        f"benchmarks/boosting/evaluate_{STACKED}/{{eval_set}}.tsv"
+        f"benchmarks/boosting/evaluate_{STACKED}.tsv"
     conda:
         "../../../envs/saeflow.yaml"
     threads: EVAL_THREADS
     resources:
         mem_mb=SIZES.mem_mb("lm_eval"),
-        runtime=SIZES.runtime("lm_eval"),
+        runtime=SIZES.runtime("lm_eval", units=lambda w: len(BOOST_W.eval_sets)),
         gpu=config["gpu"],
         slurm_partition=SIZES.partition(),
     params:
         sae=STACKED,
-        eval_set=lambda w: w.eval_set,
+        eval_sets=BOOST_W.eval_sets,
         model=lambda w: sae_model_params(BOOST_W.base),
         model_dir=model_dir_of,
         evaluation=config["evaluation"],

@@ -2,7 +2,11 @@
 geometry, absorption."""
 
 from saeflow.studies.architectures.references import REFERENCES
-from saeflow.studies.architectures.specs import architecture_saes, architecture_specs
+from saeflow.studies.architectures.specs import (
+    architecture_evaluations,
+    architecture_saes,
+    architecture_specs,
+)
 from saeflow.study import Study
 
 
@@ -17,4 +21,10 @@ def _targets(config, saes) -> list[str]:
     ]
 
 
-STUDY = Study(name="architectures", saes=architecture_specs, targets=_targets, references=REFERENCES)
+STUDY = Study(
+    name="architectures",
+    saes=architecture_specs,
+    targets=_targets,
+    eval_sets=architecture_evaluations,
+    references=REFERENCES,
+)

@@ -69,6 +69,16 @@ def architecture_saes(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def architecture_eval_sets(config: Mapping[str, Any]) -> list[str]:
+    """The eval sets of the study's table: `architectures.eval_sets`, else `evaluation.eval_sets`."""
+    return list(_section(config, "architectures").get("eval_sets") or config["evaluation"]["eval_sets"])
+
+
+def architecture_evaluations(config: Mapping[str, Any], saes: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{SAE: the table's eval sets} for every SAE of the study (the reference is defined elsewhere)."""
+    return {sae: architecture_eval_sets(config) for sae in architecture_saes(config).values()}
+
+
 def architecture_specs(
     config: Mapping[str, Any], defined: Mapping[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:

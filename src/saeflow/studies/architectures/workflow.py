@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from saeflow.paths import RunPaths
-from saeflow.studies.architectures.specs import architecture_saes
+from saeflow.studies.architectures.specs import architecture_eval_sets, architecture_saes
 
 
 class ArchitecturesWorkflow:
@@ -18,7 +18,7 @@ class ArchitecturesWorkflow:
         """{architecture label: registry name}"""
 
     def eval_sets(self) -> list[str]:
-        return self.cfg["eval_sets"] or self.config["evaluation"]["eval_sets"]
+        return architecture_eval_sets(self.config)
 
     def analysis_json(self, sae: str) -> str:
         return f"{self.dir}/analysis/{sae}.json"

@@ -1,7 +1,12 @@
 """Boosted SAEs: a residual SAE per domain on a frozen base SAE's error, summed at inference."""
 
 from saeflow.studies.boosting.references import REFERENCES
-from saeflow.studies.boosting.specs import boosting_specs, boosting_subdomains, boosting_train_budget
+from saeflow.studies.boosting.specs import (
+    boosting_evaluations,
+    boosting_specs,
+    boosting_subdomains,
+    boosting_train_budget,
+)
 from saeflow.study import Study
 
 
@@ -17,5 +22,6 @@ STUDY = Study(
     saes=boosting_specs,
     extraction_budget=boosting_train_budget,
     targets=_targets,
+    eval_sets=boosting_evaluations,
     references=REFERENCES,
 )

@@ -110,3 +110,10 @@ def boosting_eval_sets(config: Mapping[str, Any]) -> list[str]:
     on."""
     general = boosting_general(config)
     return [general, *(s for s in boosting_subdomains(config) if s != general)]
+
+
+def boosting_evaluations(config: Mapping[str, Any], saes: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{base SAE: the study's eval sets}: the table reads the base (defined elsewhere) on all of them."""
+    if not boosting_subdomains(config):
+        return {}
+    return {boosting_base(config, saes): boosting_eval_sets(config)}

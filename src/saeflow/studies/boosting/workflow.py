@@ -19,12 +19,15 @@ from saeflow.studies.boosting.specs import (
 
 class BoostingWorkflow:
     def __init__(self, config: Mapping[str, Any], saes: Mapping[str, Any], paths: RunPaths):
-        self.config, self.paths = config, paths
+        self.config, self.paths, self.saes = config, paths, saes
         self.dir = f"{paths.results}/boosting"
         self.subdomains = boosting_subdomains(config)
         self.base = boosting_base(config, saes) if self.subdomains else None
         self.residuals = [residual_name(s) for s in self.subdomains]
         self.eval_sets = boosting_eval_sets(config)
+
+    def base_layer(self) -> int:
+        return int(self.saes[self.base]["layer"])
 
     def stacked_eval_json(self, eval_set: str) -> str:
         return f"{self.dir}/eval/{STACKED}/{eval_set}.json"

@@ -3,7 +3,7 @@ TERM."""
 
 from saeflow.studies.ssae.paths import ssae_targets
 from saeflow.studies.ssae.references import REFERENCES
-from saeflow.studies.ssae.specs import extraction_budget, ssae_specs
+from saeflow.studies.ssae.specs import extraction_budget, ssae_evaluations, ssae_specs
 from saeflow.study import Study
 
 STUDY = Study(
@@ -11,5 +11,6 @@ STUDY = Study(
     saes=ssae_specs,
     extraction_budget=extraction_budget,
     targets=ssae_targets,
+    eval_sets=ssae_evaluations,
     references=REFERENCES,
 )

@@ -276,6 +276,16 @@ def report_rows(config: dict[str, Any], saes: dict[str, dict[str, Any]]) -> list
     return rows
 
 
+def ssae_evaluations(config: dict[str, Any], saes: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """{SAE: its table rows' eval sets}: each row's subdomain and the general corpus (the base GSAE is
+    defined elsewhere)."""
+    general = config["ssae"]["general_corpus"]
+    out: dict[str, list[str]] = {}
+    for row in report_rows(config, saes):
+        out[row["name"]] = list(dict.fromkeys([*out.get(row["name"], []), row["subdomain"], general]))
+    return out
+
+
 # --------------------------------------------------------------------------- the candidate pool
 
 
