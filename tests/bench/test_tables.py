@@ -7,6 +7,7 @@ import pytest
 
 from saeflow.bench.__main__ import main
 from saeflow.bench.tables import column_differences, run_differences
+from saeflow.errors import DataError
 
 
 def test_rows_matched_by_key_not_position():
@@ -33,8 +34,17 @@ def test_value_on_one_side_only_is_an_infinite_change_and_unkeyed_tables_match_b
     b = pd.DataFrame({"v": [1.0, float("nan")]})
     (d,) = column_differences("t", a, b)
     assert d.n_changed == 1 and math.isinf(d.max_rel) and math.isinf(d.max_abs) and d.at_key == "row 1"
-    with pytest.raises(ValueError, match="t: 2 rows in the first run, 1 in the second"):
+    with pytest.raises(DataError, match="t: 2 rows in the first run, 1 in the second"):
         column_differences("t", a, b.iloc[:1])
+
+
+def test_rows_whose_keys_changed_are_matched_by_position():
+    # the second run picked another latent for finding "b": keyed rows no longer pair up, positions still do
+    a = pd.DataFrame({"finding": ["a", "b"], "latent": ["L1", "L2"], "auroc": [0.8, 0.7]})
+    b = pd.DataFrame({"finding": ["a", "b"], "latent": ["L1", "L9"], "auroc": [0.8, 0.77]})
+    (d,) = column_differences("findings", a, b)
+    assert (d.column, d.n_changed, d.at_key) == ("auroc", 1, "row 1")
+    assert d.max_abs == pytest.approx(0.07)
 
 
 def test_cli_reads_both_results_directories(tmp_path, capsys):

@@ -11,6 +11,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from saeflow.errors import DataError
+
 
 class ColumnDifference(NamedTuple):
     table: str
@@ -35,20 +37,22 @@ def _keys(df: pd.DataFrame) -> list[str]:
 
 def column_differences(name: str, a: pd.DataFrame, b: pd.DataFrame) -> list[ColumnDifference]:
     """Per numeric column of `a` also in `b`: rows matched on the non-numeric columns when they identify the
-    rows of both tables, else by position (tables of different lengths are refused)."""
+    rows of both tables alike, else by position (e.g. a table keyed by a latent id the second run picked
+    differently); tables of different lengths are refused (DataError)."""
     keys = _keys(a)
+    merged = None
     if keys and keys == _keys(b) and not a.duplicated(keys).any() and not b.duplicated(keys).any():
         merged = a.merge(b, on=keys, how="inner", suffixes=("", _B))
-        if len(merged) != len(a) or len(merged) != len(b):
-            raise ValueError(
-                f"table {name}: the runs' rows differ ({len(a)} and {len(b)} rows, {len(merged)} matched)"
-            )
-        key_text = merged[keys].apply(lambda row: " / ".join(map(str, row)), axis=1)
-    elif len(a) == len(b):
+        if len(merged) == len(a) == len(b):
+            key_text = merged[keys].apply(lambda row: " / ".join(map(str, row)), axis=1)
+        else:
+            merged = None
+    if merged is None:
+        if len(a) != len(b):
+            raise DataError(f"table {name}: {len(a)} rows in the first run, {len(b)} in the second")
         merged = pd.concat([a.reset_index(drop=True), b.reset_index(drop=True).add_suffix(_B)], axis=1)
         key_text = pd.Series([f"row {i}" for i in range(len(a))])
-    else:
-        raise ValueError(f"table {name}: {len(a)} rows in the first run, {len(b)} in the second")
+        keys = []
     out = []
     for col in a.columns:
         if col in keys or col + _B not in merged or not pd.api.types.is_numeric_dtype(merged[col + _B]):
