@@ -24,6 +24,10 @@ rule alias_sae:
     localrule: True
     conda:
         "../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         canonical=lambda w: canonical_sae(w.sae),
     script:
@@ -42,6 +46,10 @@ rule alias_eval:
     localrule: True
     conda:
         "../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         canonical=lambda w: canonical_sae(w.sae),
     script:
@@ -118,6 +126,10 @@ rule split_eval:
     localrule: True
     conda:
         "../../envs/saeflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=SIZES.mem_mb("table"),
+        runtime=SIZES.runtime("table"),
     params:
         code=code("split_eval.py"),
     script:
