@@ -1,7 +1,8 @@
 """Snakemake adapter: the shared evaluation cache of one eval set × model × layer (input.texts: token batches,
 residual stream, clean CE and KL terms, zero-ablation CEs), or the spliced evaluation of one SAE on every eval
 set of params.eval_sets from their caches (input.baselines / input.caches, in that order; a residual SAE:
-boosted on its base; with input.residuals: the SAE plus those residual SAEs). The LM and the SAE load once.
+boosted on its base; with input.residuals: the SAE plus those residual SAEs), SAELens' convention too on
+params.saelens_eval_sets. The LM and the SAE load once.
 Written as one JSON of all rows (output.json, {"sae", "evals": {eval set: row}}), or one row per file
 (output.rows, in params.eval_sets order)."""
 
@@ -36,7 +37,6 @@ def evaluate_rows(lm, p) -> dict[str, dict]:
     residuals = getattr(snakemake.input, "residuals", [])
     residuals = [Path(r).parent for r in ([residuals] if isinstance(residuals, str) else residuals)]
     sae = load_for_evaluation(Path(snakemake.input.sae).parent, residuals, device=p.device)
-    saelens_sets = p.evaluation.get("saelens_eval_sets")
     baselines, caches = list(snakemake.input.baselines), list(snakemake.input.caches)
     rows = {}
     for eval_set, baseline, cache_file in zip(p.eval_sets, baselines, caches, strict=True):
@@ -47,7 +47,7 @@ def evaluate_rows(lm, p) -> dict[str, dict]:
             raise ValueError(
                 f"evaluation cache {cache_file} is of layer {cache.layer}; the SAE is at layer {layer}"
             )
-        saelens = saelens_sets is None or eval_set in saelens_sets
+        saelens = eval_set in p.saelens_eval_sets
         result = evaluate_sae_cached(lm, sae, cache, p.evaluation["outlier_norm_ratio"], saelens=saelens)
         rows[eval_set] = {
             "sae": p.sae,

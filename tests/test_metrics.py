@@ -369,3 +369,15 @@ def test_core_metrics_table_carries_the_saelens_convention(tmp_path):
     assert list(df["sae"]) == ["a", "b"]
     assert {"ce_loss_score_saelens", "explained_variance_saelens"} <= set(df.columns)
     assert "provenance" not in df.columns
+
+
+def test_fire_counts_by_hand_on_sparse_and_dense_latents():
+    from saeflow.metrics import _fire_counts_of
+
+    sparse = torch.zeros(4, 100)  # 4 of 400 entries fire: counted from the column ids
+    sparse[0, 3], sparse[1, 3], sparse[2, 99], sparse[3, 0] = 1.0, 2.0, -1.0, 0.5
+    expected = torch.zeros(100, dtype=torch.int64)
+    expected[3], expected[99], expected[0] = 2, 1, 1
+    assert torch.equal(_fire_counts_of(sparse), expected)
+    dense = torch.tensor([[1.0, 0.0, 2.0], [3.0, 4.0, 0.0]])  # by the column reduction
+    assert torch.equal(_fire_counts_of(dense), torch.tensor([2, 1, 1]))

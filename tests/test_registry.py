@@ -169,6 +169,38 @@ def test_evaluated_sets_cover_own_study_and_alias_sets():
     }
 
 
+def test_saelens_sets_default_spec_override_and_alias_union():
+    from saeflow.registry import default_saelens_sets, evaluated_sets, sae_aliases, saelens_sets
+
+    config = {
+        "model": {"name": "m", "layer": 3},
+        "corpora": {"general": {}, "medical": {}, "social": {}},
+        "evaluation": {"eval_sets": ["general", "medical"], "saelens_eval_sets": ["general"]},
+        "saes": {
+            "a": {"train_on": "general.train", "k": 8, "d_sae": 64, "saelens_eval_sets": []},
+            "b": {"train_on": "general.train", "k": 8, "d_sae": 64, "eval_sets": ["general", "social"]},
+            "c": {"train_on": "general.train", "k": 16, "d_sae": 64, "saelens_eval_sets": ["medical"]},
+            "d": {"train_on": "general.train", "k": 32, "d_sae": 64, "eval_sets": ["medical"]},
+        },
+    }
+    specs = sae_specs(config)
+    aliases = sae_aliases(specs)
+    assert aliases == {"b": "a"}  # saelens_eval_sets does not change what an SAE learns
+    evaluated = evaluated_sets(specs, config, aliases)
+    # a: none of its own, but its alias b takes the default (general) on its sets: a's job scores it;
+    # c: its spec's choice; d: the default, of which it has none
+    assert saelens_sets(specs, config, aliases, evaluated) == {
+        "a": ["general"],
+        "b": ["general"],
+        "c": ["medical"],
+        "d": [],
+    }
+    assert default_saelens_sets({"evaluation": {"saelens_eval_sets": None}}, ["x", "y"]) == ["x", "y"]
+    bad = {**config, "saes": {"a": {"train_on": "general.train", "saelens_eval_sets": ["legal"]}}}
+    with pytest.raises(ConfigError, match=r"saes.a.saelens_eval_sets: unknown corpus 'legal'"):
+        sae_specs(bad)
+
+
 def test_evaluated_sets_add_what_a_study_reads(monkeypatch):
     from saeflow import registry
     from saeflow.study import Study

@@ -138,6 +138,15 @@ class ReconstructionMetrics(NamedTuple):
     """Share of latents that fired on more than ``dense_threshold`` of the tokens seen."""
 
 
+def _fire_counts_of(latents: torch.Tensor) -> torch.Tensor:
+    """Per column of dense [N, m] latents, the number of non-zero entries (int64 [m]). Sparse codes are
+    counted from their column ids (a column reduction over [N, m] is ≈ 5× slower on CPU), dense ones by the
+    reduction."""
+    if int(torch.count_nonzero(latents)) <= 0.05 * latents.numel():
+        return torch.bincount(latents.nonzero(as_tuple=True)[1], minlength=latents.shape[1])
+    return (latents != 0).sum(0, dtype=torch.int64)
+
+
 class ReconstructionAccumulator:
     """Streams (x, x̂, latents) batches; :meth:`result` gives the metrics over everything seen.
 
@@ -176,8 +185,7 @@ class ReconstructionAccumulator:
         else:
             f = _rows(latents, "latents")
             m, n_f = f.shape[1], f.shape[0]
-            fired = f != 0
-            counts = fired.sum(0, dtype=torch.int64)
+            counts = _fire_counts_of(f)
         if n_f != n:
             raise ValueError(f"latents cover {n_f} tokens but x has {n}")
         if self._fire_counts is not None and m != self._fire_counts.shape[0]:

@@ -71,7 +71,11 @@ def _check_text_sets(specs: Mapping[str, Mapping[str, Any]], config: Mapping[str
                     f"configured corpora: {', '.join(sorted(corpora)) or 'none'}"
                 )
     evaluation = config.get("evaluation") or {}
-    eval_set_lists = [(f"saes.{name}.eval_sets", spec.get("eval_sets")) for name, spec in specs.items()]
+    eval_set_lists = [
+        (f"saes.{name}.{key}", spec.get(key))
+        for name, spec in specs.items()
+        for key in ("eval_sets", "saelens_eval_sets")
+    ]
     eval_set_lists += [
         (f"evaluation.{key}", evaluation.get(key)) for key in ("eval_sets", "saelens_eval_sets")
     ]
@@ -111,7 +115,7 @@ def sae_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return specs
 
 
-TRAINING_IRRELEVANT = frozenset({"eval_sets", "checkpoint_every", "log_every"})
+TRAINING_IRRELEVANT = frozenset({"eval_sets", "saelens_eval_sets", "checkpoint_every", "log_every"})
 """Spec keys that do not change what an SAE learns: two SAEs equal but for these are trained once."""
 
 
@@ -190,6 +194,34 @@ def evaluated_sets(
     for alias, canonical in aliases.items():
         out[canonical] = list(dict.fromkeys([*out[canonical], *out[alias]]))
     return out
+
+
+def default_saelens_sets(config: Mapping[str, Any], eval_sets: list[str]) -> list[str]:
+    """Of `eval_sets`, those `evaluation.saelens_eval_sets` names (null: all of them)."""
+    default = (config.get("evaluation") or {}).get("saelens_eval_sets")
+    return list(eval_sets) if default is None else [es for es in eval_sets if es in default]
+
+
+def saelens_sets(
+    specs: Mapping[str, Mapping[str, Any]],
+    config: Mapping[str, Any],
+    aliases: Mapping[str, str],
+    evaluated: Mapping[str, list[str]],
+) -> dict[str, list[str]]:
+    """{SAE: the eval sets on which its evaluation job also scores SAELens' convention (one more upper
+    pass per batch)}: the spec's `saelens_eval_sets`, else `evaluation.saelens_eval_sets` (null: every set
+    it is evaluated on), within its evaluated sets (:func:`evaluated_sets`); a canonical SAE's covers its
+    aliases'."""
+
+    def wanted(name: str) -> list[str]:
+        sets = evaluated.get(name) or own_eval_sets(specs[name], config)
+        chosen = specs[name].get("saelens_eval_sets")
+        return default_saelens_sets(config, sets) if chosen is None else chosen
+
+    out = {name: wanted(name) for name in specs}
+    for alias, canonical in aliases.items():
+        out[canonical] = [*out[canonical], *out[alias]]
+    return {name: [es for es in evaluated[name] if es in out[name]] for name in evaluated}
 
 
 def extraction_settings(config: Mapping[str, Any], textset: str) -> dict[str, Any]:

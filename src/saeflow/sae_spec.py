@@ -93,6 +93,7 @@ _SPEC_KEYS = frozenset(
     {
         "train_on",
         "eval_sets",
+        "saelens_eval_sets",
         "seed",
         "model",
         "layer",
@@ -140,7 +141,7 @@ def finetune_of(
     own = {
         k: v
         for k, v in dict(defined[base]).items()
-        if k not in ("train_on", "init_from", "seed", "eval_sets")
+        if k not in ("train_on", "init_from", "seed", "eval_sets", "saelens_eval_sets")
     }
     return {**merge_spec(own, overrides or {}), "init_from": base}
 

@@ -122,3 +122,13 @@ def test_bad_config_names_the_key():
 def test_load_missing_sae_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="cfg.json"):
         load_sae(tmp_path)
+
+
+def test_parallel_grad_removal_by_hand_on_rows_of_any_length():
+    sae = make_sae({"architecture": "topk", "d_in": 2, "d_sae": 2, "k": 1})
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.tensor([[2.0, 0.0], [1.0, 1.0]]))  # not unit norm: the projection still holds
+    sae.W_dec.grad = torch.tensor([[3.0, 4.0], [1.0, 3.0]])
+    sae.remove_parallel_decoder_grad_()
+    # row 0: (3, 4) − ((3,4)·(1,0)) (1,0) = (0, 4); row 1: (1, 3) − 2·(1, 1) = (−1, 1)
+    assert torch.allclose(sae.W_dec.grad, torch.tensor([[0.0, 4.0], [-1.0, 1.0]]))

@@ -13,6 +13,7 @@ from saeflow.sae.kernels import (
     batch_topk_encode,
     block_flat_decode,
     coalesce_latents,
+    decode_dense_codes,
     flat_decode,
     flat_gather_dot,
     flat_scatter_rows,
@@ -408,3 +409,31 @@ def test_dead_topk_by_hand():
     assert values.tolist() == [[3.0], [4.0]] and ids.tolist() == [[3], [1]]
     values, ids = dead_topk(pre, dead, 2)  # every dead latent
     assert values.tolist() == [[1.0, 3.0], [4.0, -1.0]] and ids.tolist() == [[1, 3], [1, 3]]
+
+
+def test_decode_dense_codes_by_hand_with_an_empty_row():
+    W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    latents = torch.zeros(3, 3)
+    latents[0, 2] = 2.0  # row 0: 2·(3, 3); row 1: nothing; row 2: 1·(1, 0) + 0.5·(0, 2)
+    latents[2, 0], latents[2, 1] = 1.0, 0.5
+    big = torch.zeros(3, 3 * 100)  # 3 of 900 codes: under the 5% bound, the gather path
+    big[:, :3] = latents
+    W_big = torch.cat([W, torch.ones(297, 2)])
+    with torch.no_grad():
+        out = decode_dense_codes(big, W_big)
+    assert torch.equal(out, torch.tensor([[6.0, 6.0], [0.0, 0.0], [1.0, 1.0]]))
+
+
+def test_decode_dense_codes_matches_the_matmul_and_keeps_autograd():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(512, 16, generator=g, requires_grad=True)
+    pre = torch.randn(64, 512, generator=g)
+    values, indices = pre.topk(8, dim=-1)
+    latents = torch.zeros_like(pre).scatter_(-1, indices, values.relu())
+    with torch.no_grad():
+        assert torch.allclose(decode_dense_codes(latents, W), latents @ W, atol=1e-5)
+        dense = torch.randn(4, 512, generator=g)  # every code non-zero: the matmul itself
+        assert torch.equal(decode_dense_codes(dense, W), dense @ W)
+    out = decode_dense_codes(latents, W)  # with autograd: the matmul, so gradients flow to W
+    out.sum().backward()
+    assert torch.allclose(W.grad, latents.sum(0, keepdim=True).T.expand(-1, 16))

@@ -8,7 +8,15 @@ from saeflow.cluster import JobSizes, Site, job_threads, shared_threads
 from saeflow.codehash import code_version
 from saeflow.config import config_entry
 from saeflow.paths import RunPaths
-from saeflow.registry import evaluated_sets, extraction_settings, own_eval_sets, sae_aliases, sae_specs
+from saeflow.registry import (
+    default_saelens_sets,
+    evaluated_sets,
+    extraction_settings,
+    own_eval_sets,
+    sae_aliases,
+    sae_specs,
+    saelens_sets,
+)
 from saeflow.studies import active_studies, sae_column_files
 
 P = RunPaths.from_config(config)
@@ -21,6 +29,8 @@ SAES = sae_specs(config)
 SAE_ALIASES = sae_aliases(SAES, config)
 # {SAE: the eval sets its one evaluation job covers}: its own, those studies read it on, its aliases'
 EVALUATED_SETS = evaluated_sets(SAES, config, SAE_ALIASES)
+# {SAE: the eval sets its evaluation also scores in SAELens' convention}
+SAELENS_SETS = saelens_sets(SAES, config, SAE_ALIASES, EVALUATED_SETS)
 STUDIES = active_studies(config)
 # {SAE: per-SAE column files studies publish (Study.sae_columns)}: other studies' tables append them to its rows
 SAE_COLUMNS = sae_column_files(config, SAES)

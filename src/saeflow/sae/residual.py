@@ -23,6 +23,7 @@ from torch import Tensor
 from saeflow.errors import ConfigError, DataError
 from saeflow.sae.base import LossTerms, SAEConfig, load_sae, register
 from saeflow.sae.batchtopk import BatchTopKSAE
+from saeflow.sae.kernels import decode_dense_codes
 from saeflow.sae.topk import TopKSAE, auxk_loss, topk_mask_values
 
 RESIDUAL_ARCHITECTURES = {"topk": "residual_topk", "batchtopk": "residual_batchtopk"}
@@ -71,7 +72,7 @@ class ResidualMixin:
         return (x - self.b_dec.detach()) @ self.W_enc + self.b_enc
 
     def decode(self, latents: Tensor) -> Tensor:
-        return latents @ self.W_dec
+        return decode_dense_codes(latents, self.W_dec)
 
     @torch.no_grad()
     def base_error(self, x: Tensor) -> Tensor:

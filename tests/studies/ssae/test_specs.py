@@ -72,6 +72,7 @@ def test_default_config_generates_finetuned_gsaes():
     assert s["init_from"] == "gsae" and s["train_on"] == "medical.sel-dense"
     assert s["tilt"] == 0.5 and s["k"] == 32 and s["d_sae"] == cfg["saes"]["gsae"]["d_sae"]
     assert s["eval_sets"] == ["medical", "general"]
+    assert s["saelens_eval_sets"] == []  # the SSAE table reads our convention only: no SAELens pass
     assert s["lr"] == cfg["ssae"]["finetune"]["lr"]
     assert "gsae" in specs and "eval_sets" not in specs["gsae"]
 

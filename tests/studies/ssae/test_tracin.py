@@ -11,6 +11,7 @@ from store_helpers import sparse_data, write_store
 from saeflow.activations import ActivationStore
 from saeflow.errors import ConfigError, DataError
 from saeflow.sae import SAEConfig, make_sae
+from saeflow.sae.kernels import topk_encode
 from saeflow.sae.topk import topk_mask_values
 from saeflow.studies.ssae.tracin import (
     SeedGradient,
@@ -76,6 +77,26 @@ def test_closed_form_matches_autograd(seed):
         g = torch.autograd.grad(loss, [sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec])
         want.append(sum(float((a * b).sum()) for a, b in zip(g, grad.__dict__.values(), strict=True)))
     assert token_dots(sae, x, grad).tolist() == pytest.approx(want, rel=1e-4, abs=1e-4)
+
+
+def test_bfloat16_selection_gives_the_same_dots_when_it_picks_the_same_latents():
+    """An SAE trained with select_dtype bfloat16 (the default run's) picks its latents in bfloat16 here too;
+    the values, hence the dots, stay exact: equal to the float32 selection's wherever the same latents win."""
+    torch.manual_seed(0)
+    exact = make_sae(SAEConfig(architecture="topk", d_in=8, d_sae=32, k=3), seed=0)
+    low = make_sae(SAEConfig(architecture="topk", d_in=8, d_sae=32, k=3, select_dtype="bfloat16"), seed=0)
+    low.load_state_dict(exact.state_dict())
+    x = torch.randn(50, 8)
+    grad = seed_gradient(exact, torch.randn(12, 8))
+    picked = [
+        torch.sort(topk_encode(x, s.W_enc, s.b_enc, s.b_dec, 3, select_dtype=s.select_dtype).indices).values
+        for s in (exact, low)
+    ]
+    same = (picked[0] == picked[1]).all(-1)
+    assert same.sum() >= 40  # most rows have no near-tie
+    assert torch.allclose(
+        token_dots(low, x, grad)[same], token_dots(exact, x, grad)[same], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_document_means():

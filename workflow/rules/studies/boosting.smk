@@ -37,6 +37,7 @@ rule evaluate_boosted:
     params:
         sae=STACKED,
         eval_sets=BOOST_W.eval_sets,
+        saelens_eval_sets=default_saelens_sets(config, BOOST_W.eval_sets),
         model=lambda w: sae_model_params(BOOST_W.base),
         model_dir=model_dir_of,
         evaluation=config["evaluation"],

@@ -212,6 +212,9 @@ def ssae_specs(
             tilt=v.tilt,
             eval_sets=[v.subdomain, general],
         )
+        # the SSAE table reads our convention only: no SAELens upper pass (≈ 3 s of each evaluation) unless
+        # ssae.finetune asks for one
+        spec.setdefault("saelens_eval_sets", [])
         spec[v.sparsity_key] = v.sparsity
         specs[v.name] = spec
     return specs
